@@ -1,0 +1,46 @@
+"""recommender: "You Might Like" lists for news sites.
+
+TF-IDF over title, summary and body -> each article's nearest neighbours by
+cosine similarity -> re-ranked with view counts as a popularity prior.
+
+>>> import recommender as rec
+>>> model = rec.Recommender().fit(rec.load_articles(rec.demo_corpus_path()))  # doctest: +SKIP
+"""
+
+from ._articles import COLUMNS, load_articles, rejected_frame, validate_articles
+from ._batch import write_lists
+from ._demo import demo_corpus_path
+from ._errors import (
+    ArticleValidationError,
+    ModelFormatError,
+    NotFittedError,
+    PageFormatError,
+    RecommenderError,
+    SchemaError,
+    UnknownArticleError,
+)
+from ._model import Recommendation, Recommender
+from ._store import load_model, read_manifest
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "COLUMNS",
+    "ArticleValidationError",
+    "ModelFormatError",
+    "NotFittedError",
+    "PageFormatError",
+    "Recommendation",
+    "Recommender",
+    "RecommenderError",
+    "SchemaError",
+    "UnknownArticleError",
+    "__version__",
+    "demo_corpus_path",
+    "load_articles",
+    "load_model",
+    "read_manifest",
+    "rejected_frame",
+    "validate_articles",
+    "write_lists",
+]

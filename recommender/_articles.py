@@ -1,0 +1,556 @@
+"""Ingest: read article exports and validate them into the canonical article table.
+
+This is the only module that reads input files. Every source (CSV, JSON Lines,
+JSON, Parquet, each optionally gzip-compressed; a pandas DataFrame; a folder of
+raw ``.txt`` pages) goes through the same validation, and every row that cannot
+be used is reported with one reason instead of being dropped silently.
+
+The canonical table has the columns :data:`COLUMNS`:
+
+============  ==========================  =========================================
+column        dtype                       meaning
+============  ==========================  =========================================
+article_id    str                         the site's id, read verbatim (``"007"``)
+title         str                         headline ("" when absent)
+summary       str                         lede / description ("" when absent)
+body          str                         article text ("" when absent)
+published     datetime64[ns, UTC]         publication time; NaT = unknown
+views         float64                     view count; NaN = unknown
+category      str or None                 section
+url           str or None                 link shown in the list
+tags          tuple of str                tags (list column or ``;``-separated)
+============  ==========================  =========================================
+
+Rejected rows are listed in ``articles.attrs["rejected"]``: a list of records
+``{"source", "row", "article_id", "reason"}`` (``row`` is the 1-based data row or
+line in its source). ``pandas.DataFrame(articles.attrs["rejected"])`` shows them
+as a table.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+import pandas as pd
+
+from ._errors import ArticleValidationError, PageFormatError, SchemaError
+from ._pages import read_pages
+
+__all__ = [
+    "ALIASES",
+    "COLUMNS",
+    "Source",
+    "load_articles",
+    "rejected_frame",
+    "validate_articles",
+]
+
+COLUMNS = (
+    "article_id",
+    "title",
+    "summary",
+    "body",
+    "published",
+    "views",
+    "category",
+    "url",
+    "tags",
+)
+TEXT_COLUMNS = ("title", "summary", "body")
+REJECTED_COLUMNS = ("source", "row", "article_id", "reason")
+
+#: Alternative column names mapped onto canonical ones, in order of preference.
+#: A canonical name present in the input always wins over its aliases.
+ALIASES: Mapping[str, tuple[str, ...]] = {
+    "article_id": ("id", "article id", "articleid", "news_id", "doc_id", "guid"),
+    "title": ("headline", "subject"),
+    "summary": ("description", "lede", "lead", "abstract", "excerpt", "standfirst"),
+    "body": ("text", "content", "article", "story"),
+    "published": ("date", "published_at", "publish_date", "pubdate", "datetime"),
+    "views": ("view_count", "views_count", "pageviews", "page_views", "hits"),
+    "category": ("section", "topic"),
+    "url": ("link", "href"),
+    "tags": ("keywords", "labels"),
+}
+
+Source = Union[str, "os.PathLike[str]", pd.DataFrame]
+
+_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".json", ".parquet")
+_VIEWS_SEPARATORS = re.compile(r"(?<=\d)[,_ ](?=\d{3}(?:\D|$))")
+
+
+# --------------------------------------------------------------------------- public entry points
+
+
+def load_articles(
+    source: Source | Sequence[Source],
+    *,
+    strict: bool = False,
+) -> pd.DataFrame:
+    """Read articles from files, folders or DataFrames into the canonical table.
+
+    Parameters
+    ----------
+    source : path, DataFrame, or a sequence of them
+        A ``.csv``, ``.jsonl``/``.ndjson``, ``.json`` or ``.parquet`` file (each
+        optionally ``.gz``), a folder of raw ``.txt`` pages, or a DataFrame. Several
+        sources are read in order and validated as one table, so an id repeated
+        across files is a duplicate.
+    strict : bool, default False
+        If True, raise :class:`ArticleValidationError` on the first invalid row
+        instead of rejecting it.
+
+    Returns
+    -------
+    DataFrame
+        The valid articles with the columns :data:`COLUMNS`, in input order, with
+        a fresh ``RangeIndex``. Rejected rows are in ``.attrs["rejected"]``.
+
+    Raises
+    ------
+    FileNotFoundError
+        A path does not exist.
+    SchemaError
+        A file cannot be read, has no ``article_id`` column (or alias), or has no
+        text column.
+    ArticleValidationError
+        ``strict=True`` and a row is invalid.
+
+    Examples
+    --------
+    >>> import pandas as pd, recommender as rec
+    >>> frame = pd.DataFrame({"id": ["007", "007", "8"], "text": ["a story", "again", ""]})
+    >>> articles = rec.load_articles(frame)
+    >>> articles["article_id"].tolist()
+    ['007']
+    >>> [r["reason"] for r in articles.attrs["rejected"]]
+    ["duplicate article_id '007' (first seen in row 1)", 'no text: title, summary and body are all empty']
+    """
+    sources: list[Source]
+    if isinstance(source, (str, os.PathLike, pd.DataFrame)):
+        sources = [source]
+    else:
+        sources = list(source)
+        if not sources:
+            raise SchemaError("No input given: pass a file, a folder, a DataFrame or a list of them.")
+    frames: list[pd.DataFrame] = []
+    rejected: list[dict[str, Any]] = []
+    for item in sources:
+        frame, problems = _read_source(item)
+        if strict and problems:
+            raise ArticleValidationError(_describe(problems[0]))
+        frames.append(frame)
+        rejected.extend(problems)
+    return validate_articles(frames if len(frames) > 1 else frames[0], strict=strict, rejected=rejected)
+
+
+def validate_articles(
+    frames: pd.DataFrame | Sequence[pd.DataFrame],
+    *,
+    strict: bool = False,
+    rejected: Iterable[Mapping[str, Any]] = (),
+) -> pd.DataFrame:
+    """Map column names, coerce types and reject invalid rows.
+
+    Accepts a raw DataFrame (columns named as in :data:`ALIASES` are renamed) or
+    an already canonical table, for which it is idempotent. Rows are rejected for
+    a missing or duplicate ``article_id`` (the first occurrence is kept), no text
+    at all, negative or non-numeric ``views``, and an unparseable ``published``.
+
+    A frame read by this module carries ``__source__`` and ``__row__`` columns
+    naming where each row came from; other frames are described by their 1-based
+    position.
+
+    Returns
+    -------
+    DataFrame
+        The canonical table; ``.attrs["rejected"]`` lists the rejected rows,
+        including the records given in ``rejected`` and those already in the
+        input's ``attrs``.
+    """
+    parts = [frames] if isinstance(frames, pd.DataFrame) else list(frames)
+    carried: list[dict[str, Any]] = []
+    for part in parts:
+        carried.extend(dict(r) for r in part.attrs.get("rejected", ()))
+    carried.extend(dict(r) for r in rejected)
+    canonical = [_canonical_columns(p) for p in parts]
+    table = pd.concat(canonical, ignore_index=True) if len(canonical) > 1 else canonical[0]
+    valid, problems = _validate(table, strict=strict)
+    valid.attrs["rejected"] = carried + problems
+    return valid
+
+
+def rejected_frame(articles: pd.DataFrame) -> pd.DataFrame:
+    """The rejected rows of a table returned by :func:`load_articles` as a DataFrame.
+
+    Columns ``source, row, article_id, reason``; empty (with those columns) when
+    nothing was rejected.
+    """
+    records = list(articles.attrs.get("rejected", ()))
+    return pd.DataFrame.from_records(records, columns=list(REJECTED_COLUMNS))
+
+
+# --------------------------------------------------------------------------- readers
+
+
+def _read_source(source: Source) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """Read one source into a raw frame with ``__source__``/``__row__`` columns."""
+    if isinstance(source, pd.DataFrame):
+        frame = source.copy()
+        label = "<DataFrame>"
+        if "__row__" not in frame.columns:
+            frame["__row__"] = np.arange(1, len(frame) + 1)
+        if "__source__" not in frame.columns:
+            frame["__source__"] = label
+        frame.attrs = {}
+        return frame, []
+    path = Path(source)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"Input not found: '{path}'. Give a file (.csv, .jsonl, .json, .parquet, optionally .gz) or a folder of .txt pages."
+        )
+    if path.is_dir():
+        return _read_pages(path)
+    name = path.name.lower()
+    base = name[:-3] if name.endswith(".gz") else name
+    suffix = next((s for s in _SUFFIXES if base.endswith(s)), None)
+    if suffix is None:
+        raise SchemaError(
+            f"Unsupported input '{path.name}': expected .csv, .jsonl, .ndjson, .json or .parquet "
+            "(optionally .gz), or a folder of .txt pages."
+        )
+    try:
+        if suffix == ".csv":
+            frame, problems = _read_csv(path), []
+        elif suffix in (".jsonl", ".ndjson"):
+            frame, problems = _read_json_lines(path)
+        elif suffix == ".json":
+            frame, problems = _read_json(path)
+        else:
+            frame, problems = _read_parquet(path), []
+    except UnicodeDecodeError as exc:
+        raise SchemaError(
+            f"'{path.name}' is not valid UTF-8 (byte {exc.object[exc.start]:#04x} at offset {exc.start}): "
+            "re-export it as UTF-8."
+        ) from None
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise SchemaError(f"Cannot read '{path.name}': {exc}") from None
+    frame["__source__"] = path.name
+    return frame, [dict(p, source=path.name) for p in problems]
+
+
+def _open_text(path: Path) -> io.TextIOBase:
+    raw = gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")
+    return io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        with _open_text(path) as handle:
+            frame = pd.read_csv(handle, dtype=str, keep_default_na=False, na_values=[])
+    except pd.errors.EmptyDataError:
+        raise SchemaError(f"'{path.name}' is empty: expected a header row naming the columns.") from None
+    except pd.errors.ParserError as exc:
+        raise SchemaError(f"'{path.name}' is not well-formed CSV: {str(exc).strip()}") from None
+    frame["__row__"] = np.arange(1, len(frame) + 1)
+    return frame
+
+
+def _read_json_lines(path: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    records: list[dict[str, Any]] = []
+    problems: list[dict[str, Any]] = []
+    with _open_text(path) as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as exc:
+                problems.append(_problem(number, None, f"malformed JSON line: {exc.msg} at column {exc.colno}"))
+                continue
+            if not isinstance(value, dict):
+                problems.append(_problem(number, None, f"JSON line is a {type(value).__name__}, expected an object"))
+                continue
+            value["__row__"] = number
+            records.append(value)
+    if not records and not problems:
+        raise SchemaError(f"'{path.name}' holds no JSON lines: expected one article object per line.")
+    return _frame_from_records(records), problems
+
+
+def _read_json(path: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    with _open_text(path) as handle:
+        text = handle.read()
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return _read_json_lines(path)  # JSON Lines saved as .json
+    if isinstance(value, dict):
+        for key in ("articles", "data", "items", "records"):
+            if isinstance(value.get(key), list):
+                value = value[key]
+                break
+        else:
+            value = [value]
+    if not isinstance(value, list):
+        raise SchemaError(f"'{path.name}' holds a JSON {type(value).__name__}: expected a list of article objects.")
+    records: list[dict[str, Any]] = []
+    problems: list[dict[str, Any]] = []
+    for number, item in enumerate(value, start=1):
+        if isinstance(item, dict):
+            records.append(dict(item, __row__=number))
+        else:
+            problems.append(_problem(number, None, f"item is a {type(item).__name__}, expected an object"))
+    return _frame_from_records(records), problems
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    data: Any = path
+    if path.name.lower().endswith(".gz"):
+        with gzip.open(path, "rb") as handle:
+            data = io.BytesIO(handle.read())
+    try:
+        frame = pd.read_parquet(data)
+    except ImportError as exc:
+        raise SchemaError(f"Reading '{path.name}' needs pyarrow: {exc}") from None
+    except Exception as exc:  # pyarrow raises its own ArrowInvalid for corrupt files
+        raise SchemaError(f"'{path.name}' is not a readable Parquet file: {exc}") from None
+    frame = frame.reset_index(drop=True)
+    frame["__row__"] = np.arange(1, len(frame) + 1)
+    return frame
+
+
+def _read_pages(folder: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    try:
+        records, rejections = read_pages(folder)
+    except PageFormatError as exc:
+        raise SchemaError(str(exc)) from None
+    frame = _frame_from_records([dict(r, __source__=f"{r['article_id']}.txt", __row__=1) for r in records])
+    problems = [
+        {"source": r.get("source", folder.name), "row": 1, "article_id": r.get("article_id"), "reason": r["reason"]}
+        for r in rejections
+    ]
+    return frame, problems
+
+
+def _frame_from_records(records: list[dict[str, Any]]) -> pd.DataFrame:
+    frame = pd.DataFrame.from_records(records) if records else pd.DataFrame({"__row__": []})
+    return frame
+
+
+def _problem(row: int | None, article_id: Any, reason: str) -> dict[str, Any]:
+    return {"source": None, "row": row, "article_id": article_id, "reason": reason}
+
+
+def _describe(problem: Mapping[str, Any]) -> str:
+    where = problem.get("source") or "input"
+    if problem.get("row") is not None:
+        where = f"{where}, row {problem['row']}"
+    if problem.get("article_id") is not None:
+        where = f"{where} (article_id {problem['article_id']!r})"
+    return f"Invalid article in {where}: {problem['reason']}"
+
+
+# --------------------------------------------------------------------------- schema
+
+
+def _canonical_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rename aliases to canonical names; raise SchemaError for missing required columns."""
+    lower = {str(c).strip().lower(): c for c in frame.columns}
+    mapping: dict[Any, str] = {}
+    for name in COLUMNS:
+        if name in lower:
+            mapping[lower[name]] = name
+            continue
+        for alias in ALIASES.get(name, ()):
+            if alias in lower and lower[alias] not in mapping:
+                mapping[lower[alias]] = name
+                break
+    if "article_id" not in mapping.values():
+        found = ", ".join(repr(str(c)) for c in frame.columns if not str(c).startswith("__")) or "none"
+        if len(frame) == 0 and found == "none":
+            raise SchemaError("The input has no columns and no rows: expected at least 'article_id' and a text column.")
+        raise SchemaError(
+            f"Missing column 'article_id' (or one of {', '.join(ALIASES['article_id'])}); columns found: {found}."
+        )
+    if not any(name in mapping.values() for name in TEXT_COLUMNS):
+        found = ", ".join(repr(str(c)) for c in frame.columns if not str(c).startswith("__"))
+        raise SchemaError(
+            "Missing text: expected at least one of 'title', 'summary', 'body' (or an alias such as "
+            f"'text', 'content', 'description'); columns found: {found}."
+        )
+    out = pd.DataFrame(index=frame.index)
+    inverse = {canonical: original for original, canonical in mapping.items()}
+    for name in COLUMNS:
+        out[name] = frame[inverse[name]] if name in inverse else None
+    out["__source__"] = frame["__source__"] if "__source__" in frame.columns else "<DataFrame>"
+    out["__row__"] = frame["__row__"] if "__row__" in frame.columns else np.arange(1, len(frame) + 1)
+    return out.reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _validate(table: pd.DataFrame, *, strict: bool) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    n = len(table)
+    reasons: list[str | None] = [None] * n
+    ids = [_as_id(v) for v in table["article_id"].tolist()]
+    texts = {name: [_as_text(v) for v in table[name].tolist()] for name in TEXT_COLUMNS}
+    views = [_as_views(v) for v in table["views"].tolist()]
+    published = [_as_timestamp(v) for v in table["published"].tolist()]
+    first_row: dict[str, int] = {}
+    sources = table["__source__"].tolist()
+    rows = table["__row__"].tolist()
+
+    for i in range(n):
+        reason: str | None = None
+        if ids[i] is None:
+            reason = "missing article_id"
+        elif ids[i] in first_row:
+            j = first_row[ids[i]]
+            where = f"row {rows[j]}" if sources[j] == sources[i] else f"{sources[j]}, row {rows[j]}"
+            reason = f"duplicate article_id {ids[i]!r} (first seen in {where})"
+        elif not any(texts[name][i].strip() for name in TEXT_COLUMNS):
+            reason = "no text: title, summary and body are all empty"
+        elif isinstance(views[i], str):
+            reason = views[i]
+        elif isinstance(published[i], str):
+            reason = published[i]
+        if reason is None:
+            first_row[ids[i]] = i  # type: ignore[index]
+        elif strict:
+            raise ArticleValidationError(
+                _describe({"source": sources[i], "row": rows[i], "article_id": ids[i], "reason": reason})
+            )
+        reasons[i] = reason
+
+    keep = np.array([r is None for r in reasons], dtype=bool)
+    problems = [
+        {"source": sources[i], "row": _plain(rows[i]), "article_id": ids[i], "reason": reasons[i]}
+        for i in range(n)
+        if reasons[i] is not None
+    ]
+    valid = pd.DataFrame(
+        {
+            "article_id": pd.Series([ids[i] for i in range(n) if keep[i]], dtype=object),
+            "title": [texts["title"][i] for i in range(n) if keep[i]],
+            "summary": [texts["summary"][i] for i in range(n) if keep[i]],
+            "body": [texts["body"][i] for i in range(n) if keep[i]],
+            "published": pd.to_datetime(
+                pd.Series([published[i] for i in range(n) if keep[i]], dtype="datetime64[ns, UTC]")
+            ),
+            "views": np.array([views[i] for i in range(n) if keep[i]], dtype=np.float64),
+            "category": pd.Series([_as_optional_text(v) for v in table["category"].to_numpy()[keep]], dtype=object),
+            "url": pd.Series([_as_optional_text(v) for v in table["url"].to_numpy()[keep]], dtype=object),
+            "tags": pd.Series([_as_tags(v) for v in table["tags"].to_numpy()[keep]], dtype=object),
+        }
+    )
+    for name in TEXT_COLUMNS:
+        valid[name] = valid[name].astype(object)
+    return valid, problems
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _is_missing(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and np.isnan(value):
+        return True
+    return value is pd.NA or value is pd.NaT
+
+
+def _as_id(value: Any) -> str | None:
+    if _is_missing(value):
+        return None
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        value = int(value)  # a JSON/Parquet number 7.0 is id "7"
+    text = str(value).strip()
+    return text or None
+
+
+def _as_text(value: Any) -> str:
+    if _is_missing(value):
+        return ""
+    return str(value)
+
+
+def _as_optional_text(value: Any) -> str | None:
+    if _is_missing(value):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _as_views(value: Any) -> float | str:
+    """A view count as float (NaN = unknown), or a rejection reason."""
+    if _is_missing(value):
+        return float("nan")
+    if isinstance(value, bool):
+        return f"views is not a number: {value!r}"
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        number = float(value)
+    else:
+        text = str(value).strip()
+        if not text:
+            return float("nan")
+        cleaned = _VIEWS_SEPARATORS.sub("", text)
+        try:
+            number = float(cleaned)
+        except ValueError:
+            return f"views is not a number: {text[:40]!r}"
+    if not np.isfinite(number):
+        return f"views is not a finite number: {value!r}"
+    if number < 0:
+        return f"views is negative: {value!r}"
+    return number
+
+
+def _as_timestamp(value: Any) -> pd.Timestamp | str:
+    """A UTC timestamp (NaT = unknown), or a rejection reason. Naive times are UTC."""
+    if _is_missing(value):
+        return pd.NaT
+    if isinstance(value, str) and not value.strip():
+        return pd.NaT
+    try:
+        if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+            stamp = pd.Timestamp(float(value), unit="s")  # numbers are Unix seconds
+        else:
+            stamp = pd.Timestamp(value.strip() if isinstance(value, str) else value)
+    except (ValueError, TypeError, OverflowError):
+        return f"published is not a date: {str(value)[:40]!r}"
+    if stamp is pd.NaT:
+        return pd.NaT
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return stamp
+
+
+def _as_tags(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        items: Iterable[Any] = value.split(";")
+    elif isinstance(value, (list, tuple, np.ndarray, pd.Series)):
+        items = list(value)
+    elif _is_missing(value):
+        return ()
+    else:
+        items = [value]
+    seen: dict[str, None] = {}
+    for item in items:
+        if _is_missing(item):
+            continue
+        tag = str(item).strip()
+        if tag:
+            seen.setdefault(tag, None)
+    return tuple(seen)

@@ -1,0 +1,237 @@
+"""Command-line interface: ``recommender build|recommend|precompute|info|demo``.
+
+The only module that prints. Errors end the command with one line on stderr
+(``recommender: error: ...``) and exit status 1; usage errors exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from ._articles import load_articles
+from ._batch import write_lists
+from ._demo import DEMO_ATTRIBUTION, demo_corpus_path
+from ._errors import RecommenderError
+from ._model import Recommendation, Recommender
+from ._store import load_model, read_manifest
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="recommender: %(message)s", stream=sys.stderr)
+    try:
+        return int(args.run(args) or 0)
+    except (RecommenderError, FileNotFoundError, FileExistsError, PermissionError, ValueError, KeyError) as exc:
+        message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+        print(f"recommender: error: {' '.join(message.split())}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("recommender: interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="recommender", description="'You Might Like' lists for news articles: build, query and export models."
+    )
+    parser.add_argument("--version", action="version", version=f"recommender {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    build = commands.add_parser("build", help="read articles and write a model directory")
+    build.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="CSV/JSONL/JSON/Parquet files (optionally .gz) or folders of .txt pages",
+    )
+    build.add_argument(
+        "--out", required=True, metavar="MODEL_DIR", help="model directory to write (a new version is added)"
+    )
+    build.add_argument("--strict", action="store_true", help="stop at the first invalid row instead of rejecting it")
+    _model_options(build)
+    build.set_defaults(run=_build)
+
+    recommend = commands.add_parser("recommend", help="print one article's list")
+    recommend.add_argument("model", metavar="MODEL_DIR")
+    recommend.add_argument("article_id", metavar="ARTICLE_ID")
+    recommend.add_argument("-k", type=int, default=5, help="list length (default 5)")
+    recommend.add_argument("--exclude", nargs="*", default=None, metavar="ID", help="article ids to leave out")
+    recommend.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    recommend.set_defaults(run=_recommend)
+
+    precompute = commands.add_parser(
+        "precompute", help="write every article's list to a file or a directory of Parquet parts"
+    )
+    precompute.add_argument("model", metavar="MODEL_DIR")
+    precompute.add_argument(
+        "--out",
+        required=True,
+        metavar="PATH",
+        help=".csv, .jsonl or .parquet file; any other path is a directory of Parquet parts",
+    )
+    precompute.add_argument("-k", type=int, default=10, help="list length (default 10)")
+    precompute.set_defaults(run=_precompute)
+
+    info = commands.add_parser("info", help="describe a model directory")
+    info.add_argument("model", metavar="MODEL_DIR")
+    info.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    info.set_defaults(run=_info)
+
+    demo = commands.add_parser("demo", help="build a model from the embedded Wikinews corpus and print a few lists")
+    demo.add_argument("-k", type=int, default=5, help="list length (default 5)")
+    demo.add_argument("--articles", type=int, default=3, metavar="N", help="how many articles to show (default 3)")
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def _model_options(parser: argparse.ArgumentParser) -> None:
+    defaults = Recommender()
+    parser.add_argument(
+        "--popularity-weight",
+        type=float,
+        default=defaults.popularity_weight,
+        help="weight of the popularity prior (default %(default)s)",
+    )
+    parser.add_argument(
+        "--pool-size", type=int, default=defaults.pool_size, help="candidates kept per article (default %(default)s)"
+    )
+    parser.add_argument(
+        "--reference-date", default=None, help="date at which article ages are measured (default: newest article)"
+    )
+    parser.add_argument("--n-jobs", type=int, default=None, help="parallel jobs for the neighbour search")
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def _build(args: argparse.Namespace) -> int:
+    articles = load_articles(args.inputs, strict=args.strict)
+    model = Recommender(
+        popularity_weight=args.popularity_weight,
+        pool_size=args.pool_size,
+        reference_date=args.reference_date,
+        n_jobs=args.n_jobs,
+    ).fit(articles)
+    version = model.save(args.out)
+    rejected = model.rejected_
+    print(f"Kept {model.n_articles:,} articles; rejected {len(rejected):,} rows.")
+    for kind, count in Counter(_reason_kind(r["reason"]) for r in rejected).most_common():
+        print(f"  {count:>8,}  {kind}")
+    if rejected:
+        print(f"Rejected rows and reasons: {args.out}/{version}/rejected.csv")
+    print(f"Vocabulary: {len(model.vocabulary_):,} terms; reference date: {_date(model.reference_date_)}.")
+    print(f"Model written to {args.out} (version {version}).")
+    return 0
+
+
+def _reason_kind(reason: str) -> str:
+    """The kind of a rejection reason, without the row-specific details."""
+    kind = re.split(r":|\s\(|\s'|\s\"", str(reason), maxsplit=1)[0]
+    return kind.strip() or str(reason)
+
+
+def _recommend(args: argparse.Namespace) -> int:
+    model = load_model(args.model)
+    items = model.recommend(args.article_id, k=args.k, exclude=args.exclude)
+    if args.json:
+        print(json.dumps([_as_json(item) for item in items], ensure_ascii=False, indent=2))
+        return 0
+    row = model.row_of(args.article_id)
+    print(f"{model.articles_['title'].iloc[row]}")
+    _print_list(items)
+    return 0
+
+
+def _as_json(item: Recommendation) -> dict[str, Any]:
+    return {
+        "rank": item.rank,
+        "article_id": item.article_id,
+        "title": item.title,
+        "url": item.url,
+        "published": None if item.published is None else item.published.isoformat(),
+        "category": item.category,
+        "score": round(item.score, 6),
+        "similarity": round(item.similarity, 6),
+        "popularity": round(item.popularity, 6),
+    }
+
+
+def _print_list(items: list[Recommendation]) -> None:
+    if not items:
+        print("  (no similar articles)")
+    for item in items:
+        print(f"  {item.rank:>2}. {item.score:.3f}  {item.title}  ({_date(item.published)})")
+
+
+def _date(value: Any) -> str:
+    return "unknown" if value is None else str(value)[:10]
+
+
+def _precompute(args: argparse.Namespace) -> int:
+    model = load_model(args.model)
+    frame = model.recommend_frame(k=args.k)
+    files = write_lists(frame, args.out)
+    lists = frame["article_id"].nunique()
+    print(
+        f"Wrote {len(frame):,} recommendations for {lists:,} of {model.n_articles:,} articles to {args.out} ({len(files)} file(s))."
+    )
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    manifest = read_manifest(args.model)
+    if args.json:
+        print(json.dumps(manifest, indent=2, sort_keys=True))
+        return 0
+    counts = manifest.get("counts", {})
+    print(f"Model:            {args.model} (version {manifest['version']})")
+    print(
+        f"Format:           {manifest['format']} v{manifest['format_version']} (recommender {manifest.get('library_version', '?')})"
+    )
+    print(
+        f"Articles:         {counts.get('articles', 0):,} (rejected rows: {counts.get('rejected', 0):,}; exact copies: {counts.get('copies', 0):,})"
+    )
+    print(f"Vocabulary:       {counts.get('terms', 0):,} terms")
+    print(f"Candidate pool:   {counts.get('pool_size', 0)} per article")
+    print(f"Reference date:   {manifest.get('reference_date') or 'none (no dated articles)'}")
+    print("Parameters:")
+    for key, value in sorted(manifest.get("parameters", {}).items()):
+        print(f"  {key} = {value}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    articles = load_articles(demo_corpus_path())
+    has_views = bool(articles["views"].notna().any())
+    weight = Recommender().popularity_weight if has_views else 0.0
+    model = Recommender(popularity_weight=weight).fit(articles)
+    print(DEMO_ATTRIBUTION)
+    if not has_views:
+        print(
+            "This corpus has no view counts, so the lists are ranked by content similarity alone (popularity_weight=0)."
+        )
+    print(f"Fitted {model.n_articles} articles, {len(model.vocabulary_):,} terms.\n")
+    count = max(1, min(args.articles, model.n_articles))
+    order = np.argsort(articles["published"].to_numpy(), kind="stable")
+    picks = [int(order[int((i + 0.5) * len(order) / count)]) for i in range(count)]
+    for row in picks:
+        source = articles.iloc[row]
+        print(f"{source['title']}  ({_date(source['published'])})")
+        print("  You Might Like:")
+        _print_list(model.recommend(source["article_id"], k=args.k))
+        print()
+    return 0

@@ -1,0 +1,56 @@
+"""Exceptions raised by recommender.
+
+Every error is a :class:`RecommenderError` and also a standard exception, so
+ordinary ``except KeyError`` / ``except ValueError`` clauses keep working::
+
+    RecommenderError (Exception)
+    ├── NotFittedError (RecommenderError, ValueError)
+    ├── SchemaError (RecommenderError, ValueError)
+    │   └── PageFormatError (SchemaError)
+    ├── ArticleValidationError (RecommenderError, ValueError)
+    ├── UnknownArticleError (RecommenderError, KeyError)
+    └── ModelFormatError (RecommenderError, ValueError)
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ArticleValidationError",
+    "ModelFormatError",
+    "NotFittedError",
+    "PageFormatError",
+    "RecommenderError",
+    "SchemaError",
+    "UnknownArticleError",
+]
+
+
+class RecommenderError(Exception):
+    """Base class of every error raised by recommender."""
+
+
+class NotFittedError(RecommenderError, ValueError):
+    """A query method was called on a model that has not been fitted."""
+
+
+class SchemaError(RecommenderError, ValueError):
+    """An input table or file does not have the expected shape or columns."""
+
+
+class PageFormatError(SchemaError):
+    """A raw article page cannot be parsed."""
+
+
+class ArticleValidationError(RecommenderError, ValueError):
+    """An article row is invalid and ``strict=True`` was asked for."""
+
+
+class UnknownArticleError(RecommenderError, KeyError):
+    """An ``article_id`` is not in the model."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ModelFormatError(RecommenderError, ValueError):
+    """A model directory is missing, corrupt, foreign or of an unsupported version."""

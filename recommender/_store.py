@@ -1,0 +1,441 @@
+"""Persistence: the model directory. The only module that touches model files.
+
+A model directory holds numbered versions and a pointer to the current one::
+
+    models/news/
+    ├── CURRENT                  # one line: the name of the current version
+    ├── version-000001/
+    └── version-000002/
+        ├── manifest.json        # format, versions, parameters, counts, reference date, SHA-256 of every file
+        ├── neighbours.npy       # (n, pool) int32 ... one .npy file per array
+        └── rejected.csv         # rows rejected while reading and fitting (when there were any)
+
+:func:`save_model` writes a new version into a temporary folder, renames it
+into place, and then replaces ``CURRENT`` with an atomic rename, so a reader
+either sees the old model or the new one, never half of one. Older versions
+beyond ``keep`` are removed afterwards.
+
+:func:`load_model` follows ``CURRENT``, checks the format and every file's
+SHA-256, and reads arrays with ``numpy.load(..., allow_pickle=False,
+mmap_mode="r")``: no code from the files runs, and worker processes of a web
+server share one copy of the arrays through the page cache. Strings are stored
+as UTF-8 bytes plus offsets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ._errors import ModelFormatError
+from ._text import Vocabulary
+
+if TYPE_CHECKING:
+    from ._model import Recommender
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "load_model", "read_manifest", "save_model"]
+
+FORMAT = "recommender-model"
+FORMAT_VERSION = 1
+POINTER = "CURRENT"
+MANIFEST = "manifest.json"
+_VERSION_NAME = re.compile(r"^version-(\d{6,})$")
+_STRING_COLUMNS = ("article_id", "title", "url", "category")
+_TAG_SEPARATOR = "\x1f"
+
+
+# --------------------------------------------------------------------------- save
+
+
+def save_model(model: Recommender, path: str | os.PathLike[str], *, keep: int = 2) -> str:
+    """Write a new version of ``model`` under ``path`` and make it current.
+
+    Parameters
+    ----------
+    model : Recommender
+        A fitted model.
+    path : path-like
+        The model directory (created if needed).
+    keep : int, default 2
+        Versions kept after saving (the new one included); older ones are deleted.
+
+    Returns
+    -------
+    str
+        The name of the new version.
+    """
+    from . import __version__
+
+    root = Path(path)
+    if root.exists() and not root.is_dir():
+        raise ModelFormatError(f"Cannot save a model to '{root}': it is a file, expected a directory.")
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=root))
+    try:
+        files: dict[str, dict[str, Any]] = {}
+        for name, array in _arrays(model).items():
+            files[f"{name}.npy"] = _write_array(staging / f"{name}.npy", array)
+        if model.rejected_:
+            target = staging / "rejected.csv"
+            pd.DataFrame.from_records(model.rejected_, columns=["source", "row", "article_id", "reason"]).to_csv(
+                target, index=False
+            )
+            _fsync(target)
+            files["rejected.csv"] = _describe_file(target)
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "library_version": __version__,
+            "parameters": _json_params(model.get_params()),
+            "counts": {
+                "articles": int(model.neighbours_.shape[0]),
+                "terms": len(model.vocabulary_),
+                "pool_size": int(model.neighbours_.shape[1]),
+                "vector_entries": int(model.vectors_.nnz),
+                "rejected": len(model.rejected_),
+                "copies": int((model.copy_groups_ >= 0).sum()),
+            },
+            "reference_date": None if model.reference_date_ is None else model.reference_date_.isoformat(),
+            "files": files,
+        }
+        manifest_path = staging / MANIFEST
+        manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        _fsync(manifest_path)
+        _fsync(staging)
+        name = _publish(root, staging)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _prune(root, keep=keep)
+    return name
+
+
+def _arrays(model: Recommender) -> dict[str, np.ndarray]:
+    vectors = model.vectors_.tocsr()
+    table = model.articles_
+    arrays: dict[str, np.ndarray] = {
+        "vectors.data": np.asarray(vectors.data, dtype=np.float32),
+        "vectors.indices": np.asarray(vectors.indices, dtype=np.int32),
+        "vectors.indptr": np.asarray(vectors.indptr, dtype=np.int64),
+        "vectors.shape": np.asarray(vectors.shape, dtype=np.int64),
+        "idf": np.asarray(model.vocabulary_.idf, dtype=np.float32),
+        "neighbours": np.asarray(model.neighbours_, dtype=np.int32),
+        "similarities": np.asarray(model.similarities_, dtype=np.float32),
+        "popularity": np.asarray(model.popularity_, dtype=np.float32),
+        "copy_groups": np.asarray(model.copy_groups_, dtype=np.int32),
+        "published": _timestamps_to_ns(table["published"]),
+        "views": table["views"].to_numpy(dtype=np.float64),
+    }
+    arrays.update(_encode_strings("vocabulary", model.vocabulary_.terms.tolist()))
+    for column in _STRING_COLUMNS:
+        arrays.update(_encode_strings(column, table[column].tolist()))
+    arrays.update(_encode_strings("tags", [_TAG_SEPARATOR.join(t) for t in table["tags"]]))
+    return arrays
+
+
+def _encode_strings(name: str, values: list[str | None]) -> dict[str, np.ndarray]:
+    """Strings -> UTF-8 bytes, end offsets, and a mask of missing values."""
+    encoded = [b"" if v is None else str(v).encode("utf-8") for v in values]
+    ends = np.cumsum([len(b) for b in encoded], dtype=np.int64)
+    return {
+        f"{name}.bytes": np.frombuffer(b"".join(encoded), dtype=np.uint8),
+        f"{name}.ends": ends,
+        f"{name}.missing": np.array([v is None for v in values], dtype=bool),
+    }
+
+
+def _decode_strings(arrays: dict[str, np.ndarray], name: str) -> list[str | None]:
+    data = bytes(arrays[f"{name}.bytes"])
+    ends = np.asarray(arrays[f"{name}.ends"]).tolist()
+    missing = np.asarray(arrays[f"{name}.missing"]).tolist()
+    if len(ends) != len(missing) or (ends and ends[-1] != len(data)):
+        raise ModelFormatError(f"String column '{name}' is inconsistent (offsets do not match the data).")
+    out: list[str | None] = []
+    start = 0
+    try:
+        for end, absent in zip(ends, missing, strict=True):
+            out.append(None if absent else data[start:end].decode("utf-8"))
+            start = end
+    except UnicodeDecodeError as exc:
+        raise ModelFormatError(f"String column '{name}' is not valid UTF-8: {exc}") from None
+    return out
+
+
+def _write_array(path: Path, array: np.ndarray) -> dict[str, Any]:
+    with open(path, "wb") as handle:
+        np.save(handle, np.ascontiguousarray(array), allow_pickle=False)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return _describe_file(path)
+
+
+def _describe_file(path: Path) -> dict[str, Any]:
+    return {"sha256": _sha256(path), "bytes": path.stat().st_size}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fsync(path: Path) -> None:
+    flags = os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() and hasattr(os, "O_DIRECTORY") else 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _versions(root: Path) -> list[tuple[int, str]]:
+    found = []
+    for entry in root.iterdir():
+        match = _VERSION_NAME.match(entry.name)
+        if match and entry.is_dir():
+            found.append((int(match.group(1)), entry.name))
+    return sorted(found)
+
+
+def _publish(root: Path, staging: Path) -> str:
+    """Rename the staged version into place and point CURRENT at it."""
+    for _ in range(1000):
+        existing = _versions(root)
+        number = existing[-1][0] + 1 if existing else 1
+        name = f"version-{number:06d}"
+        try:
+            os.rename(staging, root / name)  # fails if another writer took the name
+        except OSError:
+            continue
+        break
+    else:
+        raise ModelFormatError(f"Could not allocate a version name under '{root}'.")
+    _fsync(root)
+    pointer = root / f".{POINTER}.{os.getpid()}.tmp"
+    with open(pointer, "w", encoding="utf-8") as handle:
+        handle.write(name + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(pointer, root / POINTER)
+    _fsync(root)
+    return name
+
+
+def _prune(root: Path, *, keep: int) -> None:
+    current = _current_name(root)
+    versions = [name for _, name in _versions(root)]
+    for name in versions[: max(0, len(versions) - max(1, keep))]:
+        if name != current:
+            shutil.rmtree(root / name, ignore_errors=True)
+
+
+def _json_params(params: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if isinstance(value, tuple):
+            value = list(value)
+        elif isinstance(value, pd.Timestamp):
+            value = value.isoformat()
+        elif isinstance(value, np.generic):
+            value = value.item()
+        out[key] = value
+    return out
+
+
+def _timestamps_to_ns(values: pd.Series) -> np.ndarray:
+    stamps = pd.to_datetime(values, utc=True).dt.tz_localize(None)
+    return stamps.to_numpy(dtype="datetime64[ns]").view(np.int64)
+
+
+# --------------------------------------------------------------------------- load
+
+
+def _current_name(root: Path) -> str | None:
+    pointer = root / POINTER
+    if not pointer.is_file():
+        return None
+    return pointer.read_text(encoding="utf-8").strip()
+
+
+def _version_dir(path: str | os.PathLike[str]) -> Path:
+    root = Path(path)
+    if not root.exists():
+        raise FileNotFoundError(f"Model directory not found: '{root}'. Build one with `recommender build`.")
+    if (root / MANIFEST).is_file():
+        return root  # a version folder given directly
+    name = _current_name(root)
+    if name is None:
+        raise ModelFormatError(
+            f"'{root}' is not a recommender model directory: it has no {POINTER} pointer file nor {MANIFEST}."
+        )
+    if not _VERSION_NAME.match(name) or not (root / name / MANIFEST).is_file():
+        raise ModelFormatError(f"'{root}/{POINTER}' points to {name!r}, which is not a complete model version.")
+    return root / name
+
+
+def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The manifest of the current version of a model directory (checked, not verified)."""
+    version = _version_dir(path)
+    try:
+        manifest = json.loads((version / MANIFEST).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFormatError(f"'{version / MANIFEST}' is not valid JSON: {exc}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ModelFormatError(f"'{version}' is not a recommender model (manifest format is not {FORMAT!r}).")
+    found = manifest.get("format_version")
+    if not isinstance(found, int) or found < 1:
+        raise ModelFormatError(f"'{version}' has an invalid format_version {found!r}.")
+    if found > FORMAT_VERSION:
+        raise ModelFormatError(
+            f"'{version}' was written in model format {found} by recommender "
+            f"{manifest.get('library_version', '?')}; this version reads format {FORMAT_VERSION}. "
+            "Upgrade recommender, or rebuild the model with `recommender build`."
+        )
+    manifest["version"] = version.name
+    return manifest
+
+
+def load_model(path: str | os.PathLike[str], *, verify: bool = True) -> Recommender:
+    """Load the current version of a model directory written by :meth:`Recommender.save`.
+
+    Parameters
+    ----------
+    path : path-like
+        The model directory (or one version folder inside it).
+    verify : bool, default True
+        Check the SHA-256 of every file against the manifest.
+
+    Returns
+    -------
+    Recommender
+        A fitted model whose arrays are memory-mapped read-only.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` does not exist.
+    ModelFormatError
+        The directory is not a model, is of a newer format, or a file is missing,
+        truncated or altered.
+    """
+    from ._model import Recommender, _restore
+
+    manifest = read_manifest(path)
+    version = _version_dir(path)
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files:
+        raise ModelFormatError(f"'{version / MANIFEST}' lists no files.")
+    for name, info in files.items():
+        file = version / name
+        if "/" in name or "\\" in name or name.startswith("."):
+            raise ModelFormatError(f"'{version / MANIFEST}' names an invalid file {name!r}.")
+        if not file.is_file():
+            raise ModelFormatError(f"Model file missing: '{file}'. Rebuild the model with `recommender build`.")
+        if file.stat().st_size != info.get("bytes"):
+            raise ModelFormatError(
+                f"Model file '{file}' has {file.stat().st_size} bytes, the manifest says {info.get('bytes')}: it is truncated or altered."
+            )
+        if verify and _sha256(file) != info.get("sha256"):
+            raise ModelFormatError(
+                f"Model file '{file}' does not match its SHA-256 in the manifest: it was altered or corrupted."
+            )
+    arrays: dict[str, np.ndarray] = {}
+    for name in files:
+        if name.endswith(".npy"):
+            try:
+                arrays[name[:-4]] = np.load(version / name, mmap_mode="r", allow_pickle=False)
+            except ValueError as exc:
+                raise ModelFormatError(f"Model file '{version / name}' cannot be read safely: {exc}") from None
+    params = manifest.get("parameters", {})
+    try:
+        model = Recommender()
+        model.set_params(**{k: tuple(v) if isinstance(v, list) else v for k, v in params.items()})
+        model._check_params()
+        state = _state(arrays, manifest)
+    except KeyError as exc:
+        raise ModelFormatError(f"Model '{version}' lacks {exc}: it is incomplete.") from None
+    except (TypeError, ValueError) as exc:
+        raise ModelFormatError(f"Model '{version}' is inconsistent: {exc}") from None
+    rejected: list[dict[str, Any]] = []
+    if "rejected.csv" in files:
+        frame = pd.read_csv(version / "rejected.csv", dtype=str, keep_default_na=False)
+        rejected = frame.to_dict("records")
+    model = _restore(model, rejected=rejected, **state)
+    model.version_ = manifest["version"]
+    return model
+
+
+def _state(arrays: dict[str, np.ndarray], manifest: dict[str, Any]) -> dict[str, Any]:
+    shape = tuple(int(x) for x in np.asarray(arrays["vectors.shape"]).tolist())
+    if len(shape) != 2:
+        raise ValueError(f"vectors.shape must have 2 entries, got {shape}")
+    vectors = sp.csr_matrix(
+        (arrays["vectors.data"], arrays["vectors.indices"], arrays["vectors.indptr"]), shape=shape, copy=False
+    )
+    n = shape[0]
+    neighbours = arrays["neighbours"]
+    similarities = arrays["similarities"]
+    expected = {
+        "neighbours": (neighbours, 2, np.int32),
+        "similarities": (similarities, 2, np.float32),
+        "popularity": (arrays["popularity"], 1, np.float32),
+        "copy_groups": (arrays["copy_groups"], 1, np.int32),
+        "published": (arrays["published"], 1, np.int64),
+        "views": (arrays["views"], 1, np.float64),
+    }
+    for name, (array, ndim, dtype) in expected.items():
+        if array.ndim != ndim or array.shape[0] != n or array.dtype != dtype:
+            raise ValueError(
+                f"array '{name}' has shape {array.shape} and dtype {array.dtype}, expected {n} rows of {np.dtype(dtype)}"
+            )
+    if similarities.shape != neighbours.shape:
+        raise ValueError("neighbours and similarities differ in shape")
+    if neighbours.size and (int(neighbours.max()) >= n or int(neighbours.min()) < -1):
+        raise ValueError("neighbour rows out of range")
+    terms = _decode_strings(arrays, "vocabulary")
+    if len(terms) != shape[1] or arrays["idf"].shape != (shape[1],):
+        raise ValueError("vocabulary size does not match the vectors")
+    columns = {c: _decode_strings(arrays, c) for c in _STRING_COLUMNS}
+    tags = _decode_strings(arrays, "tags")
+    if any(len(v) != n for v in [*columns.values(), tags]):
+        raise ValueError("article columns do not match the number of articles")
+    published = pd.to_datetime(np.asarray(arrays["published"]).view("datetime64[ns]")).tz_localize("UTC")
+    articles = pd.DataFrame(
+        {
+            "article_id": pd.Series(columns["article_id"], dtype=object),
+            "title": pd.Series(columns["title"], dtype=object),
+            "url": pd.Series(columns["url"], dtype=object),
+            "published": pd.Series(published),
+            "category": pd.Series(columns["category"], dtype=object),
+            "views": np.asarray(arrays["views"]),
+            "tags": pd.Series([tuple(t.split(_TAG_SEPARATOR)) if t else () for t in tags], dtype=object),
+        }
+    )
+    reference = manifest.get("reference_date")
+    return {
+        "articles": articles,
+        "vocabulary": Vocabulary(np.array(terms, dtype=str), np.asarray(arrays["idf"])),
+        "vectors": vectors,
+        "neighbours": neighbours,
+        "similarities": similarities,
+        "prior": arrays["popularity"],
+        "copy_groups": arrays["copy_groups"],
+        "reference_date": None if reference is None else pd.Timestamp(reference),
+    }
