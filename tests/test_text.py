@@ -1,0 +1,103 @@
+"""TF-IDF with field weights: the formula checked by hand on tiny texts."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from recommender._text import TextParams, build_analyzer, fit_vocabulary, make_counter, vectorise
+
+
+def params(**changes) -> TextParams:
+    base = {"field_weights": {"title": 2.0, "summary": 1.0, "body": 1.0}, "min_df": 1, "max_df": 1.0}
+    base.update(changes)
+    return TextParams(**base)
+
+
+def as_dict(vocabulary, vectors, row):
+    dense = vectors[row].toarray().ravel()
+    return {str(t): float(v) for t, v in zip(vocabulary.terms, dense, strict=True) if v}
+
+
+def test_formula_by_hand():
+    fields = {"title": ["apple", "cherry"], "summary": ["", ""], "body": ["apple apple banana", "banana"]}
+    vocabulary, vectors = fit_vocabulary(fields, params())
+    assert vocabulary.terms.tolist() == ["apple", "banana", "cherry"]
+    n = 2
+    idf = {t: math.log((1 + n) / (1 + df)) + 1 for t, df in {"apple": 1, "banana": 2, "cherry": 1}.items()}
+    # doc 0: apple: title 2*(1+ln 1) + body 1*(1+ln 2); banana: body 1*(1+ln 1)
+    raw = {"apple": (2 + 1 + math.log(2)) * idf["apple"], "banana": 1 * idf["banana"]}
+    norm = math.sqrt(sum(v * v for v in raw.values()))
+    got = as_dict(vocabulary, vectors, 0)
+    assert got.keys() == raw.keys()
+    for term, value in raw.items():
+        assert got[term] == pytest.approx(value / norm, rel=1e-6)
+    np.testing.assert_allclose(vocabulary.idf, [idf["apple"], idf["banana"], idf["cherry"]], rtol=1e-6)
+    assert vectors.dtype == np.float32
+
+
+def test_rows_have_unit_norm_or_are_empty():
+    fields = {"title": ["storm harbour", "the of and"], "body": ["ferry storm", "it is"]}
+    _, vectors = fit_vocabulary(fields, params())
+    norms = np.sqrt(np.asarray(vectors.multiply(vectors).sum(axis=1)).ravel())
+    np.testing.assert_allclose(norms, [1.0, 0.0], atol=1e-6)
+
+
+def test_html_accents_and_stop_words_are_not_terms():
+    analyzer = build_analyzer(params())
+    terms = analyzer("<p class='lead'>The <b>caf\u00e9</b> &amp; the na\u00efve &eacute;lan</p>")
+    assert terms == ["cafe", "naive", "elan"]
+
+
+def test_min_df_and_max_df_prune():
+    fields = {"title": ["common rare1", "common shared", "common shared"], "body": ["", "", ""]}
+    vocabulary, _ = fit_vocabulary(fields, params(min_df=2, max_df=0.9))
+    assert vocabulary.terms.tolist() == ["shared"]  # rare1 in 1 doc, common in 3/3 > 0.9
+
+
+def test_ngrams_never_cross_fields():
+    fields = {"title": ["harbour storm"], "body": ["ferry routes"]}
+    vocabulary, _ = fit_vocabulary(fields, params(ngram_range=(1, 2)))
+    assert "harbour storm" in vocabulary.terms and "ferry routes" in vocabulary.terms
+    assert "storm ferry" not in vocabulary.terms
+
+
+def test_vectorise_with_the_fitted_vocabulary_reproduces_fit():
+    fields = {
+        "title": ["cup final goal", "election vote"],
+        "summary": ["late goal", ""],
+        "body": ["goal goal", "ballot vote"],
+    }
+    vocabulary, fitted = fit_vocabulary(fields, params())
+    again = vectorise(fields, vocabulary, params(), make_counter(vocabulary, params()))
+    np.testing.assert_allclose(again.toarray(), fitted.toarray(), rtol=1e-6)
+    unseen = vectorise({"title": ["goal unknownword"], "body": [""]}, vocabulary, params())
+    assert unseen.shape == (1, len(vocabulary)) and unseen.nnz == 1
+
+
+def test_only_stop_words_gives_an_empty_vocabulary():
+    vocabulary, vectors = fit_vocabulary({"title": ["the", "and of"]}, params())
+    assert len(vocabulary) == 0 and vectors.shape == (2, 0)
+
+
+def test_long_fields_are_cut_at_max_chars():
+    vocabulary, _ = fit_vocabulary({"body": ["alpha " * 10 + "omega"]}, params(max_chars=30))
+    assert "omega" not in vocabulary.terms and "alpha" in vocabulary.terms
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"field_weights": {"title": -1.0}}, "field_weights"),
+        ({"field_weights": {"headline": 1.0}}, "unknown fields"),
+        ({"field_weights": {"title": 0.0}}, "positive weight"),
+        ({"min_df": 0}, "min_df"),
+        ({"max_df": 1.5}, "max_df"),
+        ({"ngram_range": (2, 1)}, "ngram_range"),
+    ],
+)
+def test_bad_parameters_are_named(changes, message):
+    with pytest.raises(ValueError, match=message):
+        params(**changes)
