@@ -34,10 +34,10 @@ from pathlib import Path
 import pandas as pd
 
 __all__ = [
-    "shared_dir",
-    "load_bbc",
     "load_20newsgroups",
+    "load_bbc",
     "load_reuters",
+    "shared_dir",
     "strip_newsgroup_quoting",
 ]
 
@@ -55,9 +55,7 @@ _WS_RE = re.compile(r"\s+")
 # "In article" or "Quoted from", or contains an attribution marker such as
 # "writes:" / "wrote:".  The one change from scikit-learn: leading whitespace
 # is skipped before '>' / '|' / "In article", so indented quotes go too.
-_QUOTE_RE = re.compile(
-    r"(writes in|writes:|wrote:|says:|said:|^\s*In article|^\s*Quoted from|^\s*\||^\s*>)"
-)
+_QUOTE_RE = re.compile(r"(writes in|writes:|wrote:|says:|said:|^\s*In article|^\s*Quoted from|^\s*\||^\s*>)")
 
 
 def shared_dir() -> Path:

@@ -142,22 +142,25 @@ def load_articles(
         if not sources:
             raise SchemaError("No input given: pass a file, a folder, a DataFrame or a list of them.")
     frames: list[pd.DataFrame] = []
-    rejected: list[dict[str, Any]] = []
-    for item in sources:
+    read_problems: list[dict[str, Any]] = []
+    for position, item in enumerate(sources):
         frame, problems = _read_source(item)
-        if strict and problems:
-            raise ArticleValidationError(_describe(problems[0]))
+        frame["__order__"] = position
         frames.append(frame)
-        rejected.extend(problems)
-    return validate_articles(frames if len(frames) > 1 else frames[0], strict=strict, rejected=rejected)
+        read_problems.extend(dict(p, __order__=position) for p in problems)
+    table, row_problems = _validate_frames(frames, strict=False)
+    # Report every problem in input order: by source, then by row.
+    problems = sorted(
+        read_problems + row_problems,
+        key=lambda p: (p.get("__order__", 0), p["row"] if p.get("row") is not None else 0),
+    )
+    if strict and problems:
+        raise ArticleValidationError(_describe(problems[0]))
+    table.attrs["rejected"] = [_public(p) for p in problems]
+    return table
 
 
-def validate_articles(
-    frames: pd.DataFrame | Sequence[pd.DataFrame],
-    *,
-    strict: bool = False,
-    rejected: Iterable[Mapping[str, Any]] = (),
-) -> pd.DataFrame:
+def validate_articles(frames: pd.DataFrame | Sequence[pd.DataFrame], *, strict: bool = False) -> pd.DataFrame:
     """Map column names, coerce types and reject invalid rows.
 
     Accepts a raw DataFrame (columns named as in :data:`ALIASES` are renamed) or
@@ -173,19 +176,25 @@ def validate_articles(
     -------
     DataFrame
         The canonical table; ``.attrs["rejected"]`` lists the rejected rows,
-        including the records given in ``rejected`` and those already in the
-        input's ``attrs``.
+        after those already in the input's ``attrs``.
     """
     parts = [frames] if isinstance(frames, pd.DataFrame) else list(frames)
     carried: list[dict[str, Any]] = []
     for part in parts:
         carried.extend(dict(r) for r in part.attrs.get("rejected", ()))
-    carried.extend(dict(r) for r in rejected)
+    valid, problems = _validate_frames(parts, strict=strict)
+    valid.attrs["rejected"] = carried + [_public(p) for p in problems]
+    return valid
+
+
+def _validate_frames(parts: list[pd.DataFrame], *, strict: bool) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     canonical = [_canonical_columns(p) for p in parts]
     table = pd.concat(canonical, ignore_index=True) if len(canonical) > 1 else canonical[0]
-    valid, problems = _validate(table, strict=strict)
-    valid.attrs["rejected"] = carried + problems
-    return valid
+    return _validate(table, strict=strict)
+
+
+def _public(problem: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in problem.items() if k != "__order__"}
 
 
 def rejected_frame(articles: pd.DataFrame) -> pd.DataFrame:
@@ -393,6 +402,7 @@ def _canonical_columns(frame: pd.DataFrame) -> pd.DataFrame:
         out[name] = frame[inverse[name]] if name in inverse else None
     out["__source__"] = frame["__source__"] if "__source__" in frame.columns else "<DataFrame>"
     out["__row__"] = frame["__row__"] if "__row__" in frame.columns else np.arange(1, len(frame) + 1)
+    out["__order__"] = frame["__order__"] if "__order__" in frame.columns else 0
     return out.reset_index(drop=True)
 
 
@@ -433,8 +443,15 @@ def _validate(table: pd.DataFrame, *, strict: bool) -> tuple[pd.DataFrame, list[
         reasons[i] = reason
 
     keep = np.array([r is None for r in reasons], dtype=bool)
+    orders = table["__order__"].tolist()
     problems = [
-        {"source": sources[i], "row": _plain(rows[i]), "article_id": ids[i], "reason": reasons[i]}
+        {
+            "source": sources[i],
+            "row": _plain(rows[i]),
+            "article_id": ids[i],
+            "reason": reasons[i],
+            "__order__": orders[i],
+        }
         for i in range(n)
         if reasons[i] is not None
     ]

@@ -8,6 +8,7 @@ Every file is written under a temporary name and renamed into place.
 
 from __future__ import annotations
 
+import numbers
 import os
 from pathlib import Path
 
@@ -35,6 +36,8 @@ def write_lists(frame: pd.DataFrame, path: str | os.PathLike[str], *, part_rows:
     list of Path
         The files written.
     """
+    if isinstance(part_rows, bool) or not isinstance(part_rows, numbers.Integral) or part_rows < 1:
+        raise ValueError(f"part_rows must be an integer >= 1, got {part_rows!r}.")
     target = Path(path)
     kind = output_format(target)
     if kind == "parts":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import re
 import sys
 from collections import Counter
@@ -35,13 +36,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="recommender: %(message)s", stream=sys.stderr)
     try:
         return int(args.run(args) or 0)
-    except (RecommenderError, FileNotFoundError, FileExistsError, PermissionError, ValueError, KeyError) as exc:
+    except BrokenPipeError:  # an OSError: must come first
+        # Whoever read stdout stopped (`recommender info m --json | head`): stop quietly, like a shell tool.
+        _silence_stdout()
+        return 141
+    except (RecommenderError, OSError, ValueError, KeyError) as exc:
         message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
         print(f"recommender: error: {' '.join(message.split())}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("recommender: interrupted", file=sys.stderr)
         return 130
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    try:
+        fileno = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fileno)
+    finally:
+        os.close(devnull)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -327,7 +327,9 @@ class Recommender(BaseEstimator):
         recommended, scores, sims, prior = self._lists(np.array([row]), k, self._rows_of(exclude))
         return [
             self._recommendation(int(r), rank, float(s), float(m), float(p))
-            for rank, (r, s, m, p) in enumerate(zip(recommended[0], scores[0], sims[0], prior[0], strict=False), start=1)
+            for rank, (r, s, m, p) in enumerate(
+                zip(recommended[0], scores[0], sims[0], prior[0], strict=False), start=1
+            )
             if r >= 0
         ]
 

@@ -346,6 +346,8 @@ def load_model(path: str | os.PathLike[str], *, verify: bool = True) -> Recommen
         file = version / name
         if "/" in name or "\\" in name or name.startswith("."):
             raise ModelFormatError(f"'{version / MANIFEST}' names an invalid file {name!r}.")
+        if not isinstance(info, dict):
+            raise ModelFormatError(f"'{version / MANIFEST}' describes {name!r} as {info!r}, expected sha256 and bytes.")
         if not file.is_file():
             raise ModelFormatError(f"Model file missing: '{file}'. Rebuild the model with `recommender build`.")
         if file.stat().st_size != info.get("bytes"):
@@ -364,6 +366,8 @@ def load_model(path: str | os.PathLike[str], *, verify: bool = True) -> Recommen
             except ValueError as exc:
                 raise ModelFormatError(f"Model file '{version / name}' cannot be read safely: {exc}") from None
     params = manifest.get("parameters", {})
+    if not isinstance(params, dict):
+        raise ModelFormatError(f"'{version / MANIFEST}' has parameters {params!r}, expected an object.")
     try:
         model = Recommender()
         model.set_params(**{k: tuple(v) if isinstance(v, list) else v for k, v in params.items()})
@@ -376,10 +380,18 @@ def load_model(path: str | os.PathLike[str], *, verify: bool = True) -> Recommen
     rejected: list[dict[str, Any]] = []
     if "rejected.csv" in files:
         frame = pd.read_csv(version / "rejected.csv", dtype=str, keep_default_na=False)
-        rejected = frame.to_dict("records")
+        rejected = [_rejected_record(r) for r in frame.to_dict("records")]
     model = _restore(model, rejected=rejected, **state)
     model.version_ = manifest["version"]
     return model
+
+
+def _rejected_record(record: dict[str, str]) -> dict[str, Any]:
+    """A rejected.csv row as fit() recorded it: empty cells are None, ``row`` is an int."""
+    out: dict[str, Any] = {key: (value if value != "" else None) for key, value in record.items()}
+    if out.get("row") is not None and out["row"].isdigit():
+        out["row"] = int(out["row"])
+    return out
 
 
 def _state(arrays: dict[str, np.ndarray], manifest: dict[str, Any]) -> dict[str, Any]:

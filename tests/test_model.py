@@ -158,7 +158,7 @@ def test_popular_orders_by_views_per_day(newsroom):
     model = small().fit(newsroom)
     ranked = [r.article_id for r in model.popular(k=3)]
     assert ranked[0] == "vote-2"  # 20,000 views in two days
-    assert [r.article_id for r in model.popular(k=2, exclude=["vote-2"])][0] == ranked[1]
+    assert next(r.article_id for r in model.popular(k=2, exclude=["vote-2"])) == ranked[1]
     assert all(r.similarity == 0 and r.score == r.popularity for r in model.popular(k=8))
 
 

@@ -1,0 +1,436 @@
+"""Tests for recommender._store: the model directory (save, load, versions, integrity).
+
+The corpus is six invented articles: three about a football cup, three about an
+election. Each article's list is the other two articles of its own topic, which a
+reader can check by eye; the tests then only need save/load to give the same lists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import recommender as rec
+
+FOOTBALL = ["f1", "f2", "f3"]
+ELECTION = ["e1", "e2", "e3"]
+
+
+def six_articles(**overrides: list) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        {
+            "article_id": FOOTBALL + ELECTION,
+            "title": [
+                "Cup final goal",
+                "Late goal wins the cup",
+                "Striker scores in cup final",
+                "Election vote count begins",
+                "Vote count in the election",
+                "Ballots counted after election",
+            ],
+            "body": [
+                "The football cup final ended with a late goal.",
+                "A late football goal won the cup for the home side.",
+                "The striker scored twice in the football cup final.",
+                "Officials began the election vote count on ballots.",
+                "The vote count of the election ballots continues.",
+                "All election ballots were counted by officials.",
+            ],
+            "published": ["2024-03-01", "2024-03-02", "2024-03-03", "2024-03-04", "2024-03-05", "2024-03-06"],
+            "views": [100, 2000, 300, 40, 500, 60],
+            "url": [f"https://news.example/{i}" for i in FOOTBALL + ELECTION],
+            "category": ["sport"] * 3 + ["politics"] * 3,
+            "tags": ["cup;football", "cup", "", "vote", "vote;count", ""],
+        }
+    )
+    for column, values in overrides.items():
+        frame[column] = values
+    return frame
+
+
+def fit(frame: pd.DataFrame, **params) -> rec.Recommender:
+    return rec.Recommender(min_df=1, max_df=1.0, **params).fit(frame)
+
+
+@pytest.fixture
+def model() -> rec.Recommender:
+    return fit(six_articles())
+
+
+@pytest.fixture
+def saved(tmp_path: Path, model: rec.Recommender) -> Path:
+    root = tmp_path / "model"
+    model.save(root)
+    return root
+
+
+def current_version(root: Path) -> Path:
+    return root / (root / "CURRENT").read_text(encoding="utf-8").strip()
+
+
+def lists(model: rec.Recommender, k: int = 5) -> dict[str, list[str]]:
+    return {a: [r.article_id for r in model.recommend(a, k=k)] for a in model.article_ids}
+
+
+def rewrite_manifest(version: Path, change) -> None:
+    path = version / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    change(manifest)
+    path.write_text(json.dumps(manifest), encoding="utf-8")
+
+
+def describe(path: Path) -> dict:
+    return {"sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "bytes": path.stat().st_size}
+
+
+# --------------------------------------------------------------------------- round trip
+
+
+def test_fixture_lists_stay_within_topic(model: rec.Recommender) -> None:
+    # The premise of every round-trip test below: the right lists are obvious.
+    for article_id, found in lists(model).items():
+        topic = FOOTBALL if article_id in FOOTBALL else ELECTION
+        assert sorted(found) == sorted(set(topic) - {article_id})
+
+
+def test_round_trip_gives_identical_lists_and_parameters(tmp_path: Path) -> None:
+    model = fit(six_articles(), popularity_weight=0.5, pool_size=4, ngram_range=(1, 2), reference_date="2024-03-10")
+    model.save(tmp_path / "m")
+    loaded = rec.load_model(tmp_path / "m")
+
+    assert loaded.get_params() == model.get_params()
+    assert loaded.get_params()["ngram_range"] == (1, 2)
+    assert loaded.article_ids == model.article_ids
+    assert loaded.reference_date_ == pd.Timestamp("2024-03-10", tz="UTC")
+    for article_id in model.article_ids:
+        assert loaded.recommend(article_id, k=4) == model.recommend(article_id, k=4)
+        assert loaded.recommend(article_id, k=4, exclude=["f2"]) == model.recommend(article_id, k=4, exclude=["f2"])
+    pd.testing.assert_frame_equal(loaded.recommend_frame(k=3), model.recommend_frame(k=3))
+    assert loaded.popular(k=6) == model.popular(k=6)
+
+
+def test_round_trip_keeps_display_fields(saved: Path) -> None:
+    loaded = rec.load_model(saved)
+    (first,) = loaded.recommend("e3", k=1, exclude=["e2"])
+    assert first.article_id == "e1"
+    assert first.title == "Election vote count begins"
+    assert first.url == "https://news.example/e1"
+    assert first.category == "politics"
+    assert first.published == pd.Timestamp("2024-03-04", tz="UTC").to_pydatetime()
+    assert list(loaded.articles_["tags"]) == [("cup", "football"), ("cup",), (), ("vote",), ("vote", "count"), ()]
+
+
+def test_loaded_arrays_are_read_only_memory_maps(saved: Path) -> None:
+    loaded = rec.load_model(saved)
+    arrays = {
+        "neighbours_": loaded.neighbours_,
+        "similarities_": loaded.similarities_,
+        "popularity_": loaded.popularity_,
+        "copy_groups_": loaded.copy_groups_,
+        "vectors_.data": loaded.vectors_.data,
+        "vectors_.indices": loaded.vectors_.indices,
+    }
+    for name, array in arrays.items():
+        assert isinstance(array, np.memmap) or not array.flags.writeable, name
+        with pytest.raises(ValueError):
+            array[0] = 0
+
+
+def test_ids_unicode_and_missing_fields_round_trip(tmp_path: Path) -> None:
+    frame = pd.DataFrame(
+        {
+            "article_id": ["007", "0070", "7"],
+            "title": ["Fútbol: el gol de la final", "Finale: le but décisif ⚽", "决赛 goal final"],
+            "body": ["gol final copa", "but final coupe", "goal final cup"],
+        }
+    )
+    model = fit(frame)
+    assert model.reference_date_ is None  # no dates at all
+    model.save(tmp_path / "m")
+    loaded = rec.load_model(tmp_path / "m")
+
+    assert loaded.article_ids == ["007", "0070", "7"]
+    assert loaded.reference_date_ is None
+    assert loaded.articles_["title"].tolist() == frame["title"].tolist()
+    assert loaded.articles_["url"].tolist() == [None, None, None]
+    assert loaded.articles_["category"].tolist() == [None, None, None]
+    assert loaded.articles_["published"].isna().all()
+    assert lists(loaded, k=2) == lists(model, k=2)
+    assert {r.article_id for r in loaded.recommend("007", k=2)} == {"0070", "7"}  # all share "final"
+    item = loaded.recommend("007", k=2)[0]
+    assert item.url is None and item.category is None and item.published is None
+    pd.testing.assert_frame_equal(loaded.recommend_frame(k=2), model.recommend_frame(k=2))
+    assert json.loads((current_version(tmp_path / "m") / "manifest.json").read_text())["reference_date"] is None
+
+
+def test_rejected_rows_are_saved_and_restored(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    extra = pd.DataFrame(
+        {
+            "article_id": [None, "f1", "x9"],
+            "title": ["No id here", "Duplicate football cup", "Negative views"],
+            "views": [1, 2, -5],
+        }
+    )
+    model = fit(pd.concat([six_articles(), extra], ignore_index=True))
+    expected = [
+        {"source": "<DataFrame>", "row": 7, "article_id": None, "reason": "missing article_id"},
+        {
+            "source": "<DataFrame>",
+            "row": 8,
+            "article_id": "f1",
+            "reason": "duplicate article_id 'f1' (first seen in row 1)",
+        },
+        {"source": "<DataFrame>", "row": 9, "article_id": "x9", "reason": "views is negative: -5"},
+    ]
+    assert model.rejected_ == expected
+    name = model.save(tmp_path / "m")
+
+    on_disk = pd.read_csv(tmp_path / "m" / name / "rejected.csv", dtype=str, keep_default_na=False)
+    assert on_disk.columns.tolist() == ["source", "row", "article_id", "reason"]
+    assert on_disk["article_id"].tolist() == ["", "f1", "x9"]
+    assert on_disk["reason"].tolist() == [r["reason"] for r in expected]
+    assert rec.load_model(tmp_path / "m").rejected_ == expected
+
+
+def test_copied_wire_story_is_counted_and_still_never_recommended(tmp_path: Path) -> None:
+    wire = {"title": "Wire: cup final tonight", "body": "The cup final kicks off tonight."}
+    frame = pd.DataFrame(
+        {
+            "article_id": ["w1", "w2", "f1", "e1"],
+            "title": [wire["title"], wire["title"].upper(), "Cup final goal", "Election vote count"],
+            "body": [wire["body"], "The  cup final kicks off   tonight.", "A late goal in the cup final.", "Votes"],
+        }
+    )
+    model = fit(frame)
+    model.save(tmp_path / "m")
+    assert rec.read_manifest(tmp_path / "m")["counts"]["copies"] == 2
+    loaded = rec.load_model(tmp_path / "m")
+    assert [r.article_id for r in loaded.recommend("w1", k=3)] == ["f1"]
+    assert [r.article_id for r in loaded.recommend("w2", k=3)] == ["f1"]
+
+
+def test_a_loaded_model_can_be_saved_again(tmp_path: Path, saved: Path) -> None:
+    loaded = rec.load_model(saved)
+    assert loaded.save(saved) == "version-000002"  # prunes nothing yet; the mapped version stays
+    assert loaded.save(tmp_path / "copy") == "version-000001"
+    again = rec.load_model(tmp_path / "copy")
+    assert lists(again) == lists(loaded)
+    assert again.rejected_ == [] and again.reference_date_ == loaded.reference_date_
+
+
+def test_no_rejected_file_without_rejected_rows(saved: Path) -> None:
+    assert not (current_version(saved) / "rejected.csv").exists()
+    assert rec.load_model(saved).rejected_ == []
+
+
+# --------------------------------------------------------------------------- manifest
+
+
+def test_manifest_describes_the_model_and_every_file(saved: Path) -> None:
+    version = current_version(saved)
+    manifest = json.loads((version / "manifest.json").read_text(encoding="utf-8"))
+
+    assert manifest["format"] == "recommender-model"
+    assert manifest["format_version"] == 1
+    assert manifest["library_version"] == rec.__version__
+    assert manifest["parameters"]["min_df"] == 1
+    assert manifest["parameters"]["max_df"] == 1.0
+    assert manifest["parameters"]["popularity_weight"] == 0.1
+    assert manifest["parameters"]["ngram_range"] == [1, 1]
+    assert manifest["counts"]["articles"] == 6
+    assert manifest["counts"]["rejected"] == 0
+    assert manifest["counts"]["copies"] == 0
+    assert manifest["counts"]["terms"] == len(rec.load_model(saved).vocabulary_) > 0
+    assert pd.Timestamp(manifest["reference_date"]) == pd.Timestamp("2024-03-06", tz="UTC")
+
+    on_disk = {p.name for p in version.iterdir()} - {"manifest.json"}
+    assert set(manifest["files"]) == on_disk
+    assert {"neighbours.npy", "similarities.npy", "article_id.bytes.npy"} <= on_disk
+    for name, info in manifest["files"].items():
+        assert info == describe(version / name), name
+
+
+def test_read_manifest_names_the_current_version(saved: Path) -> None:
+    assert rec.read_manifest(saved)["version"] == "version-000001"
+
+
+# --------------------------------------------------------------------------- versions
+
+
+def test_each_save_adds_a_version_and_old_ones_are_pruned(tmp_path: Path, model: rec.Recommender) -> None:
+    root = tmp_path / "m"
+    assert model.save(root) == "version-000001"
+    assert (root / "CURRENT").read_text(encoding="utf-8").strip() == "version-000001"
+    assert model.save(root) == "version-000002"
+    assert (root / "CURRENT").read_text(encoding="utf-8").strip() == "version-000002"
+    assert model.save(root) == "version-000003"
+
+    assert (root / "CURRENT").read_text(encoding="utf-8").strip() == "version-000003"
+    assert sorted(p.name for p in root.iterdir()) == ["CURRENT", "version-000002", "version-000003"]
+
+
+def test_load_follows_current(tmp_path: Path) -> None:
+    root = tmp_path / "m"
+    first = fit(six_articles(), popularity_weight=0.0)
+    second = fit(six_articles().iloc[:3], popularity_weight=0.7)  # football only
+    first.save(root)
+    second.save(root)
+    assert rec.load_model(root).article_ids == FOOTBALL
+    assert rec.load_model(root).popularity_weight == 0.7
+
+    (root / "CURRENT").write_text("version-000001\n", encoding="utf-8")
+    assert rec.load_model(root).article_ids == FOOTBALL + ELECTION
+    assert rec.load_model(root).popularity_weight == 0.0
+
+
+def test_a_version_folder_can_be_loaded_directly(tmp_path: Path) -> None:
+    root = tmp_path / "m"
+    fit(six_articles()).save(root)
+    fit(six_articles().iloc[3:]).save(root)  # election only, now current
+    old = rec.load_model(root / "version-000001")
+    assert old.article_ids == FOOTBALL + ELECTION
+    assert old.version_ == "version-000001"
+    assert rec.load_model(root).article_ids == ELECTION
+
+
+def test_saving_onto_a_file_fails(tmp_path: Path, model: rec.Recommender) -> None:
+    target = tmp_path / "not-a-dir"
+    target.write_text("x", encoding="utf-8")
+    with pytest.raises(rec.ModelFormatError, match="it is a file"):
+        model.save(target)
+
+
+def test_saving_leaves_no_staging_folder(saved: Path) -> None:
+    assert sorted(p.name for p in saved.iterdir()) == ["CURRENT", "version-000001"]
+
+
+# --------------------------------------------------------------------------- failures
+
+
+def test_altered_byte_fails_the_checksum(saved: Path) -> None:
+    path = current_version(saved) / "similarities.npy"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(rec.ModelFormatError, match=r"similarities\.npy.*SHA-256"):
+        rec.load_model(saved)
+
+
+def test_truncated_file_fails(saved: Path) -> None:
+    path = current_version(saved) / "neighbours.npy"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(rec.ModelFormatError, match=r"neighbours\.npy.*truncated"):
+        rec.load_model(saved)
+    with pytest.raises(rec.ModelFormatError, match="truncated"):
+        rec.load_model(saved, verify=False)
+
+
+def test_missing_file_fails(saved: Path) -> None:
+    (current_version(saved) / "popularity.npy").unlink()
+    with pytest.raises(rec.ModelFormatError, match=r"missing.*popularity\.npy"):
+        rec.load_model(saved)
+
+
+def test_manifest_that_is_not_json_fails(saved: Path) -> None:
+    (current_version(saved) / "manifest.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(rec.ModelFormatError, match="not valid JSON"):
+        rec.load_model(saved)
+
+
+def test_foreign_format_fails(saved: Path) -> None:
+    rewrite_manifest(current_version(saved), lambda m: m.update(format="someone-elses-model"))
+    with pytest.raises(rec.ModelFormatError, match="not a recommender model"):
+        rec.load_model(saved)
+
+
+def test_newer_format_version_says_upgrade_or_rebuild(saved: Path) -> None:
+    rewrite_manifest(current_version(saved), lambda m: m.update(format_version=2, library_version="9.0.0"))
+    with pytest.raises(rec.ModelFormatError, match="format 2") as caught:
+        rec.load_model(saved)
+    message = str(caught.value)
+    assert "Upgrade recommender" in message and "rebuild" in message and "9.0.0" in message
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda m: m["files"].update({"idf.npy": "abc"}), "idf.npy"),
+        (lambda m: m.update(files=[]), "lists no files"),
+        (lambda m: m["files"].update({"../escape.npy": m["files"]["idf.npy"]}), "invalid file"),
+        (lambda m: m.update(parameters=["min_df", 1]), "parameters"),
+        (lambda m: m["parameters"].update(colour="red"), "inconsistent"),
+        (lambda m: m.update(format_version="1"), "invalid format_version"),
+    ],
+    ids=[
+        "file-entry-not-an-object",
+        "no-files",
+        "path-outside",
+        "parameters-not-an-object",
+        "unknown-parameter",
+        "version-not-int",
+    ],
+)
+def test_malformed_manifest_fails(saved: Path, change, message: str) -> None:
+    rewrite_manifest(current_version(saved), change)
+    with pytest.raises(rec.ModelFormatError, match=message):
+        rec.load_model(saved)
+
+
+def test_current_pointing_to_a_missing_version_fails(saved: Path) -> None:
+    (saved / "CURRENT").write_text("version-000042\n", encoding="utf-8")
+    with pytest.raises(rec.ModelFormatError, match="version-000042"):
+        rec.load_model(saved)
+
+
+def test_directory_that_is_not_a_model_fails(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("hello", encoding="utf-8")
+    with pytest.raises(rec.ModelFormatError, match="not a recommender model directory"):
+        rec.load_model(tmp_path)
+
+
+def test_missing_path_raises_file_not_found(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="not found"):
+        rec.load_model(tmp_path / "nowhere")
+
+
+def test_model_format_error_is_a_value_error(saved: Path) -> None:
+    (saved / "CURRENT").write_text("garbage\n", encoding="utf-8")
+    with pytest.raises(ValueError):
+        rec.load_model(saved)
+
+
+class _Marker:
+    """Unpickling this creates a directory: proof that code from a file ran."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (os.mkdir, (self.path,))
+
+
+def test_pickled_array_is_refused_and_never_unpickled(saved: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "unpickled"
+    version = current_version(saved)
+    path = version / "popularity.npy"
+    payload = np.empty(6, dtype=object)
+    payload[:] = [_Marker(marker)] * 6
+    with open(path, "wb") as handle:
+        np.save(handle, payload, allow_pickle=True)
+    rewrite_manifest(version, lambda m: m["files"].update({"popularity.npy": describe(path)}))
+
+    with pytest.raises(rec.ModelFormatError, match=r"popularity\.npy"):
+        rec.load_model(saved)
+    assert not marker.exists()
+
+    # The payload is live: unpickling it on purpose does create the marker.
+    with open(path, "rb") as handle:
+        np.load(handle, allow_pickle=True)
+    assert marker.exists()
