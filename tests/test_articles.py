@@ -199,7 +199,7 @@ def test_non_utf8_file_is_a_clear_error(tmp_path):
 
 
 def test_file_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="missing.csv"):
+    with pytest.raises(FileNotFoundError, match=r"missing\.csv"):
         rec.load_articles(tmp_path / "missing.csv")
     (tmp_path / "a.xlsx").write_bytes(b"x")
     with pytest.raises(rec.SchemaError, match="Unsupported input"):
