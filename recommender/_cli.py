@@ -23,7 +23,8 @@ from ._articles import load_articles
 from ._batch import write_lists
 from ._demo import DEMO_ATTRIBUTION, demo_corpus_path
 from ._errors import RecommenderError
-from ._model import Recommendation, Recommender
+from ._model import PART_NAMES, Recommendation, Recommender
+from ._ranking import CONTROL_NAMES
 from ._store import load_model, read_manifest
 
 __all__ = ["main"]
@@ -89,6 +90,8 @@ def _parser() -> argparse.ArgumentParser:
     recommend.add_argument("-k", type=int, default=5, help="list length (default 5)")
     recommend.add_argument("--exclude", nargs="*", default=None, metavar="ID", help="article ids to leave out")
     recommend.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    recommend.add_argument("--explain", action="store_true", help="show the score parts and shared terms")
+    _control_options(recommend)
     recommend.set_defaults(run=_recommend)
 
     precompute = commands.add_parser(
@@ -102,6 +105,8 @@ def _parser() -> argparse.ArgumentParser:
         help=".csv, .jsonl or .parquet file; any other path is a directory of Parquet parts",
     )
     precompute.add_argument("-k", type=int, default=10, help="list length (default 10)")
+    precompute.add_argument("--explain", action="store_true", help="add the score parts and shared terms as columns")
+    _control_options(precompute)
     precompute.set_defaults(run=_precompute)
 
     info = commands.add_parser("info", help="describe a model directory")
@@ -119,18 +124,58 @@ def _parser() -> argparse.ArgumentParser:
 def _model_options(parser: argparse.ArgumentParser) -> None:
     defaults = Recommender()
     parser.add_argument(
-        "--popularity-weight",
-        type=float,
-        default=defaults.popularity_weight,
-        help="weight of the popularity prior (default %(default)s)",
+        "--pool-size", type=int, default=defaults.pool_size, help="candidates kept per article (default %(default)s)"
     )
     parser.add_argument(
-        "--pool-size", type=int, default=defaults.pool_size, help="candidates kept per article (default %(default)s)"
+        "--duplicate-threshold",
+        type=float,
+        default=defaults.duplicate_threshold,
+        help="similarity at which two articles are one story (default %(default)s)",
+    )
+    parser.add_argument(
+        "--fallback-days",
+        type=float,
+        default=defaults.fallback_days,
+        help="'recent' window of the popular fallback, in days (default %(default)s)",
     )
     parser.add_argument(
         "--reference-date", default=None, help="date at which article ages are measured (default: newest article)"
     )
     parser.add_argument("--n-jobs", type=int, default=None, help="parallel jobs for the neighbour search")
+    _control_options(parser, saved=True)
+
+
+def _control_options(parser: argparse.ArgumentParser, *, saved: bool = False) -> None:
+    """One flag per ranking control: on build they set the model's defaults, elsewhere they override them."""
+    model = Recommender()
+    title = "ranking controls (saved as the model's defaults)" if saved else "ranking controls (default: the model's)"
+    group = parser.add_argument_group(title)
+
+    def default(name: str) -> str:
+        return f" (default {getattr(model, name)})" if saved else ""
+
+    flags: list[tuple[str, dict[str, Any], str]] = [
+        ("--popularity-weight", {"type": float}, "weight of the popularity prior"),
+        ("--half-life-days", {"type": float}, "soft freshness: the score halves every N days from the source's date"),
+        ("--max-age-days", {"type": float}, "hard window: only articles within N days of the source"),
+        ("--past-only", {"action": argparse.BooleanOptionalAction}, "only articles published no later than the source"),
+        ("--category-boost", {"type": float}, "boost for an article in the source's category"),
+        ("--tag-boost", {"type": float}, "boost per tag shared with the source (up to 4)"),
+        ("--same-category", {"action": argparse.BooleanOptionalAction}, "only articles in the source's category"),
+        ("--categories", {"nargs": "+", "metavar": "NAME"}, "only articles in these categories"),
+        ("--min-shared-tags", {"type": int}, "only articles sharing at least N tags with the source"),
+        ("--diversity", {"type": float}, "maximal marginal relevance weight (0 = off)"),
+        ("--min-score", {"type": float}, "drop similar articles scoring below this"),
+        ("--fallback", {"action": argparse.BooleanOptionalAction}, "fill short lists from the popular articles"),
+    ]
+    for flag, options, text in flags:
+        name = flag[2:].replace("-", "_")
+        group.add_argument(flag, default=None, help=text + default(name), **options)
+
+
+def _controls(args: argparse.Namespace) -> dict[str, Any]:
+    """The ranking controls given on the command line."""
+    return {name: getattr(args, name) for name in CONTROL_NAMES if getattr(args, name, None) is not None}
 
 
 # --------------------------------------------------------------------------- commands
@@ -139,10 +184,12 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
 def _build(args: argparse.Namespace) -> int:
     articles = load_articles(args.inputs, strict=args.strict)
     model = Recommender(
-        popularity_weight=args.popularity_weight,
         pool_size=args.pool_size,
+        duplicate_threshold=args.duplicate_threshold,
+        fallback_days=args.fallback_days,
         reference_date=args.reference_date,
         n_jobs=args.n_jobs,
+        **_controls(args),
     ).fit(articles)
     version = model.save(args.out)
     rejected = model.rejected_
@@ -151,6 +198,8 @@ def _build(args: argparse.Namespace) -> int:
         print(f"  {count:>8,}  {kind}")
     if rejected:
         print(f"Rejected rows and reasons: {args.out}/{version}/rejected.csv")
+    groups = model.duplicate_groups()
+    print(f"Duplicate groups: {groups['group'].nunique() if len(groups) else 0:,} ({len(groups):,} articles).")
     print(f"Vocabulary: {len(model.vocabulary_):,} terms; reference date: {_date(model.reference_date_)}.")
     print(f"Model written to {args.out} (version {version}).")
     return 0
@@ -164,13 +213,13 @@ def _reason_kind(reason: str) -> str:
 
 def _recommend(args: argparse.Namespace) -> int:
     model = load_model(args.model)
-    items = model.recommend(args.article_id, k=args.k, exclude=args.exclude)
+    items = model.recommend(args.article_id, k=args.k, exclude=args.exclude, **_controls(args))
     if args.json:
         print(json.dumps([_as_json(item) for item in items], ensure_ascii=False, indent=2))
         return 0
     row = model.row_of(args.article_id)
     print(f"{model.articles_['title'].iloc[row]}")
-    _print_list(items)
+    _print_list(items, explain=args.explain)
     return 0
 
 
@@ -185,14 +234,22 @@ def _as_json(item: Recommendation) -> dict[str, Any]:
         "score": round(item.score, 6),
         "similarity": round(item.similarity, 6),
         "popularity": round(item.popularity, 6),
+        "reason": item.reason,
+        **{name: round(getattr(item, name), 6) for name in PART_NAMES},
+        "shared_terms": [[term, value] for term, value in item.shared_terms],
     }
 
 
-def _print_list(items: list[Recommendation]) -> None:
+def _print_list(items: list[Recommendation], *, explain: bool = False) -> None:
     if not items:
         print("  (no similar articles)")
     for item in items:
-        print(f"  {item.rank:>2}. {item.score:.3f}  {item.title}  ({_date(item.published)})")
+        note = "" if item.reason == "similar" else f"  [{item.reason}]"
+        print(f"  {item.rank:>2}. {item.score:.3f}  {item.title}  ({_date(item.published)}){note}")
+        if explain:
+            parts = ", ".join(f"{name.removesuffix('_part')} {getattr(item, name):+.3f}" for name in PART_NAMES)
+            terms = ", ".join(f"{term} {value:.3f}" for term, value in item.shared_terms) or "none"
+            print(f"      similarity {item.similarity:.3f}, {parts}; shared terms: {terms}")
 
 
 def _date(value: Any) -> str:
@@ -201,7 +258,7 @@ def _date(value: Any) -> str:
 
 def _precompute(args: argparse.Namespace) -> int:
     model = load_model(args.model)
-    frame = model.recommend_frame(k=args.k)
+    frame = model.recommend_frame(k=args.k, explain=args.explain, **_controls(args))
     files = write_lists(frame, args.out)
     lists = frame["article_id"].nunique()
     print(

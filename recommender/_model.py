@@ -1,11 +1,13 @@
 """The model: :class:`Recommender` fits the pipeline and answers list queries.
 
-``fit`` runs validation -> vectorising -> neighbour search -> popularity prior
-and keeps, for every article, a pool of its ``pool_size`` most similar
-articles. Queries re-rank those pools; they never recompute similarities.
+``fit`` runs validation -> vectorising -> neighbour search -> duplicate groups
+-> popularity prior, and keeps, for every article, a pool of its ``pool_size``
+most similar articles. Queries re-rank those pools with the ranking controls
+(``recommender._ranking``); they never rerun the neighbour search.
 
 Every list goes through one batch-first core (:meth:`Recommender._lists`):
-``recommend`` is a batch of one, ``recommend_frame`` a batch of all.
+``recommend`` is a batch of one, ``recommend_frame`` a batch of all, and
+``recommend_for_text`` a batch of one whose source is not in the model.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import datetime as dt
 import logging
 import numbers
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,19 +26,37 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 
 from ._articles import validate_articles
-from ._errors import NotFittedError, SchemaError, UnknownArticleError
-from ._neighbours import top_neighbours
-from ._ranking import popularity, rank_candidates
-from ._text import FIELDS, TextParams, Vocabulary, fit_vocabulary
+from ._duplicates import copy_groups, duplicate_groups, representatives, text_keys, title_keys
+from ._errors import ArticleValidationError, NotFittedError, SchemaError, UnknownArticleError
+from ._neighbours import select_top, top_neighbours
+from ._ranking import (
+    CONTROL_NAMES,
+    NAT,
+    Catalog,
+    Controls,
+    Ranked,
+    Sources,
+    popularity,
+    popularity_scale,
+    rank,
+)
+from ._text import FIELDS, TextParams, Vocabulary, fit_vocabulary, make_counter, vectorise
 
-__all__ = ["DISPLAY_FIELDS", "Recommendation", "Recommender"]
+__all__ = ["DISPLAY_FIELDS", "PART_NAMES", "REASONS", "Recommendation", "Recommender"]
 
 logger = logging.getLogger("recommender")
 
 #: Fields of the recommended article shown on a page, in every list output.
 DISPLAY_FIELDS = ("title", "url", "published", "category")
-
-_NAT = np.iinfo(np.int64).min
+#: The parts of a score besides similarity; similarity + parts = score.
+PART_NAMES = ("popularity_part", "freshness_part", "boost_part", "diversity_part")
+#: Why an item is in a list.
+REASONS = ("similar", "fallback", "pinned")
+#: Terms shown per item as the explanation of its similarity.
+SHARED_TERMS = 5
+#: Share of out-of-vocabulary tokens in added or edited articles above which a refit is advised.
+DRIFT_REFIT = 0.2
+_SIMILAR, _FALLBACK, _PINNED = 0, 1, 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,13 +70,22 @@ class Recommendation:
     title, url, published, category
         Its display fields (``url``, ``published`` and ``category`` may be None).
     score : float
-        The ranking score (higher is better), see ``recommender._ranking``.
+        The ranking score: ``similarity + popularity_part + freshness_part +
+        boost_part + diversity_part`` (see ``recommender._ranking``).
     similarity : float
         Cosine similarity of the TF-IDF vectors, in [0, 1].
     popularity : float
         The popularity prior of the recommended article, in [0, 1].
     rank : int
         Position in the list, starting at 1.
+    reason : str
+        ``"similar"``, ``"fallback"`` (filled from the popular articles) or
+        ``"pinned"`` (put there by an editor).
+    popularity_part, freshness_part, boost_part, diversity_part : float
+        How much each ranking step changed the score.
+    shared_terms : tuple of (str, float)
+        Up to 5 terms the two articles share, with their contribution to the
+        similarity (the contributions of all shared terms add up to it).
     """
 
     article_id: str
@@ -68,20 +97,24 @@ class Recommendation:
     similarity: float
     popularity: float
     rank: int
+    reason: str = "similar"
+    popularity_part: float = 0.0
+    freshness_part: float = 0.0
+    boost_part: float = 0.0
+    diversity_part: float = 0.0
+    shared_terms: tuple[tuple[str, float], ...] = ()
 
 
 class Recommender(BaseEstimator):
-    """Related-article recommender: TF-IDF neighbours re-ranked by a popularity prior.
+    """Related-article recommender: TF-IDF neighbours re-ranked for news.
 
     Parameters
     ----------
     popularity_weight : float, default 0.1
-        How much the popularity prior scales similarity:
-        ``score = similarity * (1 + popularity_weight * popularity)``. 0 = content only.
+        How much the popularity prior scales similarity (0 = content only).
     pool_size : int, default 50
-        Candidates kept per article at fit time; lists are re-ranked from this
-        pool, so ``k`` can be at most ``pool_size``.
-    title_weight, summary_weight, body_weight : float
+        Candidates kept per article at fit time; ``k`` can be at most this.
+    title_weight, summary_weight, body_weight : float, default 2.0, 1.0, 1.0
         Field weights of the term frequencies (see ``recommender._text``).
     min_df : int, default 2
         Drop terms found in fewer articles.
@@ -89,31 +122,39 @@ class Recommender(BaseEstimator):
         Drop terms found in a larger share of articles.
     ngram_range : tuple of int, default (1, 1)
         Word n-gram lengths.
+    half_life_days, max_age_days, past_only, category_boost, tag_boost, same_category, categories, min_shared_tags, diversity, min_score, fallback
+        Ranking controls, the defaults of every query; each can be overridden per
+        call by keyword. See :class:`recommender._ranking.Controls`.
+    duplicate_threshold : float, default 0.8
+        Articles at least this similar (or with the same normalised title) form
+        a duplicate group: one story, shown once.
+    fallback_days : float, default 30
+        "Recent" for the popular fallback: published within this many days
+        before the reference date.
+    text_limit : int, default 20000
+        ``recommend_for_text`` reads at most this many characters of each field.
     reference_date : str or Timestamp, optional
         The date at which article ages are measured for the popularity prior;
-        default: the newest ``published`` in the corpus. Never the wall clock, so
-        the same input always gives the same lists.
+        default: the newest ``published`` in the corpus. Never the wall clock.
     n_jobs : int, optional
         Parallel jobs for the neighbour search (joblib semantics).
 
     Attributes
     ----------
     articles_ : DataFrame
-        The fitted articles' ``article_id``, display fields, ``views`` and ``tags``.
+        ``article_id``, display fields, ``views`` and ``tags`` of every article.
     vocabulary_ : Vocabulary
-        Terms and idf weights.
+        Terms and idf weights (frozen after fit).
     vectors_ : csr_matrix of shape (n_articles, n_terms)
-        Unit-norm TF-IDF vectors.
     neighbours_ : ndarray of shape (n_articles, pool_size), int32
         Candidate rows, most similar first; -1 for empty slots.
     similarities_ : ndarray of shape (n_articles, pool_size), float32
-        Their cosine similarities.
     popularity_ : ndarray of shape (n_articles,), float32
-        The popularity prior.
-    copy_groups_ : ndarray of shape (n_articles,), int32
-        Label shared by articles with identical text (-1 when unique).
+    popularity_scale_ : float
+        The popularity scale (frozen after fit).
+    groups_ : ndarray of shape (n_articles,), int64
+        Duplicate-group label of each article (the first row of its group).
     reference_date_ : Timestamp or None
-        The reference date used (None when no article has a date).
     rejected_ : list of dict
         Rows rejected while reading and fitting (``source, row, article_id, reason``).
 
@@ -125,7 +166,7 @@ class Recommender(BaseEstimator):
     ...     "title": ["Cup final goal", "Late goal wins cup", "Election vote count", "Vote count in election"],
     ...     "body": ["football cup final", "football cup goal", "election ballots vote", "ballots vote count"],
     ... })
-    >>> model = rec.Recommender(min_df=1, max_df=1.0).fit(articles)
+    >>> model = rec.Recommender(min_df=1, max_df=1.0, fallback=False).fit(articles)
     >>> [r.article_id for r in model.recommend("a", k=1)]
     ['b']
     """
@@ -141,6 +182,20 @@ class Recommender(BaseEstimator):
         min_df: int = 2,
         max_df: float = 0.5,
         ngram_range: tuple[int, int] = (1, 1),
+        half_life_days: float | None = None,
+        max_age_days: float | None = None,
+        past_only: bool = False,
+        category_boost: float = 0.1,
+        tag_boost: float = 0.05,
+        same_category: bool = False,
+        categories: Sequence[str] | None = None,
+        min_shared_tags: int = 0,
+        diversity: float = 0.0,
+        min_score: float = 0.0,
+        fallback: bool = True,
+        duplicate_threshold: float = 0.8,
+        fallback_days: float = 30.0,
+        text_limit: int = 20_000,
         reference_date: str | pd.Timestamp | None = None,
         n_jobs: int | None = None,
     ) -> None:
@@ -152,10 +207,24 @@ class Recommender(BaseEstimator):
         self.min_df = min_df
         self.max_df = max_df
         self.ngram_range = ngram_range
+        self.half_life_days = half_life_days
+        self.max_age_days = max_age_days
+        self.past_only = past_only
+        self.category_boost = category_boost
+        self.tag_boost = tag_boost
+        self.same_category = same_category
+        self.categories = categories
+        self.min_shared_tags = min_shared_tags
+        self.diversity = diversity
+        self.min_score = min_score
+        self.fallback = fallback
+        self.duplicate_threshold = duplicate_threshold
+        self.fallback_days = fallback_days
+        self.text_limit = text_limit
         self.reference_date = reference_date
         self.n_jobs = n_jobs
 
-    # ------------------------------------------------------------------ fit
+    # ------------------------------------------------------------------ parameters
 
     def text_params(self) -> TextParams:
         """The vectoriser parameters of this model (validated)."""
@@ -170,15 +239,26 @@ class Recommender(BaseEstimator):
             ngram_range=(int(self.ngram_range[0]), int(self.ngram_range[1])),
         )
 
+    def controls(self, **overrides: Any) -> Controls:
+        """The ranking controls of this model, with per-call ``overrides`` applied."""
+        return Controls(**{name: getattr(self, name) for name in CONTROL_NAMES}).replace(overrides)
+
     def _check_params(self) -> None:
-        weight = self.popularity_weight
-        if not isinstance(weight, numbers.Real) or not np.isfinite(weight) or weight < 0:
-            raise ValueError(f"popularity_weight must be a finite number >= 0, got {weight!r}.")
-        if not isinstance(self.pool_size, numbers.Integral) or self.pool_size < 1:
+        self.controls()
+        if not isinstance(self.pool_size, numbers.Integral) or isinstance(self.pool_size, bool) or self.pool_size < 1:
             raise ValueError(f"pool_size must be an integer >= 1, got {self.pool_size!r}.")
+        threshold = self.duplicate_threshold
+        if not isinstance(threshold, numbers.Real) or not 0 < threshold <= 1:
+            raise ValueError(f"duplicate_threshold must be in (0, 1], got {threshold!r}.")
+        if not isinstance(self.fallback_days, numbers.Real) or not self.fallback_days >= 0:
+            raise ValueError(f"fallback_days must be a number >= 0, got {self.fallback_days!r}.")
+        if not isinstance(self.text_limit, numbers.Integral) or self.text_limit < 1:
+            raise ValueError(f"text_limit must be an integer >= 1, got {self.text_limit!r}.")
+
+    # ------------------------------------------------------------------ fit
 
     def fit(self, articles: pd.DataFrame) -> Recommender:
-        """Learn vectors, neighbour pools and the popularity prior from articles.
+        """Learn vectors, neighbour pools, duplicate groups and the popularity prior.
 
         Parameters
         ----------
@@ -209,28 +289,50 @@ class Recommender(BaseEstimator):
         vocabulary, vectors = fit_vocabulary({f: table[f].tolist() for f in FIELDS}, params)
         published_ns = _to_ns(table["published"])
         reference = self._reference(published_ns)
-        self.copy_groups_ = _copy_groups(table)
+        views = table["views"].to_numpy(np.float64)
+        self.text_keys_ = text_keys(table["title"], table["summary"], table["body"])
+        self.title_keys_ = title_keys(table["title"].tolist())
         self.neighbours_, self.similarities_ = top_neighbours(
-            vectors, int(self.pool_size), groups=self.copy_groups_, n_jobs=self.n_jobs
+            vectors, int(self.pool_size), groups=copy_groups(self.text_keys_), n_jobs=self.n_jobs
         )
-        self.popularity_ = popularity(table["views"].to_numpy(np.float64), published_ns, _ns(reference))
+        self.popularity_scale_ = popularity_scale(views, published_ns, _ns(reference))
+        self.popularity_ = popularity(views, published_ns, _ns(reference), self.popularity_scale_)
         self.vocabulary_ = vocabulary
         self.vectors_ = vectors
         self.reference_date_ = reference
         self.articles_ = table[["article_id", *DISPLAY_FIELDS, "views", "tags"]].reset_index(drop=True)
         self.rejected_ = rejected
+        self.blocked_: set[str] = set()
+        self.pins_: dict[str, list[str]] = {}
+        self.bans_: dict[str, set[str]] = {}
+        self.drift_counts_ = np.zeros(2, dtype=np.int64)  # (out-of-vocabulary tokens, tokens) of later articles
+        self.groups_ = self._duplicate_groups()
         self._index()
         return self
 
     def _reference(self, published_ns: np.ndarray) -> pd.Timestamp | None:
         if self.reference_date is not None:
-            stamp = pd.Timestamp(self.reference_date)
+            try:
+                stamp = pd.Timestamp(self.reference_date)
+            except (ValueError, TypeError):
+                raise ValueError(f"reference_date must be a date, got {self.reference_date!r}.") from None
             return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-        known = published_ns[published_ns != _NAT]
+        known = published_ns[published_ns != NAT]
         return pd.Timestamp(int(known.max()), unit="ns", tz="UTC") if known.size else None
 
+    def _duplicate_groups(self) -> np.ndarray:
+        return duplicate_groups(
+            self.neighbours_, self.similarities_, float(self.duplicate_threshold), self.text_keys_, self.title_keys_
+        )
+
+    @property
+    def copy_groups_(self) -> np.ndarray:
+        """Label shared by articles with identical text (-1 when unique), shape (n_articles,)."""
+        self._check_fitted()
+        return copy_groups(self.text_keys_)
+
     def _index(self) -> None:
-        """Build the lookup structures used on the request path."""
+        """Build the derived lookup structures used on the request path."""
         table = self.articles_
         self._ids: list[str] = table["article_id"].tolist()
         self._row_of = {article_id: row for row, article_id in enumerate(self._ids)}
@@ -238,8 +340,56 @@ class Recommender(BaseEstimator):
         self._urls: list[str | None] = table["url"].tolist()
         self._categories: list[str | None] = table["category"].tolist()
         self._published = [None if pd.isna(p) else p.to_pydatetime() for p in table["published"]]
+        self._published_ns = _to_ns(table["published"])
+        names = sorted({c for c in self._categories if c is not None})
+        code = {name: i for i, name in enumerate(names)}
+        self._category_names = names
+        self._category = np.array([code.get(c, -1) if c is not None else -1 for c in self._categories], dtype=np.int64)
+        self._tag_code: dict[str, int] = {}
+        self._tags = self._tag_matrix(table["tags"].tolist(), grow=True)
+        self._terms = self.vocabulary_.terms.tolist()
+        self._counter = None
+        self._refresh_catalog()
 
-    # ------------------------------------------------------------------ queries
+    def _tag_matrix(self, tag_lists: Sequence[Sequence[str]], *, grow: bool) -> sp.csr_matrix:
+        rows, cols = [], []
+        for i, tags in enumerate(tag_lists):
+            for tag in tags:
+                code = self._tag_code.get(tag)
+                if code is None and grow:
+                    code = self._tag_code[tag] = len(self._tag_code)
+                if code is not None:
+                    rows.append(i)
+                    cols.append(code)
+        data = np.ones(len(rows), dtype=np.float32)
+        return sp.csr_matrix((data, (rows, cols)), shape=(len(tag_lists), len(self._tag_code)))
+
+    def _refresh_catalog(self) -> None:
+        """Recompute what depends on views, groups and the blocklist."""
+        blocked = np.zeros(len(self._ids), dtype=bool)
+        for article_id in self.blocked_:
+            row = self._row_of.get(article_id)
+            if row is not None:
+                blocked[row] = True
+        self._blocked = blocked
+        views = self.articles_["views"].to_numpy(np.float64)
+        self._representative = representatives(np.asarray(self.groups_), self._published_ns, views, blocked)
+        self._catalog = Catalog(
+            published_ns=self._published_ns,
+            category=self._category,
+            category_names=self._category_names,
+            tags=self._tags,
+            popularity=np.asarray(self.popularity_),
+            group=np.asarray(self.groups_),
+            representative=self._representative,
+        )
+        recent_from = _ns(self.reference_date_) - int(float(self.fallback_days) * 86_400 * 10**9)
+        recent = (self._published_ns != NAT) & (self._published_ns >= recent_from) if self.reference_date_ else blocked
+        self._popular_order = np.lexsort(
+            (np.arange(len(self._ids)), -self._published_ns.astype(np.float64), -np.asarray(self.popularity_), ~recent)
+        )
+
+    # ------------------------------------------------------------------ validation helpers
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "neighbours_"):
@@ -278,43 +428,259 @@ class Recommender(BaseEstimator):
         rows = [self._row_of.get(a) for a in article_ids]
         return np.array([r for r in rows if r is not None], dtype=np.int64)
 
+    def _hidden_groups(self, exclude: Iterable[str] | None) -> np.ndarray | None:
+        rows = self._rows_of(exclude)
+        if rows.size == 0:
+            return None
+        hidden = np.zeros(len(self._ids), dtype=bool)
+        hidden[np.asarray(self.groups_)[rows]] = True
+        return hidden
+
+    # ------------------------------------------------------------------ the list core
+
+    def _sources(self, rows: np.ndarray) -> Sources:
+        return Sources(
+            published_ns=self._published_ns[rows],
+            category=self._category[rows],
+            tags=self._tags[rows],
+            group=np.asarray(self.groups_)[rows],
+        )
+
+    def _pair_similarity(self, rows: np.ndarray) -> np.ndarray:
+        block = self.vectors_[rows]
+        return (block @ block.T).toarray()
+
     def _lists(
-        self, rows: np.ndarray, k: int, exclude: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Batch core: lists for source rows.
+        self,
+        candidates: np.ndarray,
+        similarities: np.ndarray,
+        sources: Sources,
+        source_ids: Sequence[str | None],
+        k: int,
+        controls: Controls,
+        exclude: Iterable[str] | None,
+    ) -> tuple[Ranked, np.ndarray]:
+        """Batch core: ranked lists plus the reason code of every slot, shape (m, k)."""
+        hidden = self._hidden_groups(exclude)
+        groups = np.asarray(self.groups_)
+        banned = None
+        if self.bans_:
+            banned = [
+                groups[self._rows_of(self.bans_.get(s, ()))] if s is not None else np.empty(0, np.int64)
+                for s in source_ids
+            ]
+        ranked = rank(
+            candidates,
+            similarities,
+            sources,
+            self._catalog,
+            controls,
+            k,
+            hidden_groups=hidden,
+            banned=banned,
+            pair_similarity=self._pair_similarity,
+        )
+        reasons = np.where(ranked.rows >= 0, _SIMILAR, -1)
+        pinned = [i for i, s in enumerate(source_ids) if s is not None and s in self.pins_]
+        for i in pinned:
+            self._apply_pins(ranked, reasons, i, source_ids[i], candidates[i], similarities[i], sources, hidden, banned)
+        if controls.fallback:
+            for i in np.flatnonzero((ranked.rows < 0).any(axis=1)):
+                self._fill(ranked, reasons, int(i), sources, controls, hidden, banned)
+        return ranked, reasons
 
-        Returns
-        -------
-        recommended, score, similarity, prior : ndarrays of shape (len(rows), k)
-            ``recommended`` is -1 (and the numbers 0) where a list is shorter than k.
-        """
-        candidates = self.neighbours_[rows]
-        sims = self.similarities_[rows]
-        excluded = np.isin(candidates, exclude) if exclude is not None and exclude.size else None
-        positions, scores = rank_candidates(candidates, sims, self.popularity_, self.popularity_weight, k, excluded)
-        present = positions >= 0
-        safe = np.where(present, positions, 0)
-        recommended = np.where(present, np.take_along_axis(candidates, safe, axis=1), -1)
-        similarity = np.where(present, np.take_along_axis(sims, safe, axis=1), 0.0).astype(np.float32)
-        prior = np.where(present, self.popularity_[np.where(present, recommended, 0)], 0.0).astype(np.float32)
-        return recommended, scores, similarity, prior
+    def _allowed(self, row: int, i: int, sources: Sources, hidden: np.ndarray | None, banned: Any) -> bool:
+        group = int(self.groups_[row])
+        if self._blocked[row] or group == sources.group[i]:
+            return False
+        if hidden is not None and hidden[group]:
+            return False
+        return not (banned is not None and group in set(banned[i].tolist()))
 
-    def recommend(self, article_id: str, k: int = 5, *, exclude: Iterable[str] | None = None) -> list[Recommendation]:
+    def _apply_pins(
+        self,
+        ranked: Ranked,
+        reasons: np.ndarray,
+        i: int,
+        source_id: str,
+        candidates: np.ndarray,
+        similarities: np.ndarray,
+        sources: Sources,
+        hidden: np.ndarray | None,
+        banned: Any,
+    ) -> None:
+        """Put an editor's pinned articles at the top of list ``i``."""
+        k = ranked.rows.shape[1]
+        pins = [r for r in self._rows_of(self.pins_[source_id]).tolist() if self._allowed(r, i, sources, hidden, banned)]
+        if not pins:
+            return
+        groups = np.asarray(self.groups_)
+        pinned_groups = {int(groups[r]) for r in pins}
+        keep = [j for j in range(k) if ranked.rows[i, j] >= 0 and int(groups[ranked.rows[i, j]]) not in pinned_groups]
+        fields = ("score", "similarity", *ranked.parts)
+        old = {name: getattr(ranked, name)[i].copy() for name in fields}
+        old_rows, old_reasons = ranked.rows[i].copy(), reasons[i].copy()
+        pool_similarity = dict(zip(candidates.tolist(), similarities.tolist(), strict=True))
+        ranked.rows[i] = -1
+        reasons[i] = -1
+        for name in fields:
+            getattr(ranked, name)[i] = 0.0
+        for j, row in enumerate(pins[:k]):
+            ranked.rows[i, j] = row
+            reasons[i, j] = _PINNED
+            ranked.similarity[i, j] = ranked.score[i, j] = pool_similarity.get(row, 0.0)
+        position = min(len(pins), k)
+        for j in keep:
+            if position >= k:
+                break
+            ranked.rows[i, position] = old_rows[j]
+            reasons[i, position] = old_reasons[j]
+            for name in fields:
+                getattr(ranked, name)[i, position] = old[name][j]
+            position += 1
+
+    def _fill(
+        self,
+        ranked: Ranked,
+        reasons: np.ndarray,
+        i: int,
+        sources: Sources,
+        controls: Controls,
+        hidden: np.ndarray | None,
+        banned: Any,
+    ) -> None:
+        """Fill the empty slots of list ``i`` from the popular articles (same category first)."""
+        k = ranked.rows.shape[1]
+        slot = int(np.argmax(ranked.rows[i] < 0))
+        groups = np.asarray(self.groups_)
+        taken = {int(groups[r]) for r in ranked.rows[i] if r >= 0}
+        source_category = int(sources.category[i])
+        source_time = int(sources.published_ns[i])
+        allowed_categories = (
+            None if controls.categories is None else set(self._catalog.category_codes(controls.categories).tolist())
+        )
+        passes = [True, False] if source_category >= 0 else [False]
+        for same_category_pass in passes:
+            for row in self._popular_order.tolist():
+                if slot >= k:
+                    return
+                shown = int(self._representative[row])
+                if shown != row or int(groups[row]) in taken:
+                    continue
+                if not self._allowed(row, i, sources, hidden, banned):
+                    continue
+                category = int(self._category[row])
+                if same_category_pass and category != source_category:
+                    continue
+                if (controls.same_category and source_category >= 0 and category != source_category) or (
+                    allowed_categories is not None and category not in allowed_categories
+                ):
+                    continue
+                if not self._within_window(row, source_time, controls):
+                    continue
+                if controls.min_shared_tags > 0:
+                    shared = self._tags[row].multiply(sources.tags[i]).sum()
+                    if shared < controls.min_shared_tags:
+                        continue
+                ranked.rows[i, slot] = row
+                reasons[i, slot] = _FALLBACK
+                taken.add(int(groups[row]))
+                slot += 1
+
+    def _within_window(self, row: int, source_time: int, controls: Controls) -> bool:
+        published = int(self._published_ns[row])
+        if published == NAT or source_time == NAT:
+            return True
+        if controls.past_only and published > source_time:
+            return False
+        if controls.max_age_days is not None:
+            return abs(published - source_time) / 86_400e9 <= controls.max_age_days
+        return True
+
+    def _shared_terms(self, source_vectors: sp.csr_matrix, pairs: np.ndarray, rows: np.ndarray) -> list[tuple[tuple[str, float], ...]]:
+        """Top shared terms of each (source index, recommended row) pair."""
+        if len(rows) == 0:
+            return []
+        products = source_vectors[pairs].multiply(self.vectors_[rows]).tocsr()
+        out = []
+        for j in range(products.shape[0]):
+            start, stop = products.indptr[j], products.indptr[j + 1]
+            values = products.data[start:stop]
+            terms = products.indices[start:stop]
+            top = np.lexsort((terms, -values))[:SHARED_TERMS]
+            out.append(tuple((self._terms[int(terms[t])], round(float(values[t]), 6)) for t in top if values[t] > 0))
+        return out
+
+    def _items(
+        self, ranked: Ranked, reasons: np.ndarray, source_vectors: sp.csr_matrix | None, explain: bool
+    ) -> list[list[Recommendation]]:
+        """Ranked arrays -> lists of Recommendation (one per source)."""
+        present = ranked.rows >= 0
+        terms: dict[tuple[int, int], tuple[tuple[str, float], ...]] = {}
+        if explain and source_vectors is not None:
+            where = np.argwhere(present & (ranked.similarity > 0))
+            explained = self._shared_terms(source_vectors, where[:, 0], ranked.rows[where[:, 0], where[:, 1]])
+            terms = {(int(a), int(b)): t for (a, b), t in zip(where.tolist(), explained, strict=True)}
+        lists = []
+        for i in range(ranked.rows.shape[0]):
+            items = []
+            for j in np.flatnonzero(present[i]).tolist():
+                row = int(ranked.rows[i, j])
+                items.append(
+                    Recommendation(
+                        article_id=self._ids[row],
+                        title=self._titles[row],
+                        url=self._urls[row],
+                        published=self._published[row],
+                        category=self._categories[row],
+                        score=float(ranked.score[i, j]),
+                        similarity=float(ranked.similarity[i, j]),
+                        popularity=float(self.popularity_[row]),
+                        rank=len(items) + 1,
+                        reason=REASONS[int(reasons[i, j])],
+                        popularity_part=float(ranked.popularity_part[i, j]),
+                        freshness_part=float(ranked.freshness_part[i, j]),
+                        boost_part=float(ranked.boost_part[i, j]),
+                        diversity_part=float(ranked.diversity_part[i, j]),
+                        shared_terms=terms.get((i, j), ()),
+                    )
+                )
+            lists.append(items)
+        return lists
+
+    # ------------------------------------------------------------------ queries
+
+    def recommend(
+        self,
+        article_id: str,
+        k: int = 5,
+        *,
+        exclude: Iterable[str] | None = None,
+        explain: bool = True,
+        **overrides: Any,
+    ) -> list[Recommendation]:
         """The "You Might Like" list of one article.
 
         Parameters
         ----------
         article_id : str
         k : int, default 5
-            Maximum list length (1 <= k <= pool_size). Shorter when fewer articles
-            share any term with this one.
+            List length (1 <= k <= pool_size). Shorter only when ``fallback`` is
+            off and fewer articles qualify.
         exclude : iterable of str, optional
-            Article ids to leave out (e.g. already read); unknown ids are ignored.
+            Article ids to leave out (e.g. already read), with their duplicates;
+            unknown ids are ignored.
+        explain : bool, default True
+            Fill ``shared_terms`` of each item.
+        **overrides
+            Ranking controls for this call (``half_life_days=30``, ``diversity=0.3``,
+            ...); see :class:`recommender._ranking.Controls`.
 
         Returns
         -------
         list of Recommendation
-            Best first; never the article itself or an exact copy of it.
+            Best first; never the article itself, a duplicate of it, an excluded,
+            blocked or banned article, or two members of one duplicate group.
 
         Raises
         ------
@@ -323,28 +689,58 @@ class Recommender(BaseEstimator):
         """
         self._check_fitted()
         k = self._check_k(k)
+        controls = self.controls(**overrides)
         row = self.row_of(article_id)
-        recommended, scores, sims, prior = self._lists(np.array([row]), k, self._rows_of(exclude))
-        return [
-            self._recommendation(int(r), rank, float(s), float(m), float(p))
-            for rank, (r, s, m, p) in enumerate(
-                zip(recommended[0], scores[0], sims[0], prior[0], strict=False), start=1
-            )
-            if r >= 0
-        ]
-
-    def _recommendation(self, row: int, rank: int, score: float, similarity: float, prior: float) -> Recommendation:
-        return Recommendation(
-            article_id=self._ids[row],
-            title=self._titles[row],
-            url=self._urls[row],
-            published=self._published[row],
-            category=self._categories[row],
-            score=score,
-            similarity=similarity,
-            popularity=prior,
-            rank=rank,
+        rows = np.array([row])
+        ranked, reasons = self._lists(
+            self.neighbours_[rows], self.similarities_[rows], self._sources(rows), [article_id], k, controls, exclude
         )
+        return self._items(ranked, reasons, self.vectors_[rows], explain)[0]
+
+    def recommend_for_text(
+        self,
+        title: str = "",
+        summary: str = "",
+        body: str = "",
+        *,
+        published: str | pd.Timestamp | dt.datetime | None = None,
+        category: str | None = None,
+        tags: Sequence[str] | str = (),
+        k: int = 5,
+        exclude: Iterable[str] | None = None,
+        explain: bool = True,
+        **overrides: Any,
+    ) -> list[Recommendation]:
+        """The list for a text that is not in the model (a draft, a new article).
+
+        Uses the fitted vocabulary and the same ranking controls as
+        :meth:`recommend`. Each field is cut to ``text_limit`` characters (20,000 by
+        default) so a huge input cannot stall a web request. An article of the
+        model with exactly the same text is never recommended.
+        """
+        self._check_fitted()
+        k = self._check_k(k)
+        controls = self.controls(**overrides)
+        limit = int(self.text_limit)
+        fields = {name: [str(value or "")[:limit]] for name, value in zip(FIELDS, (title, summary, body), strict=True)}
+        if self._counter is None:
+            self._counter = make_counter(self.vocabulary_, self.text_params())
+        query = vectorise(fields, self.vocabulary_, self.text_params(), self._counter)
+        similarities = (self.vectors_ @ query.T).toarray().ravel()
+        key = text_keys(fields["title"], fields["summary"], fields["body"])[0]
+        similarities[np.asarray(self.text_keys_) == key] = -np.inf
+        rows, sims = select_top(similarities[None, :], self.neighbours_.shape[1], len(self._ids))
+        stamp = _timestamp(published)
+        tag_list = [t.strip() for t in tags.split(";")] if isinstance(tags, str) else [str(t).strip() for t in tags]
+        code = self._category_names.index(category) if category in self._category_names else -1
+        sources = Sources(
+            published_ns=np.array([NAT if stamp is None else stamp.value], dtype=np.int64),
+            category=np.array([code if category is not None else -1], dtype=np.int64),
+            tags=self._tag_matrix([[t for t in tag_list if t]], grow=False),
+            group=np.array([-1], dtype=np.int64),
+        )
+        ranked, reasons = self._lists(rows, sims, sources, [None], k, controls, exclude)
+        return self._items(ranked, reasons, query, explain)[0]
 
     def recommend_frame(
         self,
@@ -352,6 +748,9 @@ class Recommender(BaseEstimator):
         *,
         article_ids: Sequence[str] | None = None,
         exclude: Iterable[str] | None = None,
+        explain: bool = False,
+        batch_size: int = 4096,
+        **overrides: Any,
     ) -> pd.DataFrame:
         """Every article's list (or those of ``article_ids``) as one tidy DataFrame.
 
@@ -359,66 +758,416 @@ class Recommender(BaseEstimator):
         -------
         DataFrame
             Columns ``article_id, rank, recommended_id, score, similarity,
-            popularity, title, url, published, category`` (the last four describe
-            the recommended article); one row per list item, lists in article order,
-            ranks from 1. The same numbers as :meth:`recommend`.
+            popularity, title, url, published, category, reason`` (``title`` to
+            ``category`` describe the recommended article), plus ``popularity_part,
+            freshness_part, boost_part, diversity_part, shared_terms`` when
+            ``explain=True`` (``shared_terms`` as ``"term=0.0123; ..."``). One row
+            per list item, lists in article order, ranks from 1. The same lists as
+            :meth:`recommend` with the same controls.
         """
         self._check_fitted()
         k = self._check_k(k)
+        controls = self.controls(**overrides)
         if article_ids is None:
             rows = np.arange(len(self._ids))
         else:
             rows = np.array([self.row_of(a) for a in article_ids], dtype=np.int64)
-        recommended, scores, sims, prior = self._lists(rows, k, self._rows_of(exclude))
-        return self._frame(rows, recommended, scores, sims, prior)
+        frames = []
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start : start + batch_size]
+            ranked, reasons = self._lists(
+                self.neighbours_[chunk],
+                self.similarities_[chunk],
+                self._sources(chunk),
+                [self._ids[r] for r in chunk],
+                k,
+                controls,
+                exclude,
+            )
+            frames.append(self._frame(chunk, ranked, reasons, explain))
+        if not frames:
+            return self._frame(rows, _empty_ranked(k), np.empty((0, k), dtype=np.int64), explain)
+        return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
-    def _frame(
-        self,
-        rows: np.ndarray,
-        recommended: np.ndarray,
-        scores: np.ndarray,
-        sims: np.ndarray,
-        prior: np.ndarray,
-    ) -> pd.DataFrame:
-        k = recommended.shape[1]
-        present = recommended >= 0
+    def _frame(self, rows: np.ndarray, ranked: Ranked, reasons: np.ndarray, explain: bool) -> pd.DataFrame:
+        present = ranked.rows >= 0
+        k = ranked.rows.shape[1]
+        # ranks count only the present items of each list
+        ranks = np.cumsum(present, axis=1)[present]
         source = np.repeat(rows, k).reshape(-1, k)[present]
-        target = recommended[present]
+        target = ranked.rows[present]
         ids = np.asarray(self._ids, dtype=object)
         table = self.articles_
-        return pd.DataFrame(
+        frame = pd.DataFrame(
             {
                 "article_id": ids[source],
-                "rank": np.broadcast_to(np.arange(1, k + 1), recommended.shape)[present].astype(np.int64),
+                "rank": ranks.astype(np.int64),
                 "recommended_id": ids[target],
-                "score": scores[present],
-                "similarity": sims[present],
-                "popularity": prior[present],
+                "score": ranked.score[present].astype(np.float64),
+                "similarity": ranked.similarity[present].astype(np.float64),
+                "popularity": np.asarray(self.popularity_)[target].astype(np.float64),
                 "title": table["title"].to_numpy(dtype=object)[target],
                 "url": table["url"].to_numpy(dtype=object)[target],
-                "published": table["published"].to_numpy()[target] if len(target) else table["published"].iloc[:0],
+                "published": table["published"].iloc[target].reset_index(drop=True),
                 "category": table["category"].to_numpy(dtype=object)[target],
+                "reason": np.asarray(REASONS, dtype=object)[reasons[present]] if target.size else np.empty(0, object),
             }
         )
+        if explain:
+            for name in PART_NAMES:
+                frame[name] = getattr(ranked, name)[present].astype(np.float64)
+            where = np.argwhere(present)
+            sources = self.vectors_[rows]
+            explained = self._shared_terms(sources, where[:, 0], target)
+            frame["shared_terms"] = ["; ".join(f"{t}={v:.4f}" for t, v in terms) for terms in explained]
+        return frame
 
-    def popular(self, k: int = 10, *, exclude: Iterable[str] | None = None) -> list[Recommendation]:
-        """The most popular articles (views per day), a fallback list for any page.
+    def popular(
+        self, k: int = 10, *, category: str | None = None, exclude: Iterable[str] | None = None
+    ) -> list[Recommendation]:
+        """The most popular articles: a fallback list for any page.
 
-        Ordered by popularity, then newest, then input order. Without any view
-        counts this is simply the newest articles. ``similarity`` is 0 and
-        ``score`` equals ``popularity``.
+        Recent articles (published within ``fallback_days`` of the reference date)
+        by views per day, then older ones; within ``category`` only when given.
+        Without any view counts this is the newest articles. Duplicates are shown
+        once (their representative); blocked articles never. ``similarity`` is 0
+        and ``score`` equals ``popularity``.
         """
         self._check_fitted()
         if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
             raise ValueError(f"k must be an integer >= 1, got {k!r}.")
-        published = _to_ns(self.articles_["published"])
-        order = np.lexsort((np.arange(len(self._ids)), -published.astype(np.float64), -self.popularity_))
-        skip = set(self._rows_of(exclude).tolist())
-        chosen = [int(r) for r in order if int(r) not in skip][:k]
+        hidden = self._hidden_groups(exclude)
+        groups = np.asarray(self.groups_)
+        chosen: list[int] = []
+        seen: set[int] = set()
+        for row in self._popular_order.tolist():
+            if len(chosen) >= k:
+                break
+            if self._representative[row] != row or int(groups[row]) in seen:
+                continue
+            if hidden is not None and hidden[groups[row]]:
+                continue
+            if category is not None and self._categories[row] != category:
+                continue
+            chosen.append(row)
+            seen.add(int(groups[row]))
         return [
-            self._recommendation(r, rank, float(self.popularity_[r]), 0.0, float(self.popularity_[r]))
-            for rank, r in enumerate(chosen, start=1)
+            Recommendation(
+                article_id=self._ids[r],
+                title=self._titles[r],
+                url=self._urls[r],
+                published=self._published[r],
+                category=self._categories[r],
+                score=float(self.popularity_[r]),
+                similarity=0.0,
+                popularity=float(self.popularity_[r]),
+                rank=rank_,
+                reason="fallback",
+            )
+            for rank_, r in enumerate(chosen, start=1)
         ]
+
+    def duplicate_groups(self) -> pd.DataFrame:
+        """The duplicate groups with more than one member.
+
+        Returns
+        -------
+        DataFrame
+            Columns ``group`` (numbered from 1), ``article_id``, ``title``,
+            ``published``, ``views``, ``representative`` (True for the member shown
+            in lists), one row per member, representative first.
+        """
+        self._check_fitted()
+        groups = np.asarray(self.groups_)
+        counts = np.bincount(groups, minlength=len(groups))
+        members = np.flatnonzero(counts[groups] > 1)
+        columns = ["group", "article_id", "title", "published", "views", "representative"]
+        if members.size == 0:
+            return pd.DataFrame({c: [] for c in columns})
+        is_rep = self._representative[members] == members
+        order = np.lexsort((members, ~is_rep, groups[members]))
+        members = members[order]
+        _, number = np.unique(groups[members], return_inverse=True)
+        table = self.articles_.iloc[members]
+        return pd.DataFrame(
+            {
+                "group": number.ravel() + 1,
+                "article_id": table["article_id"].to_numpy(dtype=object),
+                "title": table["title"].to_numpy(dtype=object),
+                "published": table["published"].to_numpy(),
+                "views": table["views"].to_numpy(),
+                "representative": self._representative[members] == members,
+            }
+        )
+
+    # ------------------------------------------------------------------ editorial controls
+
+    def block(self, article_ids: Iterable[str]) -> list[str]:
+        """Keep articles out of every list (unpublished, retracted) until unblocked.
+
+        Unknown ids are recorded too, so an article blocked before it is added
+        stays blocked. Saved with the model. Returns the ids whose lists changed.
+        """
+        self._check_fitted()
+        ids = [article_ids] if isinstance(article_ids, str) else list(article_ids)
+        before = self._representative.copy()
+        self.blocked_ |= set(ids)
+        return self._after_catalog_change(self._rows_of(ids), before)
+
+    def unblock(self, article_ids: Iterable[str]) -> list[str]:
+        """Allow blocked articles again. Returns the ids whose lists changed."""
+        self._check_fitted()
+        ids = [article_ids] if isinstance(article_ids, str) else list(article_ids)
+        before = self._representative.copy()
+        self.blocked_ -= set(ids)
+        return self._after_catalog_change(self._rows_of(ids), before)
+
+    def _after_catalog_change(self, rows: np.ndarray, before: np.ndarray) -> list[str]:
+        self._refresh_catalog()
+        changed = np.union1d(rows, np.flatnonzero(before != self._representative))
+        return self._ids_of(self._sources_listing(changed))
+
+    def _sources_listing(self, rows: np.ndarray) -> np.ndarray:
+        """Rows whose candidate pool holds any of ``rows`` or a duplicate of them."""
+        if len(rows) == 0:
+            return np.empty(0, dtype=np.int64)
+        groups = np.asarray(self.groups_)
+        members = np.flatnonzero(np.isin(groups, groups[rows]))
+        return np.flatnonzero(np.isin(self.neighbours_, members).any(axis=1))
+
+    def _ids_of(self, rows: Iterable[int]) -> list[str]:
+        return [self._ids[int(r)] for r in sorted(set(int(r) for r in rows))]
+
+    def pin(self, source_id: str, recommended_ids: Sequence[str]) -> list[str]:
+        """Put chosen articles, in this order, at the top of one article's list.
+
+        Replaces earlier pins of ``source_id``; an empty sequence removes them.
+        Pinned articles still never include the source, or an excluded, blocked
+        or banned article. Saved with the model. Returns ``[source_id]``.
+        """
+        self.row_of(source_id)
+        ids = [recommended_ids] if isinstance(recommended_ids, str) else list(recommended_ids)
+        for article_id in ids:
+            self.row_of(article_id)
+        if ids:
+            self.pins_[source_id] = list(dict.fromkeys(ids))
+        else:
+            self.pins_.pop(source_id, None)
+        return [source_id]
+
+    def ban(self, source_id: str, recommended_id: str) -> list[str]:
+        """Never show ``recommended_id`` (or its duplicates) in ``source_id``'s list. Returns ``[source_id]``."""
+        self.row_of(source_id)
+        self.row_of(recommended_id)
+        self.bans_.setdefault(source_id, set()).add(recommended_id)
+        return [source_id]
+
+    def unban(self, source_id: str, recommended_id: str) -> list[str]:
+        """Undo :meth:`ban`. Returns ``[source_id]``."""
+        self._check_fitted()
+        banned = self.bans_.get(source_id, set())
+        banned.discard(recommended_id)
+        if not banned:
+            self.bans_.pop(source_id, None)
+        return [source_id]
+
+    # ------------------------------------------------------------------ live updates
+
+    def _prepare_new(self, articles: pd.DataFrame) -> pd.DataFrame:
+        if not isinstance(articles, pd.DataFrame):
+            raise TypeError(f"expected a pandas DataFrame of articles, got {type(articles).__name__}.")
+        table = validate_articles(articles, strict=True)
+        if len(table) == 0:
+            raise ArticleValidationError("No articles given.")
+        return table
+
+    def _writable(self) -> None:
+        """Copy memory-mapped arrays before changing them."""
+        for name in ("neighbours_", "similarities_", "popularity_", "text_keys_", "title_keys_", "groups_"):
+            setattr(self, name, np.array(getattr(self, name)))
+
+    def _vectorise(self, table: pd.DataFrame) -> sp.csr_matrix:
+        params = self.text_params()
+        fields = {f: table[f].tolist() for f in FIELDS}
+        from ._text import drift
+
+        share = drift(fields, self.vocabulary_, params)
+        tokens = sum(len(t) for f in fields.values() for t in f)  # weight by text size
+        self.drift_counts_ = np.asarray(self.drift_counts_) + np.array([round(share * tokens), tokens])
+        if self._counter is None:
+            self._counter = make_counter(self.vocabulary_, params)
+        return vectorise(fields, self.vocabulary_, params, self._counter)
+
+    def add_articles(self, articles: pd.DataFrame) -> list[str]:
+        """Add new articles without a refit (vocabulary and idf stay frozen).
+
+        The new articles get lists, and enter the pools of existing articles
+        where they now belong. Invalid rows raise :class:`ArticleValidationError`
+        and change nothing; an id already in the model raises too (use
+        :meth:`update_articles`).
+
+        Returns
+        -------
+        list of str
+            The ids whose lists changed (the new ones included), sorted.
+        """
+        self._check_fitted()
+        table = self._prepare_new(articles)
+        known = [a for a in table["article_id"] if a in self._row_of]
+        if known:
+            raise ArticleValidationError(
+                f"add_articles: {len(known)} article_id(s) already in the model (first: {known[0]!r}); "
+                "use update_articles() for edits."
+            )
+        new_vectors = self._vectorise(table)
+        self._writable()
+        n_old = len(self._ids)
+        published_ns = _to_ns(table["published"])
+        views = table["views"].to_numpy(np.float64)
+        self.vectors_ = sp.vstack([self.vectors_, new_vectors], format="csr")
+        self.articles_ = pd.concat(
+            [self.articles_, table[["article_id", *DISPLAY_FIELDS, "views", "tags"]]], ignore_index=True
+        )
+        self.popularity_ = np.concatenate(
+            [self.popularity_, popularity(views, published_ns, _ns(self.reference_date_), self.popularity_scale_)]
+        )
+        self.text_keys_ = np.concatenate([self.text_keys_, text_keys(table["title"], table["summary"], table["body"])])
+        self.title_keys_ = np.concatenate([self.title_keys_, title_keys(table["title"].tolist())])
+        pool = self.neighbours_.shape[1]
+        self.neighbours_ = np.vstack([self.neighbours_, np.full((len(table), pool), -1, dtype=np.int32)])
+        self.similarities_ = np.vstack([self.similarities_, np.zeros((len(table), pool), dtype=np.float32)])
+        new_rows = np.arange(n_old, n_old + len(table))
+        affected = np.union1d(new_rows, self._qualifying(new_rows))
+        return self._refresh(affected, changed=new_rows, always=new_rows)
+
+    def update_articles(self, articles: pd.DataFrame) -> list[str]:
+        """Replace edited articles (text, date, views, category, ...) without a refit.
+
+        Every id must already be in the model. Returns the ids whose lists changed.
+        """
+        self._check_fitted()
+        table = self._prepare_new(articles)
+        rows = np.array([self.row_of(a) for a in table["article_id"]], dtype=np.int64)
+        new_vectors = self._vectorise(table)
+        self._writable()
+        holders = self._sources_listing(rows)
+        vectors = self.vectors_.tolil()
+        vectors[rows] = new_vectors
+        self.vectors_ = vectors.tocsr()
+        self.vectors_.sort_indices()
+        self.vectors_ = self.vectors_.astype(np.float32)
+        frame = self.articles_.copy()
+        replacement = table[["article_id", *DISPLAY_FIELDS, "views", "tags"]].set_index(pd.Index(rows))
+        for column in replacement.columns:
+            frame.loc[rows, column] = replacement[column].to_numpy()
+        frame["published"] = pd.to_datetime(frame["published"], utc=True)
+        frame["views"] = frame["views"].astype(np.float64)
+        self.articles_ = frame
+        published_ns = _to_ns(table["published"])
+        self.popularity_[rows] = popularity(
+            table["views"].to_numpy(np.float64), published_ns, _ns(self.reference_date_), self.popularity_scale_
+        )
+        self.text_keys_[rows] = text_keys(table["title"], table["summary"], table["body"])
+        self.title_keys_[rows] = title_keys(table["title"].tolist())
+        affected = np.union1d(np.union1d(rows, holders), self._qualifying(rows))
+        return self._refresh(affected, changed=rows, always=np.union1d(rows, holders))
+
+    def remove_articles(self, article_ids: Iterable[str]) -> list[str]:
+        """Take articles out of the model and out of every list.
+
+        Returns the ids whose lists changed, including the removed ids (their
+        lists are gone).
+        """
+        self._check_fitted()
+        ids = [article_ids] if isinstance(article_ids, str) else list(article_ids)
+        rows = np.unique([self.row_of(a) for a in ids]).astype(np.int64)
+        if rows.size == len(self._ids):
+            raise ValueError("remove_articles would remove every article; fit a new model instead.")
+        self._writable()
+        holders = self._sources_listing(rows)
+        keep = np.ones(len(self._ids), dtype=bool)
+        keep[rows] = False
+        new_row = np.cumsum(keep) - 1
+        new_row[~keep] = -1
+        neighbours = self.neighbours_[keep]
+        remapped = np.where(neighbours >= 0, new_row[np.where(neighbours >= 0, neighbours, 0)], -1)
+        self.neighbours_ = remapped.astype(np.int32)
+        self.similarities_ = self.similarities_[keep]
+        self.vectors_ = self.vectors_[keep]
+        self.articles_ = self.articles_[keep].reset_index(drop=True)
+        self.popularity_ = self.popularity_[keep]
+        self.text_keys_ = self.text_keys_[keep]
+        self.title_keys_ = self.title_keys_[keep]
+        self.groups_ = self.groups_[keep]  # relabelled in _refresh
+        affected = new_row[holders[keep[holders]]]
+        changed = self._refresh(affected, changed=np.empty(0, np.int64), always=affected)
+        return sorted(set(changed) | set(ids))
+
+    def update_views(self, views: Mapping[str, float] | pd.DataFrame | pd.Series) -> list[str]:
+        """Refresh view counts (they change hourly); the popularity scale stays frozen.
+
+        ``views`` maps article_id to the new count: a dict, a Series indexed by
+        id, or a DataFrame with ``article_id`` (or ``id``) and ``views`` columns.
+        Unknown ids raise :class:`UnknownArticleError`; invalid counts raise
+        ``ValueError``. Returns the ids whose lists changed.
+        """
+        self._check_fitted()
+        mapping = _views_mapping(views)
+        rows = np.array([self.row_of(a) for a in mapping], dtype=np.int64)
+        values = np.array(list(mapping.values()), dtype=np.float64)
+        self._writable()
+        frame = self.articles_.copy()
+        frame.loc[rows, "views"] = values
+        self.articles_ = frame
+        published_ns = self._published_ns[rows]
+        self.popularity_[rows] = popularity(values, published_ns, _ns(self.reference_date_), self.popularity_scale_)
+        before = self._representative.copy()
+        self._refresh_catalog()
+        changed = np.union1d(rows, np.flatnonzero(before != self._representative))
+        return self._ids_of(self._sources_listing(changed))
+
+    def _qualifying(self, rows: np.ndarray) -> np.ndarray:
+        """Existing rows whose pool one of ``rows`` could now enter (an over-approximation)."""
+        if len(rows) == 0:
+            return np.empty(0, dtype=np.int64)
+        sims = (self.vectors_ @ self.vectors_[rows].T).toarray()
+        sims[rows, np.arange(len(rows))] = 0.0
+        last = self.similarities_[:, -1]
+        full = self.neighbours_[:, -1] >= 0
+        best = sims.max(axis=1)
+        return np.flatnonzero((best > 0) & (~full | (best >= last - 1e-6)))
+
+    def _refresh(self, rows: np.ndarray, *, changed: np.ndarray, always: np.ndarray) -> list[str]:
+        """Recompute the pools of ``rows`` and everything derived; return the ids whose lists changed."""
+        rows = np.unique(np.asarray(rows, dtype=np.int64))
+        old_rows = self.neighbours_[rows].copy()
+        old_sims = self.similarities_[rows].copy()
+        if rows.size:
+            fresh, sims = top_neighbours(
+                self.vectors_, self.neighbours_.shape[1], groups=copy_groups(self.text_keys_), rows=rows
+            )
+            self.neighbours_[rows] = fresh
+            self.similarities_[rows] = sims
+        pool_changed = rows[(old_rows != self.neighbours_[rows]).any(axis=1) | (old_sims != self.similarities_[rows]).any(axis=1)]
+        old_groups = np.asarray(self.groups_)
+        self.groups_ = self._duplicate_groups()
+        old_rep = getattr(self, "_representative", None)
+        self._index()
+        moved = changed
+        if old_rep is not None and old_rep.shape == self._representative.shape:
+            moved = np.union1d(moved, np.flatnonzero((old_rep != self._representative) | (old_groups != self.groups_)))
+        result = np.union1d(np.union1d(pool_changed, always), self._sources_listing(moved))
+        return self._ids_of(result)
+
+    def drift(self) -> float:
+        """Share of the tokens of added or edited articles that the vocabulary lacks.
+
+        0.0 right after fit. Above :data:`DRIFT_REFIT` (0.2) a refit is advised:
+        the frozen vocabulary no longer describes what the site publishes.
+        """
+        self._check_fitted()
+        missing, total = (int(x) for x in np.asarray(self.drift_counts_))
+        return missing / total if total else 0.0
 
     # ------------------------------------------------------------------ persistence
 
@@ -426,8 +1175,9 @@ class Recommender(BaseEstimator):
         """Save the fitted model as a new version under directory ``path``.
 
         The version is written completely, then a pointer file is switched to it
-        with an atomic rename, so a reader never sees half a model. Returns the
-        version's name. See :func:`recommender.load_model`.
+        with an atomic rename, so a reader never sees half a model. The blocklist,
+        pins and bans are saved too. Returns the version's name. See
+        :func:`recommender.load_model`.
         """
         from ._store import save_model
 
@@ -447,6 +1197,49 @@ class Recommender(BaseEstimator):
         return list(self._ids)
 
 
+def _empty_ranked(k: int) -> Ranked:
+    zeros = np.zeros((0, k))
+    return Ranked(np.full((0, k), -1), zeros, zeros, zeros, zeros, zeros, zeros)
+
+
+def _timestamp(value: Any) -> pd.Timestamp | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        stamp = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        raise ValueError(f"published must be a date, got {value!r}.") from None
+    if stamp is pd.NaT:
+        return None
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def _views_mapping(views: Any) -> dict[str, float]:
+    if isinstance(views, pd.DataFrame):
+        id_column = "article_id" if "article_id" in views.columns else "id"
+        if id_column not in views.columns or "views" not in views.columns:
+            raise SchemaError(
+                f"update_views needs 'article_id' and 'views' columns, got {', '.join(map(str, views.columns))}."
+            )
+        pairs = zip(views[id_column].astype(str), views["views"], strict=True)
+    elif isinstance(views, pd.Series):
+        pairs = zip(views.index.astype(str), views.to_numpy(), strict=True)
+    elif isinstance(views, Mapping):
+        pairs = ((str(k), v) for k, v in views.items())
+    else:
+        raise TypeError(f"update_views expects a mapping, Series or DataFrame, got {type(views).__name__}.")
+    out: dict[str, float] = {}
+    for article_id, value in pairs:
+        try:
+            number = float(str(value).replace(",", "")) if isinstance(value, str) else float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"views of {article_id!r} is not a number: {value!r}.") from None
+        if not np.isfinite(number) or number < 0:
+            raise ValueError(f"views of {article_id!r} must be a finite number >= 0, got {value!r}.")
+        out[article_id] = number
+    return out
+
+
 def _to_ns(published: pd.Series) -> np.ndarray:
     """UTC timestamps -> int64 ns since the epoch, NaT -> int64 min."""
     values = pd.to_datetime(published, utc=True)
@@ -455,14 +1248,6 @@ def _to_ns(published: pd.Series) -> np.ndarray:
 
 def _ns(stamp: pd.Timestamp | None) -> int:
     return 0 if stamp is None else int(stamp.value)
-
-
-def _copy_groups(table: pd.DataFrame) -> np.ndarray:
-    """Label articles whose normalised title + summary + body are identical."""
-    keys = (table["title"] + "\n" + table["summary"] + "\n" + table["body"]).str.lower().str.split().str.join(" ")
-    codes, uniques = pd.factorize(keys)
-    counts = np.bincount(codes, minlength=len(uniques))
-    return np.where(counts[codes] > 1, codes, -1).astype(np.int32)
 
 
 def _restore(
@@ -474,9 +1259,14 @@ def _restore(
     neighbours: np.ndarray,
     similarities: np.ndarray,
     prior: np.ndarray,
-    copy_groups: np.ndarray,
+    text_keys: np.ndarray,
+    title_keys: np.ndarray,
+    groups: np.ndarray,
     reference_date: pd.Timestamp | None,
+    popularity_scale: float,
+    drift_counts: np.ndarray,
     rejected: list[dict[str, Any]],
+    editorial: Mapping[str, Any],
 ) -> Recommender:
     """Set fitted state from stored arrays (used by the store module)."""
     model.articles_ = articles
@@ -485,8 +1275,15 @@ def _restore(
     model.neighbours_ = neighbours
     model.similarities_ = similarities
     model.popularity_ = prior
-    model.copy_groups_ = copy_groups
+    model.text_keys_ = text_keys
+    model.title_keys_ = title_keys
+    model.groups_ = groups
     model.reference_date_ = reference_date
+    model.popularity_scale_ = popularity_scale
+    model.drift_counts_ = drift_counts
     model.rejected_ = rejected
+    model.blocked_ = {str(a) for a in editorial.get("blocked", [])}
+    model.pins_ = {str(k): [str(a) for a in v] for k, v in editorial.get("pins", {}).items()}
+    model.bans_ = {str(k): {str(a) for a in v} for k, v in editorial.get("bans", {}).items()}
     model._index()
     return model

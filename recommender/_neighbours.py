@@ -36,8 +36,9 @@ def top_neighbours(
     groups: np.ndarray | None = None,
     n_jobs: int | None = None,
     block_rows: int | None = None,
+    rows: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The ``pool`` most similar other rows of every row.
+    """The ``pool`` most similar other rows of every row (or of ``rows``).
 
     Parameters
     ----------
@@ -52,10 +53,13 @@ def top_neighbours(
         Parallel jobs (joblib semantics; None = 1).
     block_rows : int, optional
         Rows per block; default from :func:`block_rows_for`.
+    rows : ndarray of int, optional
+        Only compute the pools of these source rows (in this order); the
+        candidates are still all rows. Used to refresh pools after updates.
 
     Returns
     -------
-    rows : ndarray of shape (n, pool), int32
+    rows : ndarray of shape (len(rows) or n, pool), int32
         Neighbour rows, best first; -1 where there are fewer candidates.
     similarities : ndarray of shape (n, pool), float32
         Their cosine similarities; 0 where ``rows`` is -1.
@@ -64,16 +68,15 @@ def top_neighbours(
         raise ValueError(f"pool must be >= 1, got {pool!r}.")
     vectors = sp.csr_matrix(vectors, dtype=np.float32)
     n = vectors.shape[0]
+    sources = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
     step = block_rows or block_rows_for(n)
     transposed = vectors.T.tocsr()
     members = _copy_members(groups, n)
-    starts = list(range(0, n, step))
-    if n_jobs in (None, 1) or len(starts) < 2:
-        parts = [_block(vectors, transposed, s, min(s + step, n), pool, members) for s in starts]
+    blocks = [sources[s : s + step] for s in range(0, len(sources), step)]
+    if n_jobs in (None, 1) or len(blocks) < 2:
+        parts = [_block(vectors, transposed, b, pool, members) for b in blocks]
     else:
-        parts = Parallel(n_jobs=n_jobs)(
-            delayed(_block)(vectors, transposed, s, min(s + step, n), pool, members) for s in starts
-        )
+        parts = Parallel(n_jobs=n_jobs)(delayed(_block)(vectors, transposed, b, pool, members) for b in blocks)
     if not parts:
         return np.empty((0, pool), dtype=np.int32), np.empty((0, pool), dtype=np.float32)
     rows = np.concatenate([p[0] for p in parts])
@@ -105,19 +108,18 @@ def _copy_members(groups: np.ndarray | None, n: int) -> dict[int, np.ndarray]:
 def _block(
     vectors: sp.csr_matrix,
     transposed: sp.csr_matrix,
-    start: int,
-    stop: int,
+    sources: np.ndarray,
     pool: int,
     members: dict[int, np.ndarray],
 ) -> tuple[np.ndarray, np.ndarray]:
     n = vectors.shape[0]
-    sims = (vectors[start:stop] @ transposed).toarray()
-    local = np.arange(stop - start)
-    sims[local, np.arange(start, stop)] = -np.inf
-    for row in range(start, stop):
+    sims = (vectors[sources] @ transposed).toarray()
+    local = np.arange(len(sources))
+    sims[local, sources] = -np.inf
+    for i, row in enumerate(sources.tolist()):
         copies = members.get(row)
         if copies is not None:
-            sims[row - start, copies] = -np.inf
+            sims[i, copies] = -np.inf
     return select_top(sims, pool, n)
 
 

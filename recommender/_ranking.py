@@ -1,6 +1,6 @@
-"""Ranking: the popularity prior and the blend that re-ranks candidate pools.
+"""Ranking: turn candidate pools into the lists an editor would publish.
 
-The formulas, defined here once:
+Pure functions of arrays. The formulas, defined here once:
 
 * **Age** of an article at the reference date ``T`` (the newest ``published`` in
   the corpus unless set), in days, at least one::
@@ -10,30 +10,63 @@ The formulas, defined here once:
   An article without a date gets the median age of the dated ones (or 1 when none
   is dated); one published after ``T`` has age 1.
 * **Popularity**, a prior in [0, 1] from views per day, log-scaled and divided by
-  the corpus' 99th percentile so one viral outlier does not flatten the rest::
+  a scale fixed at fit time (the 99th percentile of the corpus, so one viral
+  outlier does not flatten the rest)::
 
-      rate = views / age
-      popularity = min(1, ln(1 + rate) / ln(1 + p99(rate)))
+      popularity = min(1, ln(1 + views / age) / ln(1 + p99(views / age)))
 
   An article without a view count has popularity 0 (no signal).
-* **Score**: popularity scales similarity, it does not add to it, so an
-  unrelated article (similarity near 0) stays near 0 however popular it is::
+* **Score** of a candidate for a source article, built up in steps; each step's
+  change is one *part* of the score, and the parts add up to the score::
 
-      score = similarity * (1 + popularity_weight * popularity)
+      s0 = similarity                                         cosine of the TF-IDF vectors
+      s1 = s0 * (1 + popularity_weight * popularity)         popularity_part = s1 - s0
+      s2 = s1 * 0.5 ** (gap_days / half_life_days)           freshness_part  = s2 - s1
+      s3 = s2 * (1 + category_boost * same_category
+                   + tag_boost * min(shared_tags, 4))         boost_part      = s3 - s2
+      score = s3 - diversity * max similarity to the items   diversity_part  = score - s3
+                                already above it (MMR)
 
-  ``popularity_weight = 0`` is pure content; 0.1 lets the most popular article
-  gain at most 10 % over an unviewed one of equal similarity.
-
-Functions here are pure: arrays in, arrays out.
+  ``gap_days`` is the distance between the candidate's and the *source's*
+  publication dates, so an archive article gets neighbours from its own time.
+  Popularity scales similarity rather than adding to it, so an unrelated
+  article (similarity near 0) stays near 0 however popular it is.
+* **Undated articles** are neither favoured nor dropped: the hard windows
+  (``max_age_days``, ``past_only``) keep them, and their freshness factor is the
+  median factor of the dated candidates in the same list (1 when there are none,
+  or when the source itself is undated).
 """
 
 from __future__ import annotations
 
-import numpy as np
+import dataclasses
+import numbers
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
-__all__ = ["age_days", "blend", "popularity", "rank_candidates"]
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = [
+    "CONTROL_NAMES",
+    "Catalog",
+    "Controls",
+    "Ranked",
+    "Sources",
+    "age_days",
+    "popularity",
+    "popularity_scale",
+    "rank",
+]
 
 _DAY_NS = 86_400 * 10**9
+NAT = np.iinfo(np.int64).min
+#: Shared tags beyond this many add no further boost.
+TAG_CAP = 4
+
+
+# --------------------------------------------------------------------------- popularity
 
 
 def age_days(published_ns: np.ndarray, reference_ns: int) -> np.ndarray:
@@ -42,12 +75,12 @@ def age_days(published_ns: np.ndarray, reference_ns: int) -> np.ndarray:
     Parameters
     ----------
     published_ns : ndarray of shape (n,), int64
-        Publication times in ns since the epoch; ``np.iinfo(np.int64).min`` (NaT) = unknown.
+        Publication times in ns since the epoch; ``NAT`` (int64 min) = unknown.
     reference_ns : int
         Reference time in ns since the epoch.
     """
     published_ns = np.asarray(published_ns, dtype=np.int64)
-    known = published_ns != np.iinfo(np.int64).min
+    known = published_ns != NAT
     age = np.ones(published_ns.shape, dtype=np.float64)
     if known.any():
         delta = (reference_ns - published_ns[known]).astype(np.float64) / _DAY_NS
@@ -56,76 +89,395 @@ def age_days(published_ns: np.ndarray, reference_ns: int) -> np.ndarray:
     return age
 
 
-def popularity(views: np.ndarray, published_ns: np.ndarray, reference_ns: int) -> np.ndarray:
+def _signal(views: np.ndarray, published_ns: np.ndarray, reference_ns: int) -> np.ndarray:
+    views = np.asarray(views, dtype=np.float64)
+    return np.log1p(np.where(np.isnan(views), 0.0, views) / age_days(published_ns, reference_ns))
+
+
+def popularity_scale(views: np.ndarray, published_ns: np.ndarray, reference_ns: int) -> float:
+    """The 99th percentile of ``ln(1 + views/age)`` over articles with views (0 when none)."""
+    views = np.asarray(views, dtype=np.float64)
+    known = ~np.isnan(views)
+    if not known.any():
+        return 0.0
+    return float(np.percentile(_signal(views, published_ns, reference_ns)[known], 99))
+
+
+def popularity(
+    views: np.ndarray, published_ns: np.ndarray, reference_ns: int, scale: float | None = None
+) -> np.ndarray:
     """The popularity prior in [0, 1] (see the module docstring); NaN views give 0.
+
+    ``scale`` defaults to :func:`popularity_scale` of the same articles; a fitted
+    model passes its frozen scale so that new view counts do not move everyone.
 
     Returns
     -------
     ndarray of shape (n,), float32
     """
     views = np.asarray(views, dtype=np.float64)
-    rate = np.where(np.isnan(views), 0.0, views) / age_days(published_ns, reference_ns)
-    signal = np.log1p(rate)
-    known = ~np.isnan(views)
-    if not known.any():
-        return np.zeros(views.shape, dtype=np.float32)
-    scale = float(np.percentile(signal[known], 99))
+    if scale is None:
+        scale = popularity_scale(views, published_ns, reference_ns)
     if scale <= 0:
         return np.zeros(views.shape, dtype=np.float32)
-    prior = np.minimum(1.0, signal / scale)
-    prior[~known] = 0.0
+    prior = np.minimum(1.0, _signal(views, published_ns, reference_ns) / scale)
+    prior[np.isnan(views)] = 0.0
     return prior.astype(np.float32)
 
 
-def blend(similarity: np.ndarray, prior: np.ndarray, popularity_weight: float) -> np.ndarray:
-    """``score = similarity * (1 + popularity_weight * prior)``, elementwise, float32."""
-    return (np.asarray(similarity, dtype=np.float32) * (1.0 + np.float32(popularity_weight) * prior)).astype(np.float32)
+# --------------------------------------------------------------------------- controls
+
+CONTROL_NAMES = (
+    "popularity_weight",
+    "half_life_days",
+    "max_age_days",
+    "past_only",
+    "category_boost",
+    "tag_boost",
+    "same_category",
+    "categories",
+    "min_shared_tags",
+    "diversity",
+    "min_score",
+    "fallback",
+)
 
 
-def rank_candidates(
+def _number(name: str, value: Any, *, low: float = 0.0, allow_none: bool = False, integer: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    kind = numbers.Integral if integer else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, kind) or not np.isfinite(value) or value < low:
+        what = "an integer" if integer else "a finite number"
+        extra = " or None" if allow_none else ""
+        raise ValueError(f"{name} must be {what} >= {low:g}{extra}, got {value!r}.")
+
+
+@dataclass(frozen=True)
+class Controls:
+    """The ranking controls: set on the model, overridable per call by keyword.
+
+    Attributes
+    ----------
+    popularity_weight : float, default 0.1
+        How much the popularity prior scales similarity (0 = content only).
+    half_life_days : float or None, default None
+        Soft freshness: a candidate's score halves for every ``half_life_days``
+        between its publication and the source's. None = off.
+    max_age_days : float or None, default None
+        Hard window: drop candidates published more than this many days before or
+        after the source. None = off.
+    past_only : bool, default False
+        Only candidates published no later than the source (for archives).
+    category_boost : float, default 0.1
+        Extra score share for a candidate in the source's category.
+    tag_boost : float, default 0.05
+        Extra score share per tag shared with the source (up to 4 tags).
+    same_category : bool, default False
+        Only candidates in the source's category (no filter when the source has none).
+    categories : tuple of str or None, default None
+        Only candidates in one of these categories.
+    min_shared_tags : int, default 0
+        Only candidates sharing at least this many tags with the source.
+    diversity : float, default 0.0
+        Maximal marginal relevance: subtract ``diversity`` times the highest
+        similarity to an item already in the list (0 = off).
+    min_score : float, default 0.0
+        Drop similar candidates scoring below this (before diversity).
+    fallback : bool, default True
+        Fill lists shorter than ``k`` from the popular articles (``reason="fallback"``).
+    """
+
+    popularity_weight: float = 0.1
+    half_life_days: float | None = None
+    max_age_days: float | None = None
+    past_only: bool = False
+    category_boost: float = 0.1
+    tag_boost: float = 0.05
+    same_category: bool = False
+    categories: tuple[str, ...] | None = None
+    min_shared_tags: int = 0
+    diversity: float = 0.0
+    min_score: float = 0.0
+    fallback: bool = True
+
+    def __post_init__(self) -> None:
+        _number("popularity_weight", self.popularity_weight)
+        _number("half_life_days", self.half_life_days, low=1e-9, allow_none=True)
+        _number("max_age_days", self.max_age_days, allow_none=True)
+        _number("category_boost", self.category_boost)
+        _number("tag_boost", self.tag_boost)
+        _number("min_shared_tags", self.min_shared_tags, integer=True)
+        _number("diversity", self.diversity)
+        _number("min_score", self.min_score)
+        for name in ("past_only", "same_category", "fallback"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}.")
+        if self.categories is not None:
+            if isinstance(self.categories, str) or not all(isinstance(c, str) for c in self.categories):
+                raise ValueError(f"categories must be a list of category names or None, got {self.categories!r}.")
+            object.__setattr__(self, "categories", tuple(self.categories))
+
+    def replace(self, overrides: Mapping[str, Any]) -> Controls:
+        """A copy with some controls changed; unknown names raise TypeError."""
+        unknown = sorted(set(overrides) - set(CONTROL_NAMES))
+        if unknown:
+            raise TypeError(f"Unknown ranking control(s) {unknown}; the controls are: {', '.join(CONTROL_NAMES)}.")
+        return dataclasses.replace(self, **overrides) if overrides else self
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in CONTROL_NAMES}
+
+
+# --------------------------------------------------------------------------- inputs and outputs
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """What ranking needs to know about every fitted article (arrays of length n).
+
+    ``group`` labels duplicate groups (singletons have their own label);
+    ``representative`` is the row shown for the article's group (-1 when every
+    member is blocked). ``category`` holds codes into ``category_names`` (-1 = none).
+    """
+
+    published_ns: np.ndarray
+    category: np.ndarray
+    category_names: Sequence[str]
+    tags: sp.csr_matrix
+    popularity: np.ndarray
+    group: np.ndarray
+    representative: np.ndarray
+
+    def category_codes(self, names: Sequence[str]) -> np.ndarray:
+        lookup = {name: code for code, name in enumerate(self.category_names)}
+        return np.array([lookup[n] for n in names if n in lookup], dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Sources:
+    """The source articles of a batch of lists (arrays of length m)."""
+
+    published_ns: np.ndarray
+    category: np.ndarray
+    tags: sp.csr_matrix
+    group: np.ndarray  # -1 for text that is not in the model
+
+
+@dataclass
+class Ranked:
+    """Ranked lists, arrays of shape (m, k); ``rows`` is -1 in empty slots."""
+
+    rows: np.ndarray
+    score: np.ndarray
+    similarity: np.ndarray
+    popularity_part: np.ndarray
+    freshness_part: np.ndarray
+    boost_part: np.ndarray
+    diversity_part: np.ndarray
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        return ("popularity_part", "freshness_part", "boost_part", "diversity_part")
+
+
+# --------------------------------------------------------------------------- the ranking
+
+
+def rank(
     candidates: np.ndarray,
     similarities: np.ndarray,
-    prior: np.ndarray,
-    popularity_weight: float,
+    sources: Sources,
+    catalog: Catalog,
+    controls: Controls,
     k: int,
-    excluded: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Re-rank candidate pools by score and keep the best ``k`` of each.
+    *,
+    hidden_groups: np.ndarray | None = None,
+    banned: Sequence[np.ndarray] | None = None,
+    pair_similarity: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> Ranked:
+    """Rank candidate pools into lists of at most ``k`` similar articles.
 
     Parameters
     ----------
     candidates : ndarray of shape (m, pool), int
-        Candidate rows per source, -1 for an empty slot.
+        Candidate rows per source, most similar first; -1 for an empty slot.
     similarities : ndarray of shape (m, pool), float32
-    prior : ndarray of shape (n,), float32
-        Popularity of every row.
-    popularity_weight : float
+    sources : Sources
+    catalog : Catalog
+    controls : Controls
     k : int
-        List length.
-    excluded : ndarray of shape (m, pool), bool, optional
-        Candidates to leave out.
+    hidden_groups : ndarray of shape (n_groups,), bool, optional
+        Groups that must not appear (excluded by the caller).
+    banned : sequence of m arrays of group labels, optional
+        Per-source groups that must not appear.
+    pair_similarity : callable, optional
+        ``rows (c,) -> (c, c)`` cosine similarities between articles; needed when
+        ``controls.diversity > 0``.
 
     Returns
     -------
-    positions : ndarray of shape (m, k), int
-        Positions in the pool, best first; -1 where fewer than k remain.
-    scores : ndarray of shape (m, k), float32
-        Their scores; 0 where ``positions`` is -1. Ties keep pool order (which is
-        similarity, then row).
+    Ranked
+        Duplicate groups are collapsed to their representative, ranked by the
+        best-matching member; the source's own group never appears.
     """
     valid = candidates >= 0
-    if excluded is not None:
-        valid &= ~excluded
-    prior_of = np.where(valid, prior[np.where(valid, candidates, 0)], 0.0)
-    scores = blend(similarities, prior_of, popularity_weight)
-    keyed = np.where(valid, scores, -np.inf)
-    order = np.argsort(-keyed, axis=1, kind="stable")[:, :k]
-    top = np.take_along_axis(keyed, order, axis=1)
-    present = np.isfinite(top)
-    positions = np.where(present, order, -1)
-    out_scores = np.where(present, top, 0.0).astype(np.float32)
-    if positions.shape[1] < k:
-        pad = k - positions.shape[1]
-        positions = np.pad(positions, ((0, 0), (0, pad)), constant_values=-1)
-        out_scores = np.pad(out_scores, ((0, 0), (0, pad)))
-    return positions, out_scores
+    safe = np.where(valid, candidates, 0)
+    group = catalog.group[safe]
+    shown = catalog.representative[safe]
+    valid &= shown >= 0
+    valid &= group != sources.group[:, None]
+    if hidden_groups is not None and hidden_groups.size:
+        valid &= ~hidden_groups[group]
+    if banned is not None:
+        for i, groups in enumerate(banned):
+            if len(groups):
+                valid[i] &= ~np.isin(group[i], groups)
+    # Collapse duplicate groups: keep the first (most similar) member of each group, shown as the representative.
+    valid &= _first_of_group(group, valid)
+    shown = np.where(valid, shown, 0)
+
+    # Hard filters, on the article that is shown.
+    published = catalog.published_ns[shown]
+    source_time = sources.published_ns[:, None]
+    dated = (published != NAT) & (source_time != NAT)
+    gap = np.where(dated, np.abs(published - source_time).astype(np.float64) / _DAY_NS, 0.0)
+    if controls.max_age_days is not None:
+        valid &= ~dated | (gap <= controls.max_age_days)
+    if controls.past_only:
+        valid &= ~dated | (published <= source_time)
+    category = catalog.category[shown]
+    if controls.same_category:
+        has = sources.category[:, None] >= 0
+        valid &= ~has | (category == sources.category[:, None])
+    if controls.categories is not None:
+        valid &= np.isin(category, catalog.category_codes(controls.categories))
+    shared = _shared_tags(sources.tags, catalog.tags, shown)
+    if controls.min_shared_tags > 0:
+        valid &= shared >= controls.min_shared_tags
+
+    # Score, step by step.
+    s0 = np.where(valid, similarities, 0.0).astype(np.float64)
+    s1 = s0 * (1.0 + controls.popularity_weight * catalog.popularity[shown])
+    factor = np.ones_like(s0)
+    if controls.half_life_days is not None:
+        factor = np.where(dated, 0.5 ** (gap / controls.half_life_days), np.nan)
+        factor = _fill_undated(factor, valid, sources.published_ns != NAT)
+    s2 = s1 * factor
+    same = (category == sources.category[:, None]) & (category >= 0)
+    s3 = s2 * (1.0 + controls.category_boost * same + controls.tag_boost * np.minimum(shared, TAG_CAP))
+    valid &= s3 >= controls.min_score
+
+    keyed = np.where(valid, s3, -np.inf)
+    order = np.argsort(-keyed, axis=1, kind="stable")
+    if controls.diversity > 0 and pair_similarity is not None:
+        chosen, penalty = _mmr(order, keyed, shown, controls.diversity, k, pair_similarity)
+    else:
+        chosen = order[:, :k]
+        penalty = np.zeros(chosen.shape)
+    present = np.isfinite(np.take_along_axis(keyed, chosen, axis=1)) if chosen.size else np.zeros(chosen.shape, bool)
+
+    def pick(values: np.ndarray) -> np.ndarray:
+        return np.where(present, np.take_along_axis(values, chosen, axis=1), 0.0)
+
+    out = Ranked(
+        rows=np.where(present, np.take_along_axis(shown, chosen, axis=1), -1),
+        score=pick(s3) - np.where(present, penalty, 0.0),
+        similarity=pick(s0),
+        popularity_part=pick(s1 - s0),
+        freshness_part=pick(s2 - s1),
+        boost_part=pick(s3 - s2),
+        diversity_part=np.where(present, -penalty, 0.0) + 0.0,  # + 0.0 turns -0.0 into 0.0
+    )
+    return _pad(out, k)
+
+
+def _first_of_group(group: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Mask keeping, per row, only the first valid position of each group label."""
+    width = group.shape[1]
+    if width == 0:
+        return valid
+    key = np.where(valid, group, -1 - np.arange(width)[None, :])  # invalid slots never collide
+    order = np.argsort(key, axis=1, kind="stable")
+    ordered = np.take_along_axis(key, order, axis=1)
+    first_sorted = np.ones_like(ordered, dtype=bool)
+    first_sorted[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    first = np.empty_like(first_sorted)
+    np.put_along_axis(first, order, first_sorted, axis=1)
+    return first
+
+
+def _shared_tags(source_tags: sp.csr_matrix, tags: sp.csr_matrix, shown: np.ndarray) -> np.ndarray:
+    """Number of tags each shown candidate shares with its source, shape of ``shown``."""
+    m, width = shown.shape
+    if tags.shape[1] == 0 or source_tags.nnz == 0 or shown.size == 0:
+        return np.zeros(shown.shape, dtype=np.int64)
+    flat = tags[shown.ravel()]
+    repeated = source_tags[np.repeat(np.arange(m), width)]
+    counts = np.asarray(flat.multiply(repeated).sum(axis=1)).ravel()
+    return counts.reshape(m, width).astype(np.int64)
+
+
+def _fill_undated(factor: np.ndarray, valid: np.ndarray, source_dated: np.ndarray) -> np.ndarray:
+    """Undated candidates get the median factor of the dated valid ones in their row."""
+    out = factor.copy()
+    out[~source_dated] = 1.0
+    missing = np.isnan(out)
+    if missing.any():
+        usable = np.where(valid & ~missing, out, np.nan)
+        with np.errstate(all="ignore"):
+            rows_with = ~np.all(np.isnan(usable), axis=1)
+            median = np.ones(out.shape[0])
+            if rows_with.any():
+                median[rows_with] = np.nanmedian(usable[rows_with], axis=1)
+        out = np.where(missing, median[:, None], out)
+    return out
+
+
+def _mmr(
+    order: np.ndarray,
+    keyed: np.ndarray,
+    shown: np.ndarray,
+    diversity: float,
+    k: int,
+    pair_similarity: Callable[[np.ndarray], np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy maximal marginal relevance over the best ``3k`` candidates of each row."""
+    m = order.shape[0]
+    depth = min(order.shape[1], 3 * k)
+    chosen = np.zeros((m, min(k, depth)), dtype=np.int64)
+    penalty = np.zeros(chosen.shape)
+    for i in range(m):
+        top = order[i, :depth]
+        scores = keyed[i, top]
+        live = np.isfinite(scores)
+        top, scores = top[live], scores[live]
+        if top.size == 0:
+            chosen[i] = order[i, : chosen.shape[1]]
+            continue
+        pairs = pair_similarity(shown[i, top])
+        best_overlap = np.zeros(top.size)
+        taken = np.zeros(top.size, dtype=bool)
+        picks: list[int] = []
+        for _ in range(min(chosen.shape[1], top.size)):
+            value = np.where(taken, -np.inf, scores - diversity * best_overlap)
+            j = int(np.argmax(value))  # first maximum: ties keep score order
+            picks.append(j)
+            penalty[i, len(picks) - 1] = diversity * best_overlap[j]
+            taken[j] = True
+            best_overlap = np.maximum(best_overlap, pairs[j])
+        filler = [p for p in order[i] if p not in set(top[picks].tolist())][: chosen.shape[1] - len(picks)]
+        chosen[i] = np.concatenate([top[picks], np.asarray(filler, dtype=np.int64)])
+    return chosen, penalty
+
+
+def _pad(ranked: Ranked, k: int) -> Ranked:
+    width = ranked.rows.shape[1]
+    if width >= k:
+        return ranked
+    pad = ((0, 0), (0, k - width))
+    ranked.rows = np.pad(ranked.rows, pad, constant_values=-1)
+    for name in ("score", "similarity", *ranked.parts):
+        setattr(ranked, name, np.pad(getattr(ranked, name), pad))
+    return ranked

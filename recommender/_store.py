@@ -92,6 +92,22 @@ def save_model(model: Recommender, path: str | os.PathLike[str], *, keep: int = 
             )
             _fsync(target)
             files["rejected.csv"] = _describe_file(target)
+        editorial = staging / "editorial.json"
+        editorial.write_text(
+            json.dumps(
+                {
+                    "blocked": sorted(model.blocked_),
+                    "pins": {k: list(v) for k, v in sorted(model.pins_.items())},
+                    "bans": {k: sorted(v) for k, v in sorted(model.bans_.items())},
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+            + "\n",
+            encoding="utf-8",
+        )
+        _fsync(editorial)
+        files["editorial.json"] = _describe_file(editorial)
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -104,8 +120,14 @@ def save_model(model: Recommender, path: str | os.PathLike[str], *, keep: int = 
                 "vector_entries": int(model.vectors_.nnz),
                 "rejected": len(model.rejected_),
                 "copies": int((model.copy_groups_ >= 0).sum()),
+                "duplicate_groups": int((np.bincount(np.asarray(model.groups_)) > 1).sum()),
+                "blocked": len(model.blocked_),
+                "pins": len(model.pins_),
+                "bans": len(model.bans_),
             },
             "reference_date": None if model.reference_date_ is None else model.reference_date_.isoformat(),
+            "popularity_scale": float(model.popularity_scale_),
+            "drift_counts": [int(x) for x in np.asarray(model.drift_counts_)],
             "files": files,
         }
         manifest_path = staging / MANIFEST
@@ -132,7 +154,9 @@ def _arrays(model: Recommender) -> dict[str, np.ndarray]:
         "neighbours": np.asarray(model.neighbours_, dtype=np.int32),
         "similarities": np.asarray(model.similarities_, dtype=np.float32),
         "popularity": np.asarray(model.popularity_, dtype=np.float32),
-        "copy_groups": np.asarray(model.copy_groups_, dtype=np.int32),
+        "text_keys": np.asarray(model.text_keys_, dtype=np.int64),
+        "title_keys": np.asarray(model.title_keys_, dtype=np.int64),
+        "groups": np.asarray(model.groups_, dtype=np.int64),
         "published": _timestamps_to_ns(table["published"]),
         "views": table["views"].to_numpy(dtype=np.float64),
     }
@@ -381,7 +405,15 @@ def load_model(path: str | os.PathLike[str], *, verify: bool = True) -> Recommen
     if "rejected.csv" in files:
         frame = pd.read_csv(version / "rejected.csv", dtype=str, keep_default_na=False)
         rejected = [_rejected_record(r) for r in frame.to_dict("records")]
-    model = _restore(model, rejected=rejected, **state)
+    editorial: dict[str, Any] = {}
+    if "editorial.json" in files:
+        try:
+            editorial = json.loads((version / "editorial.json").read_text(encoding="utf-8"))
+            model = _restore(model, rejected=rejected, editorial=editorial, **state)
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise ModelFormatError(f"'{version / 'editorial.json'}' is invalid: {exc}") from None
+    else:
+        model = _restore(model, rejected=rejected, editorial=editorial, **state)
     model.version_ = manifest["version"]
     return model
 
@@ -408,7 +440,9 @@ def _state(arrays: dict[str, np.ndarray], manifest: dict[str, Any]) -> dict[str,
         "neighbours": (neighbours, 2, np.int32),
         "similarities": (similarities, 2, np.float32),
         "popularity": (arrays["popularity"], 1, np.float32),
-        "copy_groups": (arrays["copy_groups"], 1, np.int32),
+        "text_keys": (arrays["text_keys"], 1, np.int64),
+        "title_keys": (arrays["title_keys"], 1, np.int64),
+        "groups": (arrays["groups"], 1, np.int64),
         "published": (arrays["published"], 1, np.int64),
         "views": (arrays["views"], 1, np.float64),
     }
@@ -421,6 +455,9 @@ def _state(arrays: dict[str, np.ndarray], manifest: dict[str, Any]) -> dict[str,
         raise ValueError("neighbours and similarities differ in shape")
     if neighbours.size and (int(neighbours.max()) >= n or int(neighbours.min()) < -1):
         raise ValueError("neighbour rows out of range")
+    groups = np.asarray(arrays["groups"])
+    if groups.size and (int(groups.min()) < 0 or int(groups.max()) >= n):
+        raise ValueError("duplicate group labels out of range")
     terms = _decode_strings(arrays, "vocabulary")
     if len(terms) != shape[1] or arrays["idf"].shape != (shape[1],):
         raise ValueError("vocabulary size does not match the vectors")
@@ -448,6 +485,10 @@ def _state(arrays: dict[str, np.ndarray], manifest: dict[str, Any]) -> dict[str,
         "neighbours": neighbours,
         "similarities": similarities,
         "prior": arrays["popularity"],
-        "copy_groups": arrays["copy_groups"],
+        "text_keys": arrays["text_keys"],
+        "title_keys": arrays["title_keys"],
+        "groups": arrays["groups"],
         "reference_date": None if reference is None else pd.Timestamp(reference),
+        "popularity_scale": float(manifest["popularity_scale"]),
+        "drift_counts": np.array([int(x) for x in manifest.get("drift_counts", [0, 0])], dtype=np.int64),
     }

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from recommender._ranking import age_days, blend, popularity, rank_candidates
+from recommender._ranking import age_days, popularity
 
 DAY = 86_400 * 10**9
 NAT = np.iinfo(np.int64).min
@@ -41,22 +41,3 @@ def test_popularity_is_bounded_and_monotone_in_views(views):
     assert ((prior >= 0) & (prior <= 1)).all()
     order = np.argsort(views, kind="stable")
     assert (np.diff(prior[order]) >= -1e-7).all()
-
-
-def test_blend_scales_similarity_and_cannot_lift_zero():
-    similarity = np.array([0.0, 0.5, 0.5])
-    prior = np.array([1.0, 0.0, 1.0], dtype=np.float32)
-    np.testing.assert_allclose(blend(similarity, prior, 0.2), [0.0, 0.5, 0.6], rtol=1e-6)
-    np.testing.assert_allclose(blend(similarity, prior, 0.0), similarity)
-
-
-def test_rank_candidates_sorts_excludes_and_pads():
-    candidates = np.array([[3, 1, 2, -1]])
-    sims = np.array([[0.9, 0.8, 0.5, 0.0]], dtype=np.float32)
-    prior = np.array([0.0, 1.0, 0.0, 0.0], dtype=np.float32)
-    positions, scores = rank_candidates(candidates, sims, prior, 0.5, 5)
-    assert positions.tolist() == [[1, 0, 2, -1, -1]]  # 0.8*1.5 = 1.2 beats 0.9
-    np.testing.assert_allclose(scores[0, :3], [1.2, 0.9, 0.5], rtol=1e-6)
-    excluded = np.array([[False, True, False, False]])
-    positions, _ = rank_candidates(candidates, sims, prior, 0.5, 2, excluded)
-    assert positions.tolist() == [[0, 2]]
