@@ -98,7 +98,7 @@ def _finish(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def load_bbc() -> pd.DataFrame:
-    """BBC News, 5 categories: 2,225 rows in the file, 2,127 after dropping duplicates.
+    """BBC News, 5 categories: 2,225 rows in the file, 2,125 after dropping duplicates.
 
     title = headline, body = the article text, label = category.
     """

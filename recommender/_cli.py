@@ -231,11 +231,12 @@ def _as_json(item: Recommendation) -> dict[str, Any]:
         "url": item.url,
         "published": None if item.published is None else item.published.isoformat(),
         "category": item.category,
-        "score": round(item.score, 6),
-        "similarity": round(item.similarity, 6),
-        "popularity": round(item.popularity, 6),
+        # Unrounded, like the Python API: rounding each number would break "similarity + parts = score".
+        "score": item.score,
+        "similarity": item.similarity,
+        "popularity": item.popularity,
         "reason": item.reason,
-        **{name: round(getattr(item, name), 6) for name in PART_NAMES},
+        **{name: getattr(item, name) for name in PART_NAMES},
         "shared_terms": [[term, value] for term, value in item.shared_terms],
     }
 

@@ -40,7 +40,7 @@ from ._ranking import (
     popularity_scale,
     rank,
 )
-from ._text import FIELDS, TextParams, Vocabulary, fit_vocabulary, make_counter, vectorise
+from ._text import FIELDS, TextParams, Vocabulary, fit_vocabulary, make_counter, unknown_tokens, vectorise
 
 __all__ = ["DISPLAY_FIELDS", "PART_NAMES", "REASONS", "Recommendation", "Recommender"]
 
@@ -122,6 +122,10 @@ class Recommender(BaseEstimator):
         Drop terms found in a larger share of articles.
     ngram_range : tuple of int, default (1, 1)
         Word n-gram lengths.
+    latent_components : int, default 20
+        Dimensions of the latent (TruncatedSVD) part of the vectors; 0 = off.
+    latent_weight : float, default 0.3
+        Share of the latent cosine in the similarity (see ``recommender._text``).
     half_life_days, max_age_days, past_only, category_boost, tag_boost, same_category, categories, min_shared_tags, diversity, min_score, fallback
         Ranking controls, the defaults of every query; each can be overridden per
         call by keyword. See :class:`recommender._ranking.Controls`.
@@ -182,6 +186,8 @@ class Recommender(BaseEstimator):
         min_df: int = 2,
         max_df: float = 0.5,
         ngram_range: tuple[int, int] = (1, 1),
+        latent_components: int = 20,
+        latent_weight: float = 0.3,
         half_life_days: float | None = None,
         max_age_days: float | None = None,
         past_only: bool = False,
@@ -207,6 +213,8 @@ class Recommender(BaseEstimator):
         self.min_df = min_df
         self.max_df = max_df
         self.ngram_range = ngram_range
+        self.latent_components = latent_components
+        self.latent_weight = latent_weight
         self.half_life_days = half_life_days
         self.max_age_days = max_age_days
         self.past_only = past_only
@@ -237,6 +245,8 @@ class Recommender(BaseEstimator):
             min_df=self.min_df,
             max_df=float(self.max_df),
             ngram_range=(int(self.ngram_range[0]), int(self.ngram_range[1])),
+            latent_components=self.latent_components,
+            latent_weight=float(self.latent_weight),
         )
 
     def controls(self, **overrides: Any) -> Controls:
@@ -322,8 +332,34 @@ class Recommender(BaseEstimator):
 
     def _duplicate_groups(self) -> np.ndarray:
         return duplicate_groups(
-            self.neighbours_, self.similarities_, float(self.duplicate_threshold), self.text_keys_, self.title_keys_
+            self.neighbours_,
+            self._term_similarities(),
+            float(self.duplicate_threshold),
+            self.text_keys_,
+            self.title_keys_,
         )
+
+    def _term_similarities(self) -> np.ndarray:
+        """Cosine of the term parts of each pool pair (the latent blend left out), shape of ``neighbours_``.
+
+        Duplicates are judged on shared words: two stories on one topic are close
+        in the latent space without being copies of each other.
+        """
+        weight = self.vocabulary_.latent_weight
+        if weight == 0:
+            return np.asarray(self.similarities_)
+        n_terms = len(self.vocabulary_)
+        # cos_terms >= threshold needs blended >= (1 - w) * threshold - w, since the latent cosine is >= -1
+        floor = (1 - weight) * float(self.duplicate_threshold) - weight
+        close = (np.asarray(self.neighbours_) >= 0) & (np.asarray(self.similarities_) >= floor)
+        out = np.zeros(self.neighbours_.shape, dtype=np.float32)
+        sources, slots = np.nonzero(close)
+        if sources.size:
+            terms = self.vectors_[:, :n_terms].tocsr()
+            targets = np.asarray(self.neighbours_)[sources, slots]
+            dots = np.asarray(terms[sources].multiply(terms[targets]).sum(axis=1)).ravel()
+            out[sources, slots] = dots / (1 - weight)
+        return out
 
     @property
     def copy_groups_(self) -> np.ndarray:
@@ -511,7 +547,9 @@ class Recommender(BaseEstimator):
     ) -> None:
         """Put an editor's pinned articles at the top of list ``i``."""
         k = ranked.rows.shape[1]
-        pins = [r for r in self._rows_of(self.pins_[source_id]).tolist() if self._allowed(r, i, sources, hidden, banned)]
+        pins = [
+            r for r in self._rows_of(self.pins_[source_id]).tolist() if self._allowed(r, i, sources, hidden, banned)
+        ]
         if not pins:
             return
         groups = np.asarray(self.groups_)
@@ -597,11 +635,14 @@ class Recommender(BaseEstimator):
             return abs(published - source_time) / 86_400e9 <= controls.max_age_days
         return True
 
-    def _shared_terms(self, source_vectors: sp.csr_matrix, pairs: np.ndarray, rows: np.ndarray) -> list[tuple[tuple[str, float], ...]]:
+    def _shared_terms(
+        self, source_vectors: sp.csr_matrix, pairs: np.ndarray, rows: np.ndarray
+    ) -> list[tuple[tuple[str, float], ...]]:
         """Top shared terms of each (source index, recommended row) pair."""
         if len(rows) == 0:
             return []
         products = source_vectors[pairs].multiply(self.vectors_[rows]).tocsr()
+        products = products[:, : len(self._terms)].tocsr()  # term columns only, not the latent ones
         out = []
         for j in range(products.shape[0]):
             start, stop = products.indptr[j], products.indptr[j + 1]
@@ -989,11 +1030,7 @@ class Recommender(BaseEstimator):
     def _vectorise(self, table: pd.DataFrame) -> sp.csr_matrix:
         params = self.text_params()
         fields = {f: table[f].tolist() for f in FIELDS}
-        from ._text import drift
-
-        share = drift(fields, self.vocabulary_, params)
-        tokens = sum(len(t) for f in fields.values() for t in f)  # weight by text size
-        self.drift_counts_ = np.asarray(self.drift_counts_) + np.array([round(share * tokens), tokens])
+        self.drift_counts_ = np.asarray(self.drift_counts_) + np.array(unknown_tokens(fields, self.vocabulary_, params))
         if self._counter is None:
             self._counter = make_counter(self.vocabulary_, params)
         return vectorise(fields, self.vocabulary_, params, self._counter)
@@ -1148,7 +1185,9 @@ class Recommender(BaseEstimator):
             )
             self.neighbours_[rows] = fresh
             self.similarities_[rows] = sims
-        pool_changed = rows[(old_rows != self.neighbours_[rows]).any(axis=1) | (old_sims != self.similarities_[rows]).any(axis=1)]
+        pool_changed = rows[
+            (old_rows != self.neighbours_[rows]).any(axis=1) | (old_sims != self.similarities_[rows]).any(axis=1)
+        ]
         old_groups = np.asarray(self.groups_)
         self.groups_ = self._duplicate_groups()
         old_rep = getattr(self, "_representative", None)

@@ -127,6 +127,7 @@ def save_model(model: Recommender, path: str | os.PathLike[str], *, keep: int = 
             },
             "reference_date": None if model.reference_date_ is None else model.reference_date_.isoformat(),
             "popularity_scale": float(model.popularity_scale_),
+            "latent_weight": float(model.vocabulary_.latent_weight),
             "drift_counts": [int(x) for x in np.asarray(model.drift_counts_)],
             "files": files,
         }
@@ -151,6 +152,9 @@ def _arrays(model: Recommender) -> dict[str, np.ndarray]:
         "vectors.indptr": np.asarray(vectors.indptr, dtype=np.int64),
         "vectors.shape": np.asarray(vectors.shape, dtype=np.int64),
         "idf": np.asarray(model.vocabulary_.idf, dtype=np.float32),
+        "components": np.zeros((0, len(model.vocabulary_)), dtype=np.float32)
+        if model.vocabulary_.components is None
+        else np.asarray(model.vocabulary_.components, dtype=np.float32),
         "neighbours": np.asarray(model.neighbours_, dtype=np.int32),
         "similarities": np.asarray(model.similarities_, dtype=np.float32),
         "popularity": np.asarray(model.popularity_, dtype=np.float32),
@@ -405,17 +409,41 @@ def load_model(path: str | os.PathLike[str], *, verify: bool = True) -> Recommen
     if "rejected.csv" in files:
         frame = pd.read_csv(version / "rejected.csv", dtype=str, keep_default_na=False)
         rejected = [_rejected_record(r) for r in frame.to_dict("records")]
-    editorial: dict[str, Any] = {}
-    if "editorial.json" in files:
-        try:
-            editorial = json.loads((version / "editorial.json").read_text(encoding="utf-8"))
-            model = _restore(model, rejected=rejected, editorial=editorial, **state)
-        except (ValueError, TypeError, AttributeError) as exc:
-            raise ModelFormatError(f"'{version / 'editorial.json'}' is invalid: {exc}") from None
-    else:
-        model = _restore(model, rejected=rejected, editorial=editorial, **state)
+    editorial = _read_editorial(version / "editorial.json") if "editorial.json" in files else {}
+    model = _restore(model, rejected=rejected, editorial=editorial, **state)
     model.version_ = manifest["version"]
     return model
+
+
+def _read_editorial(path: Path) -> dict[str, Any]:
+    """``editorial.json``, checked: ``blocked`` a list of ids, ``pins`` and ``bans`` objects of id lists."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ModelFormatError(f"'{path}' is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ModelFormatError(
+            f"'{path}' is invalid: expected an object with blocked, pins and bans, got {data!r:.60}."
+        )
+
+    def ids(value: Any, what: str) -> list[str]:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ModelFormatError(f"'{path}' is invalid: {what} must be a list of article ids, got {value!r:.60}.")
+        return value
+
+    def lists_by_id(key: str) -> dict[str, list[str]]:
+        value = data.get(key, {})
+        if not isinstance(value, dict):
+            raise ModelFormatError(
+                f"'{path}' is invalid: '{key}' must be an object of article id -> list of article ids, got {value!r:.60}."
+            )
+        return {source: ids(targets, f"'{key}' of {source!r}") for source, targets in value.items()}
+
+    return {
+        "blocked": ids(data.get("blocked", []), "'blocked'"),
+        "pins": lists_by_id("pins"),
+        "bans": lists_by_id("bans"),
+    }
 
 
 def _rejected_record(record: dict[str, str]) -> dict[str, Any]:
@@ -459,7 +487,10 @@ def _state(arrays: dict[str, np.ndarray], manifest: dict[str, Any]) -> dict[str,
     if groups.size and (int(groups.min()) < 0 or int(groups.max()) >= n):
         raise ValueError("duplicate group labels out of range")
     terms = _decode_strings(arrays, "vocabulary")
-    if len(terms) != shape[1] or arrays["idf"].shape != (shape[1],):
+    components = np.asarray(arrays["components"])
+    if components.ndim != 2 or components.shape[1] != len(terms) or components.dtype != np.float32:
+        raise ValueError(f"latent components have shape {components.shape}, expected (k, {len(terms)}) float32")
+    if len(terms) + components.shape[0] != shape[1] or arrays["idf"].shape != (len(terms),):
         raise ValueError("vocabulary size does not match the vectors")
     columns = {c: _decode_strings(arrays, c) for c in _STRING_COLUMNS}
     tags = _decode_strings(arrays, "tags")
@@ -480,7 +511,12 @@ def _state(arrays: dict[str, np.ndarray], manifest: dict[str, Any]) -> dict[str,
     reference = manifest.get("reference_date")
     return {
         "articles": articles,
-        "vocabulary": Vocabulary(np.array(terms, dtype=str), np.asarray(arrays["idf"])),
+        "vocabulary": Vocabulary(
+            np.array(terms, dtype=str),
+            np.asarray(arrays["idf"]),
+            components if components.shape[0] else None,
+            float(manifest.get("latent_weight", 0.0)) if components.shape[0] else 0.0,
+        ),
         "vectors": vectors,
         "neighbours": neighbours,
         "similarities": similarities,

@@ -12,7 +12,16 @@ The maths, in one place:
       tf(t, d) = sum over fields f with c_f(t, d) > 0 of  w_f * (1 + ln c_f(t, d))
 
 * ``idf(t) = ln((1 + n) / (1 + df(t))) + 1`` (scikit-learn's smooth idf), and each
-  row ``tf * idf`` is scaled to unit L2 norm, so a dot product is a cosine.
+  row ``x = tf * idf`` is scaled to unit L2 norm, so a dot product is a cosine.
+* A latent blend adds topic similarity to word overlap: ``z = x @ C.T`` with ``C``
+  the ``latent_components`` right singular vectors of the fitted matrix
+  (TruncatedSVD, seeded), ``z`` scaled to unit norm, and the vector is
+  ``[sqrt(1 - w) * x, sqrt(w) * z]`` with ``w = latent_weight``, so that::
+
+      cosine = (1 - w) * cosine(x, x') + w * cosine(z, z')
+
+  The latent columns come after the term columns. ``w = 0`` or no components
+  turns the blend off.
 
 These are pure functions of arrays; the fitted state (terms and idf) is kept by
 the model.
@@ -27,6 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import CountVectorizer, strip_accents_unicode
 
 __all__ = [
@@ -35,6 +45,7 @@ __all__ = [
     "Vocabulary",
     "build_analyzer",
     "fit_vocabulary",
+    "unknown_tokens",
     "vectorise",
 ]
 
@@ -64,6 +75,11 @@ class TextParams:
     max_chars : int
         Each field is cut to this many characters before tokenising, so a
         multi-megabyte body cannot stall a request.
+    latent_components : int
+        Dimensions of the latent blend (0 = off). Fewer are used when the corpus
+        has fewer articles or terms.
+    latent_weight : float
+        Share of the latent cosine in the similarity, in [0, 1).
     """
 
     field_weights: Mapping[str, float]
@@ -72,6 +88,8 @@ class TextParams:
     ngram_range: tuple[int, int] = (1, 1)
     token_pattern: str = _WORD_PATTERN
     max_chars: int = 100_000
+    latent_components: int = 20
+    latent_weight: float = 0.3
 
     def __post_init__(self) -> None:
         unknown = set(self.field_weights) - set(FIELDS)
@@ -93,17 +111,28 @@ class TextParams:
             raise ValueError(f"ngram_range must be (low, high) with 1 <= low <= high, got {self.ngram_range!r}.")
         if self.max_chars < 1:
             raise ValueError(f"max_chars must be >= 1, got {self.max_chars!r}.")
+        if int(self.latent_components) != self.latent_components or self.latent_components < 0:
+            raise ValueError(f"latent_components must be an integer >= 0, got {self.latent_components!r}.")
+        if not 0.0 <= self.latent_weight < 1.0:
+            raise ValueError(f"latent_weight must be in [0, 1), got {self.latent_weight!r}.")
 
 
 @dataclass(frozen=True)
 class Vocabulary:
-    """Fitted text state: the kept terms (sorted) and their idf weights."""
+    """Fitted text state: the kept terms (sorted), their idf weights, the latent components."""
 
     terms: np.ndarray  # shape (n_terms,), str
     idf: np.ndarray  # shape (n_terms,), float32
+    components: np.ndarray | None = None  # shape (n_components, n_terms), float32
+    latent_weight: float = 0.0
 
     def __len__(self) -> int:
         return int(self.terms.shape[0])
+
+    @property
+    def width(self) -> int:
+        """Columns of a vector: the terms, then the latent dimensions."""
+        return len(self) + (0 if self.components is None else int(self.components.shape[0]))
 
 
 def _clean(text: str) -> str:
@@ -181,9 +210,47 @@ def fit_vocabulary(fields: Mapping[str, Sequence[str]], params: TextParams) -> t
     keep = (df >= params.min_df) & (df <= params.max_df * n_docs)
     columns = np.flatnonzero(keep)
     idf = (np.log((1.0 + n_docs) / (1.0 + df[columns])) + 1.0).astype(np.float32)
-    vocabulary = Vocabulary(terms[columns], idf)
     tf = _weighted_tf([(w, m[:, columns]) for (w, _), m in zip(texts, per_field, strict=True)], len(columns), n_docs)
-    return vocabulary, _normalise(tf, idf)
+    sparse = _normalise(tf, idf)
+    components = _fit_components(sparse, params)
+    weight = float(params.latent_weight) if components is not None else 0.0
+    vocabulary = Vocabulary(terms[columns], idf, components, weight)
+    return vocabulary, _blend(sparse, vocabulary)
+
+
+def _fit_components(sparse: sp.csr_matrix, params: TextParams) -> np.ndarray | None:
+    """Right singular vectors of the term matrix, or None when the blend is off or impossible."""
+    count = min(int(params.latent_components), sparse.shape[1] - 1, sparse.shape[0] - 1)
+    if params.latent_weight <= 0 or count < 1:
+        return None
+    svd = TruncatedSVD(n_components=count, algorithm="randomized", n_iter=7, random_state=0)
+    svd.fit(sparse)
+    return svd.components_.astype(np.float32)
+
+
+def _blend(sparse: sp.csr_matrix, vocabulary: Vocabulary) -> sp.csr_matrix:
+    """Append the weighted latent part to unit term vectors (see the module docstring)."""
+    if vocabulary.components is None:
+        return sparse
+    latent = np.asarray(sparse @ vocabulary.components.T, dtype=np.float32)
+    norms = np.linalg.norm(latent, axis=1, keepdims=True)
+    latent = np.divide(latent, norms, out=np.zeros_like(latent), where=norms > 0)
+    weight = vocabulary.latent_weight
+    combined = sp.hstack(
+        [sparse * np.float32(np.sqrt(1.0 - weight)), sp.csr_matrix(latent * np.float32(np.sqrt(weight)))],
+        format="csr",
+    )
+    combined.eliminate_zeros()
+    return _unit_rows(combined)
+
+
+def _unit_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    matrix = matrix.tocsr().astype(np.float32)
+    norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel()).astype(np.float32)
+    norms[norms == 0] = 1.0
+    matrix.data /= np.repeat(norms, np.diff(matrix.indptr))
+    matrix.sort_indices()
+    return matrix
 
 
 def vectorise(
@@ -199,10 +266,10 @@ def vectorise(
     texts = _field_texts(fields, params)
     n_docs = len(texts[0][1]) if texts else 0
     if len(vocabulary) == 0:
-        return sp.csr_matrix((n_docs, 0), dtype=np.float32)
+        return sp.csr_matrix((n_docs, vocabulary.width), dtype=np.float32)
     counter = counter if counter is not None else make_counter(vocabulary, params)
     counts = [(w, counter.transform(field)) for w, field in texts]
-    return _normalise(_weighted_tf(counts, len(vocabulary), n_docs), vocabulary.idf)
+    return _blend(_normalise(_weighted_tf(counts, len(vocabulary), n_docs), vocabulary.idf), vocabulary)
 
 
 def make_counter(vocabulary: Vocabulary, params: TextParams) -> CountVectorizer:
@@ -215,15 +282,11 @@ def make_counter(vocabulary: Vocabulary, params: TextParams) -> CountVectorizer:
 def _normalise(tf: sp.csr_matrix, idf: np.ndarray) -> sp.csr_matrix:
     tf = tf.tocsr()
     tf.data *= idf[tf.indices]
-    norms = np.sqrt(np.asarray(tf.multiply(tf).sum(axis=1)).ravel()).astype(np.float32)
-    norms[norms == 0] = 1.0
-    tf.data /= np.repeat(norms, np.diff(tf.indptr))
-    tf.sort_indices()
-    return tf.astype(np.float32)
+    return _unit_rows(tf)
 
 
-def drift(fields: Mapping[str, Sequence[str]], vocabulary: Vocabulary, params: TextParams) -> float:
-    """Share of the tokens of ``fields`` that are not in the vocabulary (0 when there are none)."""
+def unknown_tokens(fields: Mapping[str, Sequence[str]], vocabulary: Vocabulary, params: TextParams) -> tuple[int, int]:
+    """``(tokens not in the vocabulary, tokens)`` over the weighted fields of ``fields``."""
     analyzer = build_analyzer(params)
     known = set(vocabulary.terms.tolist())
     total = missing = 0
@@ -232,4 +295,4 @@ def drift(fields: Mapping[str, Sequence[str]], vocabulary: Vocabulary, params: T
             for term in analyzer(text):
                 total += 1
                 missing += term not in known
-    return missing / total if total else 0.0
+    return missing, total

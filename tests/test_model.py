@@ -14,7 +14,11 @@ import recommender as rec
 
 
 def small(**params) -> rec.Recommender:
-    """Tiny corpora lose most terms to min_df=2/max_df=0.5; keep them all."""
+    """Tiny corpora lose most terms to min_df=2/max_df=0.5; keep them all.
+
+    The latent blend is off unless asked for: these tests reason about shared words.
+    """
+    params.setdefault("latent_components", 0)
     return rec.Recommender(min_df=1, max_df=1.0, **params)
 
 
@@ -120,15 +124,17 @@ def test_popularity_reorders_similar_articles_only():
         {
             "article_id": ["a", "b", "c", "z"],
             "title": ["harbour storm ferry", "harbour storm ferry", "harbour storm ferry", "cup final goal"],
-            "body": ["wind rain", "wind rain", "wind rain", "striker keeper"],
+            "body": ["wind rain coast", "wind coast", "rain coast", "striker keeper"],
             "views": [10, 10, 1_000_000, 10_000_000],
             "published": ["2024-01-01"] * 4,
         }
     )
-    articles.loc[0, "body"] = "wind rain coast"  # not an exact copy of b and c
-    content = small(popularity_weight=0).fit(articles)
-    assert [r.article_id for r in content.recommend("a", k=3)] == ["b", "c"]  # tie broken by input order
-    blended = small(popularity_weight=0.5).fit(articles)
+    options = {"fallback": False, "duplicate_threshold": 0.99}
+    content = small(popularity_weight=0, **options).fit(articles)
+    first = content.recommend("a", k=3)
+    assert [r.article_id for r in first] == ["b", "c"]  # equal similarity: tie broken by input order
+    assert first[0].similarity == pytest.approx(first[1].similarity)
+    blended = small(popularity_weight=0.5, **options).fit(articles)
     items = blended.recommend("a", k=3)
     assert [r.article_id for r in items] == ["c", "b"]  # popularity breaks the tie; "z" never enters
     assert items[0].score == pytest.approx(items[0].similarity * (1 + 0.5 * items[0].popularity), rel=1e-5)
@@ -148,7 +154,7 @@ def test_reference_date_defaults_to_newest_article_and_is_used(newsroom):
 
 
 def test_no_views_means_no_popularity(newsroom):
-    model = small(popularity_weight=1.0).fit(newsroom.drop(columns=["views"]))
+    model = small(popularity_weight=1.0, category_boost=0).fit(newsroom.drop(columns=["views"]))
     assert (model.popularity_ == 0).all()
     for item in model.recommend("vote-1", k=3):
         assert item.score == pytest.approx(item.similarity)
@@ -173,7 +179,7 @@ def test_recommend_frame_columns_and_ranks(newsroom):
     frame = model.recommend_frame(k=3)
     assert list(frame.columns) == [
         "article_id", "rank", "recommended_id", "score", "similarity", "popularity",
-        "title", "url", "published", "category",
+        "title", "url", "published", "category", "reason",
     ]  # fmt: skip
     assert frame.groupby("article_id")["rank"].apply(lambda r: list(r) == list(range(1, len(r) + 1))).all()
     assert set(frame["article_id"]) <= set(newsroom["article_id"])
@@ -188,9 +194,8 @@ def test_same_input_same_output(newsroom):
 
 
 def test_parallel_fit_equals_serial(newsroom):
-    serial = small(n_jobs=1).fit(newsroom)
-    parallel = rec.Recommender(min_df=1, max_df=1.0, n_jobs=2)
-    parallel.fit(newsroom)
+    serial = small(n_jobs=1, latent_components=20).fit(newsroom)
+    parallel = small(n_jobs=2, latent_components=20).fit(newsroom)
     np.testing.assert_array_equal(serial.neighbours_, parallel.neighbours_)
 
 
@@ -204,11 +209,11 @@ def test_estimator_contract(newsroom):
     assert not hasattr(clone(model), "neighbours_")
 
 
-def test_only_stop_words_gives_empty_lists_not_a_crash():
-    model = rec.Recommender(min_df=1, max_df=1.0).fit(
-        pd.DataFrame({"article_id": ["a", "b"], "title": ["the and of", "it is the"]})
-    )
-    assert model.recommend("a") == []
+def test_only_stop_words_gives_no_similar_articles_only_fallback():
+    articles = pd.DataFrame({"article_id": ["a", "b"], "title": ["the and of", "it is the"]})
+    assert rec.Recommender(min_df=1, max_df=1.0, fallback=False).fit(articles).recommend("a") == []
+    model = rec.Recommender(min_df=1, max_df=1.0).fit(articles)
+    assert [(r.article_id, r.reason, r.score) for r in model.recommend("a")] == [("b", "fallback", 0.0)]
     assert len(model.popular(2)) == 2
 
 
@@ -227,9 +232,16 @@ def test_list_invariants(table, k, data):
     assert len(got) <= k  # at most k
     assert len(set(got)) == len(got)
     assert not set(got) & set(exclude)  # exclusions honoured
+    reasons = [r.reason for r in items]
+    assert reasons == sorted(reasons, key=["similar", "fallback"].index)  # similar items first, then fallback
     scores = [r.score for r in items]
     assert scores == sorted(scores, reverse=True)  # sorted by score
-    assert all(r.similarity > 0 for r in items)
+    assert all(r.similarity > 0 for r in items if r.reason == "similar")
+    # fallback fills every list as far as there are other stories (duplicate groups) left to show
+    group_of = dict(zip(ids, model.groups_, strict=True))
+    others = {group_of[a] for a in ids} - {group_of[source]} - {group_of[a] for a in exclude}
+    assert len(items) == min(k, len(others))
+    assert len({group_of[a] for a in got}) == len(got)  # never two members of one duplicate group
     # batch equals single
     frame = model.recommend_frame(k=k, exclude=exclude)
     mine = frame[frame["article_id"] == source]
@@ -244,9 +256,9 @@ def test_same_input_same_lists_property(table):
     pd.testing.assert_frame_equal(first, second)
 
 
-@given(table=article_tables(min_size=2, max_size=20))
-def test_pool_is_the_exact_top_by_cosine(table):
-    model = small(pool_size=5).fit(table)
+@given(table=article_tables(min_size=2, max_size=20), latent=st.sampled_from([0, 20]))
+def test_pool_is_the_exact_top_by_cosine(table, latent):
+    model = small(pool_size=5, latent_components=latent).fit(table)
     dense = (model.vectors_ @ model.vectors_.T).toarray()
     for row in range(dense.shape[0]):
         expected = dense[row].copy()
@@ -255,5 +267,8 @@ def test_pool_is_the_exact_top_by_cosine(table):
         expected[row] = -np.inf
         pool = model.neighbours_[row]
         got = model.similarities_[row][pool >= 0]
-        best = np.sort(expected[expected > 1e-7])[::-1][: len(got)]
-        np.testing.assert_allclose(got, best, rtol=1e-5, atol=1e-6)
+        best = np.sort(expected[expected > 0])[::-1][: len(got)]
+        # values within float noise of 0 may fall either side of the "> 0" cut
+        clear = min(np.sum(got > 1e-5), np.sum(best > 1e-5))
+        np.testing.assert_allclose(got[:clear], best[:clear], rtol=1e-5, atol=1e-6)
+        assert abs(len(got) - np.sum(best > 0)) <= np.sum(np.abs(expected[np.isfinite(expected)]) < 1e-5)

@@ -12,6 +12,7 @@ from recommender._text import TextParams, build_analyzer, fit_vocabulary, make_c
 
 def params(**changes) -> TextParams:
     base = {"field_weights": {"title": 2.0, "summary": 1.0, "body": 1.0}, "min_df": 1, "max_df": 1.0}
+    base["latent_components"] = 0
     base.update(changes)
     return TextParams(**base)
 
@@ -101,3 +102,25 @@ def test_long_fields_are_cut_at_max_chars():
 def test_bad_parameters_are_named(changes, message):
     with pytest.raises(ValueError, match=message):
         params(**changes)
+
+
+def test_latent_blend_mixes_the_two_cosines():
+    fields = {
+        "title": ["cup final goal", "cup final striker", "election vote", "vote count ballots", "storm harbour"],
+        "body": ["goal scored late", "striker scored", "ballots cast", "ballots counted", "ferry harbour wind"],
+    }
+    plain, sparse = fit_vocabulary(fields, params())
+    vocabulary, blended = fit_vocabulary(fields, params(latent_components=2, latent_weight=0.3))
+    assert vocabulary.components.shape == (2, len(vocabulary)) and blended.shape[1] == len(vocabulary) + 2
+    np.testing.assert_array_equal(vocabulary.terms, plain.terms)
+    latent = sparse.toarray() @ vocabulary.components.T
+    latent /= np.linalg.norm(latent, axis=1, keepdims=True)
+    expected = 0.7 * (sparse @ sparse.T).toarray() + 0.3 * latent @ latent.T
+    np.testing.assert_allclose((blended @ blended.T).toarray(), expected, atol=1e-5)
+    again = vectorise(fields, vocabulary, params(latent_components=2, latent_weight=0.3))
+    np.testing.assert_allclose(again.toarray(), blended.toarray(), atol=1e-6)
+
+
+def test_latent_blend_is_skipped_when_the_corpus_is_too_small():
+    vocabulary, vectors = fit_vocabulary({"title": ["alpha beta"]}, params(latent_components=20))
+    assert vocabulary.components is None and vectors.shape[1] == len(vocabulary)

@@ -1,0 +1,329 @@
+"""News-aware ranking controls on a corpus whose right answers are obvious.
+
+The story: a wire report of a flood (printed twice: the original and a
+syndicated copy), a follow-up a week later, a piece about the same bridge three
+years earlier, and unrelated sport and politics articles.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from strategies import article_tables
+
+import recommender as rec
+
+FLOOD = "flood water river avon bridge closed rain residents evacuated town council"
+
+
+@pytest.fixture
+def story() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "article_id": ["source", "wire", "wire-copy", "follow-up", "archive", "sport-1", "sport-2", "vote-1"],
+            "title": [
+                "Heavy rain warning for the Avon valley",
+                "Flood closes bridge over the river Avon",
+                "Flood closes bridge over the river Avon, residents evacuated",
+                "River Avon bridge reopens a week after the flood",
+                "Avon bridge closed as river floods the town",
+                "United win the cup final",
+                "Striker scores twice in cup final",
+                "Council election count begins",
+            ],
+            "body": [
+                f"Forecasters warn of heavy rain and a flood on the river avon. {FLOOD}",
+                f"The river avon burst its banks. {FLOOD} Police closed the bridge.",
+                f"The river avon burst its banks. {FLOOD} Police closed the bridge. Reporting by a partner.",
+                f"The bridge over the river avon reopened after the flood water fell. {FLOOD} repairs",
+                f"The river avon flooded the town and the bridge closed. {FLOOD} {FLOOD} record levels",
+                "United scored a late goal to win the cup final against City.",
+                "The striker scored two goals as his team reached the cup final.",
+                "Votes in the council election are being counted tonight.",
+            ],
+            "published": [
+                "2024-06-02",
+                "2024-06-01 08:00",
+                "2024-06-01 12:00",
+                "2024-06-08",
+                "2021-06-01",
+                "2024-05-30",
+                "2024-05-29",
+                "2024-06-01",
+            ],
+            "views": [100, 5000, 300, 800, 50, 9000, 7000, 400],
+            "category": ["weather", "weather", "news", "weather", "weather", "sport", "sport", "politics"],
+            "tags": ["avon;flood", "avon;flood;bridge", "flood", "avon;bridge", "avon", "cup", "cup", ""],
+        }
+    )
+
+
+def model_of(story: pd.DataFrame, **params) -> rec.Recommender:
+    base = {"min_df": 1, "max_df": 1.0, "popularity_weight": 0.0, "category_boost": 0.0, "tag_boost": 0.0}
+    base["latent_components"] = 0  # these answers are read off shared words
+    base.update(params)
+    return rec.Recommender(**base).fit(story)
+
+
+def ids(items) -> list[str]:
+    return [r.article_id for r in items]
+
+
+def similar(items) -> list[str]:
+    return [r.article_id for r in items if r.reason == "similar"]
+
+
+# --------------------------------------------------------------------------- duplicates
+
+
+def test_wire_copies_form_one_group_shown_once_as_the_newest(story):
+    model = model_of(story)
+    groups = model.duplicate_groups()
+    flood = groups[groups["article_id"].isin(["wire", "wire-copy"])]
+    assert flood["group"].nunique() == 1 and len(flood) == 2
+    assert flood.loc[flood["representative"], "article_id"].tolist() == ["wire-copy"]  # newest
+    got = ids(model.recommend("source", k=5))
+    assert "wire-copy" in got and "wire" not in got
+    assert "wire" not in ids(model.recommend("wire-copy", k=7)) and "wire-copy" not in ids(model.recommend("wire", k=7))
+
+
+def test_representative_falls_back_when_blocked(story):
+    model = model_of(story)
+    changed = model.block(["wire-copy"])
+    assert "source" in changed
+    got = ids(model.recommend("source", k=5))
+    assert "wire" in got and "wire-copy" not in got
+    model.unblock(["wire-copy"])
+    assert "wire-copy" in ids(model.recommend("source", k=5))
+
+
+def test_same_normalised_title_is_a_duplicate(story):
+    extra = pd.DataFrame(
+        {"article_id": ["retitled"], "title": ["flood CLOSES bridge over the river avon!"], "body": ["cup final goal"]}
+    )
+    model = model_of(pd.concat([story, extra], ignore_index=True))
+    groups = model.duplicate_groups()
+    wire_group = groups.loc[groups["article_id"] == "wire", "group"].item()
+    assert "retitled" in groups.loc[groups["group"] == wire_group, "article_id"].tolist()
+
+
+# --------------------------------------------------------------------------- freshness
+
+
+def test_half_life_prefers_the_follow_up_over_the_archive(story):
+    plain = similar(model_of(story, fallback=False).recommend("source", k=3))
+    assert plain.index("archive") < plain.index("follow-up")  # the archive piece is the closer text
+    fresh = model_of(story, half_life_days=30, fallback=False).recommend("source", k=7)
+    assert similar(fresh).index("follow-up") < similar(fresh).index("archive")
+    archive = next(r for r in fresh if r.article_id == "archive")
+    assert archive.freshness_part < 0 and archive.score < 1e-6 * archive.similarity  # 36 half-lives away
+
+
+def test_freshness_is_measured_from_the_source_date(story):
+    # Seen from the 2021 archive piece, the 2024 articles are three years away.
+    items = model_of(story, half_life_days=30, fallback=False).recommend("archive", k=3)
+    assert all(r.freshness_part < 0 for r in items)
+    fresh = model_of(story, fallback=False, half_life_days=30)
+    assert fresh.recommend("archive", k=3)[0].score < fresh.recommend("source", k=3)[0].score
+
+
+def test_max_age_and_past_only_are_hard_windows(story):
+    model = model_of(story, fallback=False)
+    assert "archive" not in ids(model.recommend("source", k=5, max_age_days=365))
+    assert "follow-up" in ids(model.recommend("source", k=5, max_age_days=365))
+    assert "follow-up" not in ids(model.recommend("source", k=5, past_only=True))
+    assert "archive" in ids(model.recommend("source", k=5, past_only=True))
+
+
+def test_undated_articles_are_neither_favoured_nor_dropped(story):
+    undated = story.copy()
+    undated.loc[undated["article_id"] == "follow-up", "published"] = None
+    model = model_of(undated, fallback=False)
+    assert "follow-up" in ids(model.recommend("source", k=5, max_age_days=1, past_only=True))
+    items = model.recommend("source", k=5, half_life_days=30)
+    follow_up = next(r for r in items if r.article_id == "follow-up")
+    dated = [r for r in items if r.article_id != "follow-up"]
+    factors = sorted((r.similarity + r.freshness_part) / r.similarity for r in dated)
+    assert (follow_up.similarity + follow_up.freshness_part) / follow_up.similarity == pytest.approx(
+        np.median(factors), rel=1e-6
+    )
+
+
+@given(
+    gaps=st.lists(st.integers(0, 3000), min_size=2, max_size=8, unique=True), half_life=st.floats(10, 1000)
+)  # no underflow to 0
+def test_freshness_is_monotone_in_the_date_gap(gaps, half_life):
+    # identical texts, different dates: the further from the source, the lower the score
+    n = len(gaps)
+    source = pd.Timestamp("2020-01-01")
+    frame = pd.DataFrame(
+        {
+            "article_id": ["s"] + [f"c{i}" for i in range(n)],
+            "title": ["alpha beta"] + [f"alpha beta gamma{i}" for i in range(n)],
+            "published": [source] + [source - pd.Timedelta(days=g) for g in gaps],
+        }
+    )
+    model = rec.Recommender(
+        min_df=1, max_df=1.0, popularity_weight=0, fallback=False, duplicate_threshold=1.0, latent_components=0
+    )
+    items = model.fit(frame).recommend("s", k=n, half_life_days=half_life)
+    gap_of = {f"c{i}": g for i, g in enumerate(gaps)}
+    ordered = [gap_of[r.article_id] for r in items]
+    assert ordered == sorted(ordered)
+    scores = [r.score for r in items]
+    assert all(a >= b for a, b in zip(scores, scores[1:], strict=False))
+
+
+# --------------------------------------------------------------------------- category and tags
+
+
+def test_category_filter_and_list(story):
+    model = model_of(story, fallback=False)
+    assert {r.category for r in model.recommend("source", k=5, same_category=True)} == {"weather"}
+    assert {r.category for r in model.recommend("source", k=5, categories=["news"])} == {"news"}
+
+
+def test_category_and_tag_boosts_are_score_parts(story):
+    model = model_of(story, category_boost=0.5, tag_boost=0.1, fallback=False)
+    for item in model.recommend("source", k=4):
+        same = item.category == "weather"
+        shared = len({"avon", "flood"} & set(story.set_index("article_id").loc[item.article_id, "tags"].split(";")))
+        expected = item.similarity * (0.5 * same + 0.1 * shared)
+        assert item.boost_part == pytest.approx(expected, rel=1e-5, abs=1e-9)
+
+
+def test_min_shared_tags(story):
+    model = model_of(story, fallback=False)
+    got = ids(model.recommend("source", k=5, min_shared_tags=2))
+    assert got == ["wire-copy"] or set(got) <= {"wire", "wire-copy"}  # only the wire shares avon and flood
+
+
+# --------------------------------------------------------------------------- exclusions, pins, bans
+
+
+def test_exclude_hides_the_whole_story(story):
+    model = model_of(story)
+    got = ids(model.recommend("source", k=6, exclude=["wire"]))
+    assert "wire" not in got and "wire-copy" not in got  # read one copy, read the story
+
+
+def test_pins_go_first_and_bans_stay_out(story):
+    model = model_of(story)
+    model.pin("source", ["vote-1", "sport-1"])
+    items = model.recommend("source", k=4)
+    assert ids(items)[:2] == ["vote-1", "sport-1"] and [r.reason for r in items[:2]] == ["pinned", "pinned"]
+    model.ban("source", "follow-up")
+    assert "follow-up" not in ids(model.recommend("source", k=6))
+    model.block(["vote-1"])
+    assert "vote-1" not in ids(model.recommend("source", k=6))
+    model.unban("source", "follow-up")
+    model.pin("source", [])
+    model.unblock(["vote-1"])
+    assert ids(model.recommend("source", k=4)) == ids(model_of(story).recommend("source", k=4))
+    with pytest.raises(rec.UnknownArticleError):
+        model.pin("source", ["nope"])
+
+
+# --------------------------------------------------------------------------- diversity, threshold, fallback
+
+
+def test_diversity_moves_a_different_story_up(story):
+    model = model_of(story, fallback=False)
+    plain = model.recommend("source", k=3)
+    diverse = model.recommend("source", k=3, diversity=1.0)
+    assert ids(plain) != ids(diverse)
+    assert all(r.diversity_part <= 0 for r in diverse) and diverse[0].diversity_part == 0
+    assert [r.score for r in diverse] == sorted((r.score for r in diverse), reverse=True)
+
+
+def test_min_score_then_fallback_same_category_first(story):
+    model = model_of(story)
+    items = model.recommend("source", k=3, min_score=2.0)
+    assert {r.reason for r in items} == {"fallback"}
+    assert items[0].category == "weather"  # same category first
+    assert "source" not in ids(items)
+    assert all(r.score == 0 and r.similarity == 0 for r in items)
+    assert model.recommend("source", k=3, min_score=2.0, fallback=False) == []
+
+
+def test_fallback_never_shows_excluded_blocked_or_the_source(story):
+    model = model_of(story)
+    model.block(["sport-1"])
+    got = ids(model.recommend("vote-1", k=7, exclude=["sport-2"]))
+    assert not {"vote-1", "sport-1", "sport-2"} & set(got)
+
+
+# --------------------------------------------------------------------------- explanations
+
+
+def test_shared_terms_explain_the_similarity(story):
+    model = model_of(story, fallback=False)
+    item = model.recommend("source", k=1)[0]
+    terms = dict(item.shared_terms)
+    assert 0 < len(terms) <= 5
+    assert set(terms) <= set(FLOOD.split()) | {"avon", "river", "heavy", "warning", "valley", "flood"}
+    assert sum(terms.values()) <= item.similarity + 1e-6
+    assert list(terms.values()) == sorted(terms.values(), reverse=True)
+
+
+@given(
+    table=article_tables(min_size=3, max_size=15),
+    controls=st.fixed_dictionaries(
+        {
+            "popularity_weight": st.sampled_from([0.0, 0.3]),
+            "half_life_days": st.sampled_from([None, 100.0]),
+            "diversity": st.sampled_from([0.0, 0.5]),
+            "category_boost": st.sampled_from([0.0, 0.2]),
+        }
+    ),
+)
+def test_parts_add_up_to_the_score_and_batch_equals_single(table, controls):
+    model = rec.Recommender(min_df=1, max_df=1.0).fit(table)
+    frame = model.recommend_frame(k=4, explain=True, **controls)
+    total = frame["similarity"] + frame[["popularity_part", "freshness_part", "boost_part", "diversity_part"]].sum(
+        axis=1
+    )
+    similar_rows = frame["reason"] == "similar"
+    np.testing.assert_allclose(total[similar_rows], frame.loc[similar_rows, "score"], rtol=1e-6, atol=1e-9)
+    for article_id in table["article_id"].tolist()[:3]:
+        single = model.recommend(article_id, k=4, **controls)
+        mine = frame[frame["article_id"] == article_id]
+        assert mine["recommended_id"].tolist() == ids(single)
+        assert mine["reason"].tolist() == [r.reason for r in single]
+
+
+# --------------------------------------------------------------------------- unseen text and overrides
+
+
+def test_recommend_for_text_uses_the_same_controls(story):
+    model = model_of(story, fallback=False)
+    items = model.recommend_for_text(title="Avon flood", body="The river avon flood closed the bridge", k=3)
+    assert set(ids(items)) <= {"wire", "wire-copy", "follow-up", "archive", "source"}
+    assert "wire" not in ids(items) or "wire-copy" not in ids(items)
+    late = model.recommend_for_text(
+        title="Avon flood", body="river avon flood bridge", published="2024-06-09", k=3, past_only=True
+    )
+    assert all(r.published is not None and r.published.date().isoformat() <= "2024-06-09" for r in late)
+    same = model.recommend_for_text(title=story["title"][0], body=story["body"][0], k=7)
+    assert "source" not in ids(same)  # the very same text is that article, not a recommendation
+
+
+def test_recommend_for_text_truncates_long_input(story):
+    model = model_of(story, fallback=False, text_limit=60)
+    head = "river avon flood bridge closed by the police today "
+    short = model.recommend_for_text(body=head, k=3)
+    long = model.recommend_for_text(body=head + "cup final goal striker " * 100_000, k=3)
+    assert ids(short) == ids(long)
+
+
+def test_overrides_are_checked_and_do_not_stick(story):
+    model = model_of(story)
+    with pytest.raises(TypeError, match="half_life"):
+        model.recommend("source", half_lif_days=3)
+    with pytest.raises(ValueError, match="diversity"):
+        model.recommend("source", diversity=-1)
+    model.recommend("source", diversity=0.5)
+    assert model.diversity == 0.0
