@@ -128,9 +128,9 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--duplicate-threshold",
-        type=float,
+        type=_threshold,
         default=defaults.duplicate_threshold,
-        help="similarity at which two articles are one story (default %(default)s)",
+        help="word cosine at which two articles are one story, or 'none' for exact copies only (default %(default)s)",
     )
     parser.add_argument(
         "--fallback-days",
@@ -143,6 +143,10 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--n-jobs", type=int, default=None, help="parallel jobs for the neighbour search")
     _control_options(parser, saved=True)
+
+
+def _threshold(text: str) -> float | None:
+    return None if text.strip().lower() == "none" else float(text)
 
 
 def _control_options(parser: argparse.ArgumentParser, *, saved: bool = False) -> None:

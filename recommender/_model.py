@@ -28,7 +28,7 @@ from sklearn.base import BaseEstimator
 from ._articles import validate_articles
 from ._duplicates import copy_groups, duplicate_groups, representatives, text_keys, title_keys
 from ._errors import ArticleValidationError, NotFittedError, SchemaError, UnknownArticleError
-from ._neighbours import select_top, top_neighbours
+from ._neighbours import SIMILARITY_FLOOR, select_top, top_neighbours
 from ._ranking import (
     CONTROL_NAMES,
     NAT,
@@ -129,9 +129,10 @@ class Recommender(BaseEstimator):
     half_life_days, max_age_days, past_only, category_boost, tag_boost, same_category, categories, min_shared_tags, diversity, min_score, fallback
         Ranking controls, the defaults of every query; each can be overridden per
         call by keyword. See :class:`recommender._ranking.Controls`.
-    duplicate_threshold : float, default 0.8
-        Articles at least this similar (or with the same normalised title) form
-        a duplicate group: one story, shown once.
+    duplicate_threshold : float or None, default 0.8
+        Articles whose word cosine is at least this (or with the same normalised
+        title) form a duplicate group: one story, shown once. None: only exact
+        copies are grouped.
     fallback_days : float, default 30
         "Recent" for the popular fallback: published within this many days
         before the reference date.
@@ -199,7 +200,7 @@ class Recommender(BaseEstimator):
         diversity: float = 0.0,
         min_score: float = 0.0,
         fallback: bool = True,
-        duplicate_threshold: float = 0.8,
+        duplicate_threshold: float | None = 0.8,
         fallback_days: float = 30.0,
         text_limit: int = 20_000,
         reference_date: str | pd.Timestamp | None = None,
@@ -251,15 +252,21 @@ class Recommender(BaseEstimator):
 
     def controls(self, **overrides: Any) -> Controls:
         """The ranking controls of this model, with per-call ``overrides`` applied."""
-        return Controls(**{name: getattr(self, name) for name in CONTROL_NAMES}).replace(overrides)
+        controls = Controls(**{name: getattr(self, name) for name in CONTROL_NAMES}).replace(overrides)
+        if controls.categories is not None and hasattr(self, "_category_names"):
+            unknown = sorted(set(controls.categories) - set(self._category_names))
+            if unknown:
+                known = ", ".join(repr(c) for c in self._category_names[:20]) or "none"
+                raise ValueError(f"Unknown categories {unknown}: the model's categories are {known}.")
+        return controls
 
     def _check_params(self) -> None:
         self.controls()
         if not isinstance(self.pool_size, numbers.Integral) or isinstance(self.pool_size, bool) or self.pool_size < 1:
             raise ValueError(f"pool_size must be an integer >= 1, got {self.pool_size!r}.")
         threshold = self.duplicate_threshold
-        if not isinstance(threshold, numbers.Real) or not 0 < threshold <= 1:
-            raise ValueError(f"duplicate_threshold must be in (0, 1], got {threshold!r}.")
+        if threshold is not None and (not isinstance(threshold, numbers.Real) or not 0 < threshold <= 1):
+            raise ValueError(f"duplicate_threshold must be in (0, 1] or None, got {threshold!r}.")
         if not isinstance(self.fallback_days, numbers.Real) or not self.fallback_days >= 0:
             raise ValueError(f"fallback_days must be a number >= 0, got {self.fallback_days!r}.")
         if not isinstance(self.text_limit, numbers.Integral) or self.text_limit < 1:
@@ -331,6 +338,10 @@ class Recommender(BaseEstimator):
         return pd.Timestamp(int(known.max()), unit="ns", tz="UTC") if known.size else None
 
     def _duplicate_groups(self) -> np.ndarray:
+        if self.duplicate_threshold is None:  # only exact copies are one story
+            no_pairs = np.zeros(self.neighbours_.shape, dtype=np.float32)
+            no_titles = np.zeros_like(np.asarray(self.title_keys_))
+            return duplicate_groups(self.neighbours_, no_pairs, 2.0, self.text_keys_, no_titles)
         return duplicate_groups(
             self.neighbours_,
             self._term_similarities(),
@@ -350,7 +361,7 @@ class Recommender(BaseEstimator):
             return np.asarray(self.similarities_)
         n_terms = len(self.vocabulary_)
         # cos_terms >= threshold needs blended >= (1 - w) * threshold - w, since the latent cosine is >= -1
-        floor = (1 - weight) * float(self.duplicate_threshold) - weight
+        floor = (1 - weight) * float(self.duplicate_threshold or 1.0) - weight
         close = (np.asarray(self.neighbours_) >= 0) & (np.asarray(self.similarities_) >= floor)
         out = np.zeros(self.neighbours_.shape, dtype=np.float32)
         sources, slots = np.nonzero(close)
@@ -857,10 +868,12 @@ class Recommender(BaseEstimator):
         if explain:
             for name in PART_NAMES:
                 frame[name] = getattr(ranked, name)[present].astype(np.float64)
-            where = np.argwhere(present)
-            sources = self.vectors_[rows]
-            explained = self._shared_terms(sources, where[:, 0], target)
-            frame["shared_terms"] = ["; ".join(f"{t}={v:.4f}" for t, v in terms) for terms in explained]
+            where = np.argwhere(present & (ranked.similarity > 0))
+            explained = self._shared_terms(self.vectors_[rows], where[:, 0], ranked.rows[where[:, 0], where[:, 1]])
+            text = np.full(ranked.rows.shape, "", dtype=object)
+            for (i, j), terms in zip(where.tolist(), explained, strict=True):
+                text[i, j] = "; ".join(f"{t}={v:.4f}" for t, v in terms)
+            frame["shared_terms"] = text[present]
         return frame
 
     def popular(
@@ -1172,7 +1185,7 @@ class Recommender(BaseEstimator):
         last = self.similarities_[:, -1]
         full = self.neighbours_[:, -1] >= 0
         best = sims.max(axis=1)
-        return np.flatnonzero((best > 0) & (~full | (best >= last - 1e-6)))
+        return np.flatnonzero((best > SIMILARITY_FLOOR) & (~full | (best >= last - 1e-6)))
 
     def _refresh(self, rows: np.ndarray, *, changed: np.ndarray, always: np.ndarray) -> list[str]:
         """Recompute the pools of ``rows`` and everything derived; return the ids whose lists changed."""

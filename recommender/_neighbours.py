@@ -8,7 +8,8 @@ parallel with joblib.
 Order is deterministic: by similarity descending, then by row ascending, so
 the same input always gives the same pools. An article is never its own
 neighbour, nor a neighbour of an exact copy of itself (same ``group`` label);
-only articles with a similarity above zero are candidates. Missing slots are
+only articles with a similarity above :data:`SIMILARITY_FLOOR` (1e-6, float32
+noise) are candidates. Missing slots are
 ``row = -1`` and ``similarity = 0``.
 """
 
@@ -18,8 +19,11 @@ import numpy as np
 import scipy.sparse as sp
 from joblib import Parallel, delayed
 
-__all__ = ["block_rows_for", "top_neighbours"]
+__all__ = ["SIMILARITY_FLOOR", "block_rows_for", "select_top", "top_neighbours"]
 
+#: Similarities at or below this are "nothing in common": float32 rounding leaves about 1e-8 where two
+#: articles share no term (with the latent blend, where their topic vectors are orthogonal).
+SIMILARITY_FLOOR = 1e-6
 #: Similarities held per block (float32 values): about 128 MB.
 _BLOCK_BUDGET = 32_000_000
 
@@ -124,7 +128,7 @@ def _block(
 
 
 def select_top(sims: np.ndarray, pool: int, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top ``pool`` columns per row of a dense block, ties broken by column; only values > 0."""
+    """Top ``pool`` columns per row of a dense block, ties broken by column; only values > SIMILARITY_FLOOR."""
     count = sims.shape[0]
     width = min(pool, n)
     out_rows = np.full((count, pool), -1, dtype=np.int32)
@@ -147,7 +151,7 @@ def select_top(sims: np.ndarray, pool: int, n: int) -> tuple[np.ndarray, np.ndar
     order = np.lexsort((chosen, -values), axis=1)
     chosen = np.take_along_axis(chosen, order, axis=1)
     values = np.take_along_axis(values, order, axis=1)
-    good = values > 0
+    good = values > SIMILARITY_FLOOR
     out_rows[:, :width] = np.where(good, chosen, -1)
     out_sims[:, :width] = np.where(good, values, 0.0)
     return out_rows, out_sims

@@ -319,8 +319,9 @@ def rank(
     Returns
     -------
     Ranked
-        Duplicate groups are collapsed to their representative, ranked by the
-        best-matching member; the source's own group never appears.
+        Duplicate groups are collapsed to their representative, with the
+        representative's own similarity when it is in the pool (else the
+        best-matching member's); the source's own group never appears.
     """
     valid = candidates >= 0
     safe = np.where(valid, candidates, 0)
@@ -337,6 +338,7 @@ def rank(
     # Collapse duplicate groups: keep the first (most similar) member of each group, shown as the representative.
     valid &= _first_of_group(group, valid)
     shown = np.where(valid, shown, 0)
+    similarities = _shown_similarity(candidates, similarities, shown, valid)
 
     # Hard filters, on the article that is shown.
     published = catalog.published_ns[shown]
@@ -391,6 +393,29 @@ def rank(
         diversity_part=np.where(present, -penalty, 0.0) + 0.0,  # + 0.0 turns -0.0 into 0.0
     )
     return _pad(out, k)
+
+
+def _shown_similarity(
+    candidates: np.ndarray, similarities: np.ndarray, shown: np.ndarray, valid: np.ndarray
+) -> np.ndarray:
+    """Similarity of the article actually shown: the representative's own when it is in the pool.
+
+    A group collapsed onto a representative that is not in the pool keeps the
+    similarity of its best-matching member.
+    """
+    swap = valid & (shown != candidates)
+    if not swap.any():
+        return similarities
+    m = candidates.shape[0]
+    span = int(max(candidates.max(), shown.max())) + 2
+    keys = (np.arange(m)[:, None] * span + candidates + 1).ravel()  # +1: the -1 slots never match
+    order = np.argsort(keys, kind="stable")
+    wanted = (np.arange(m)[:, None] * span + shown + 1)[swap]
+    position = np.minimum(np.searchsorted(keys[order], wanted), keys.size - 1)
+    found = keys[order][position] == wanted
+    out = np.array(similarities, dtype=np.float32, copy=True)
+    out[swap] = np.where(found, similarities.ravel()[order[position]], out[swap])
+    return out
 
 
 def _first_of_group(group: np.ndarray, valid: np.ndarray) -> np.ndarray:

@@ -224,10 +224,12 @@ def test_model_lists_round_trip_through_every_format(tmp_path: Path) -> None:
             "body": ["football cup final", "football cup goal", "election ballots vote"],
         }
     )
-    frame = rec.Recommender(min_df=1, max_df=1.0).fit(articles).recommend_frame(k=2)
+    model = rec.Recommender(min_df=1, max_df=1.0, latent_components=0, fallback=False).fit(articles)
+    frame = model.recommend_frame(k=2)
     # The two football articles recommend each other; the election article shares no term.
     assert frame["article_id"].tolist() == ["007", "008"]
     assert frame["recommended_id"].tolist() == ["008", "007"]
+    assert frame["reason"].tolist() == ["similar", "similar"]
     readers = {
         "l.csv": lambda p: pd.read_csv(p, dtype=STRING_IDS),
         "l.jsonl": lambda p: pd.read_json(p, lines=True, dtype=STRING_IDS),
@@ -240,4 +242,37 @@ def test_model_lists_round_trip_through_every_format(tmp_path: Path) -> None:
         assert found["article_id"].tolist() == ["007", "008"], name
         assert found["recommended_id"].tolist() == ["008", "007"], name
         np.testing.assert_allclose(found["score"].to_numpy(float), frame["score"].to_numpy(float), atol=1e-6)
+        assert found["reason"].tolist() == ["similar", "similar"], name
     assert leftovers(tmp_path) == []
+
+
+def test_explained_lists_keep_their_parts_reasons_and_shared_terms(tmp_path: Path) -> None:
+    articles = pd.DataFrame(
+        {
+            "article_id": ["007", "008", "100"],
+            "title": ["Cup final goal", "Late goal wins the cup", "Election vote count"],
+            "body": ["football cup final", "football cup goal", "election ballots vote"],
+            "views": [10, 500, 40],
+        }
+    )
+    frame = rec.Recommender(min_df=1, max_df=1.0, latent_components=0).fit(articles).recommend_frame(k=2, explain=True)
+    # 100 shares no term with the others: its list is filled from the popular articles.
+    assert frame.loc[frame["article_id"] == "100", "reason"].tolist() == ["fallback", "fallback"]
+    assert frame.loc[frame["article_id"] == "007", "reason"].tolist()[0] == "similar"
+    parts = ["popularity_part", "freshness_part", "boost_part", "diversity_part"]
+    readers = {
+        "l.csv": lambda p: pd.read_csv(p, dtype=STRING_IDS, keep_default_na=False),
+        "l.jsonl.gz": lambda p: pd.read_json(p, lines=True, dtype=STRING_IDS),
+        "l.parquet": pd.read_parquet,
+        "parts": pd.read_parquet,
+    }
+    for name, read in readers.items():
+        rec.write_lists(frame, tmp_path / name, part_rows=2)
+        found = read(tmp_path / name).reset_index(drop=True)
+        assert found.columns.tolist() == frame.columns.tolist(), name
+        assert found["reason"].tolist() == frame["reason"].tolist(), name
+        assert found["shared_terms"].tolist() == frame["shared_terms"].tolist(), name
+        for column in ["score", "similarity", *parts]:
+            np.testing.assert_allclose(found[column].to_numpy(float), frame[column].to_numpy(float), atol=1e-9)
+        total = found["similarity"].to_numpy(float) + found[parts].to_numpy(float).sum(axis=1)
+        np.testing.assert_allclose(total, found["score"].to_numpy(float), atol=1e-9)

@@ -7,6 +7,8 @@ years earlier, and unrelated sport and politics articles.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -174,7 +176,7 @@ def test_freshness_is_monotone_in_the_date_gap(gaps, half_life):
     ordered = [gap_of[r.article_id] for r in items]
     assert ordered == sorted(ordered)
     scores = [r.score for r in items]
-    assert all(a >= b for a, b in zip(scores, scores[1:], strict=False))
+    assert all(a >= b for a, b in itertools.pairwise(scores))
 
 
 # --------------------------------------------------------------------------- category and tags
@@ -327,3 +329,52 @@ def test_overrides_are_checked_and_do_not_stick(story):
         model.recommend("source", diversity=-1)
     model.recommend("source", diversity=0.5)
     assert model.diversity == 0.0
+
+
+def test_articles_sharing_nothing_are_not_similar_even_with_the_latent_blend():
+    articles = pd.DataFrame(
+        {
+            "article_id": ["f1", "f2", "e1", "e2"],
+            "title": ["Cup final goal", "Late goal wins the cup", "Election vote count", "Vote count continues"],
+            "body": ["football cup final", "football cup goal", "election ballots vote", "ballots vote count"],
+        }
+    )
+    model = rec.Recommender(min_df=1, max_df=1.0, fallback=False).fit(articles)
+    assert ids(model.recommend("f1", k=3)) == ["f2"]  # float32 noise (~1e-8) is not similarity
+
+
+def test_a_collapsed_group_shows_the_representatives_own_similarity():
+    articles = pd.DataFrame(
+        {
+            "article_id": list("abcxy"),
+            "title": ["Cup final goal", "Cup final goal late", "Cup final report", "Vote count", "Vote ballots"],
+            "body": [
+                "late goal wins cup final",
+                "late goal wins cup final again",
+                "cup final report",
+                "vote count",
+                "vote ballots",
+            ],
+            "published": ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-01", "2024-01-01"],
+        }
+    )
+    model = rec.Recommender(min_df=1, max_df=1.0, latent_components=0, fallback=False).fit(articles)
+    (item,) = model.recommend("c", k=1)
+    assert item.article_id == "b"  # a and b are one story; b is newer
+    cosine = float((model.vectors_[model.row_of("c")] @ model.vectors_[model.row_of("b")].T).toarray()[0, 0])
+    assert item.similarity == pytest.approx(cosine, rel=1e-5)
+    assert sum(v for _, v in item.shared_terms) == pytest.approx(cosine, rel=1e-4)
+
+
+def test_unknown_category_is_an_error_not_an_empty_list(story):
+    model = model_of(story)
+    with pytest.raises(ValueError, match=r"Unknown categories \['sprot'\]"):
+        model.recommend("source", categories=["sprot"])
+
+
+def test_frame_and_recommend_explain_fallback_items_alike(story):
+    model = model_of(story)
+    items = model.recommend("source", k=4, min_score=0.5)
+    frame = model.recommend_frame(k=4, article_ids=["source"], explain=True, min_score=0.5)
+    assert frame["shared_terms"].tolist() == ["; ".join(f"{t}={v:.4f}" for t, v in r.shared_terms) for r in items]
+    assert set(frame["reason"]) == {"fallback"}

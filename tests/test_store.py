@@ -1,8 +1,10 @@
 """Tests for recommender._store: the model directory (save, load, versions, integrity).
 
 The corpus is six invented articles: three about a football cup, three about an
-election. Each article's list is the other two articles of its own topic, which a
-reader can check by eye; the tests then only need save/load to give the same lists.
+election, six different stories. Each article's list of similar articles is the
+other two articles of its own topic, which a reader can check by eye; the tests
+then only need save/load to give the same lists. Editorial state (blocklist, pins,
+bans) and duplicate groups are part of the model and must survive save/load too.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ def six_articles(**overrides: list) -> pd.DataFrame:
                 "A late football goal won the cup for the home side.",
                 "The striker scored twice in the football cup final.",
                 "Officials began the election vote count on ballots.",
-                "The vote count of the election ballots continues.",
+                "Counting continues overnight after a high turnout.",
                 "All election ballots were counted by officials.",
             ],
             "published": ["2024-03-01", "2024-03-02", "2024-03-03", "2024-03-04", "2024-03-05", "2024-03-06"],
@@ -55,12 +57,15 @@ def six_articles(**overrides: list) -> pd.DataFrame:
 
 
 def fit(frame: pd.DataFrame, **params) -> rec.Recommender:
+    """A model of ``frame``; the latent blend is off unless asked for, since the lists are read off shared words."""
+    params.setdefault("latent_components", 0)
     return rec.Recommender(min_df=1, max_df=1.0, **params).fit(frame)
 
 
 @pytest.fixture
 def model() -> rec.Recommender:
-    return fit(six_articles())
+    # No popular fallback: a list holds only the similar articles, so its content is checkable by eye.
+    return fit(six_articles(), fallback=False)
 
 
 @pytest.fixture
@@ -100,12 +105,27 @@ def test_fixture_lists_stay_within_topic(model: rec.Recommender) -> None:
 
 
 def test_round_trip_gives_identical_lists_and_parameters(tmp_path: Path) -> None:
-    model = fit(six_articles(), popularity_weight=0.5, pool_size=4, ngram_range=(1, 2), reference_date="2024-03-10")
+    model = fit(
+        six_articles(),
+        popularity_weight=0.5,
+        pool_size=4,
+        ngram_range=(1, 2),
+        reference_date="2024-03-10",
+        latent_components=3,
+        half_life_days=10.0,
+        categories=("sport", "politics"),
+    )
+    assert model.vocabulary_.components is not None  # the latent blend is on
     model.save(tmp_path / "m")
     loaded = rec.load_model(tmp_path / "m")
 
     assert loaded.get_params() == model.get_params()
     assert loaded.get_params()["ngram_range"] == (1, 2)
+    np.testing.assert_array_equal(loaded.vocabulary_.components, model.vocabulary_.components)
+    assert loaded.vocabulary_.latent_weight == model.vocabulary_.latent_weight
+    assert (loaded.vectors_ != model.vectors_).nnz == 0
+    draft = "Late goal in the cup final"  # not in the model: vectorised with the loaded idf and components
+    assert loaded.recommend_for_text(draft, k=4) == model.recommend_for_text(draft, k=4)
     assert loaded.article_ids == model.article_ids
     assert loaded.reference_date_ == pd.Timestamp("2024-03-10", tz="UTC")
     for article_id in model.article_ids:
@@ -132,7 +152,9 @@ def test_loaded_arrays_are_read_only_memory_maps(saved: Path) -> None:
         "neighbours_": loaded.neighbours_,
         "similarities_": loaded.similarities_,
         "popularity_": loaded.popularity_,
-        "copy_groups_": loaded.copy_groups_,
+        "text_keys_": loaded.text_keys_,
+        "title_keys_": loaded.title_keys_,
+        "groups_": loaded.groups_,
         "vectors_.data": loaded.vectors_.data,
         "vectors_.indices": loaded.vectors_.indices,
     }
@@ -207,12 +229,19 @@ def test_copied_wire_story_is_counted_and_still_never_recommended(tmp_path: Path
             "body": [wire["body"], "The  cup final kicks off   tonight.", "A late goal in the cup final.", "Votes"],
         }
     )
-    model = fit(frame)
+    model = fit(frame, fallback=False)
     model.save(tmp_path / "m")
-    assert rec.read_manifest(tmp_path / "m")["counts"]["copies"] == 2
+    counts = rec.read_manifest(tmp_path / "m")["counts"]
+    assert counts["copies"] == 2
+    assert counts["duplicate_groups"] == 1  # the two copies are one story
     loaded = rec.load_model(tmp_path / "m")
+    np.testing.assert_array_equal(loaded.copy_groups_, [0, 0, -1, -1])  # derived from the stored text keys
+    np.testing.assert_array_equal(loaded.groups_, [0, 0, 2, 3])
+    assert loaded.text_keys_[0] == loaded.text_keys_[1] != loaded.text_keys_[2]
     assert [r.article_id for r in loaded.recommend("w1", k=3)] == ["f1"]
     assert [r.article_id for r in loaded.recommend("w2", k=3)] == ["f1"]
+    # The story once, shown by its representative: undated and without views, the first in input order.
+    assert [r.article_id for r in loaded.recommend("f1", k=3)] == ["w1"]
 
 
 def test_a_loaded_model_can_be_saved_again(tmp_path: Path, saved: Path) -> None:
@@ -227,6 +256,90 @@ def test_a_loaded_model_can_be_saved_again(tmp_path: Path, saved: Path) -> None:
 def test_no_rejected_file_without_rejected_rows(saved: Path) -> None:
     assert not (current_version(saved) / "rejected.csv").exists()
     assert rec.load_model(saved).rejected_ == []
+
+
+# --------------------------------------------------------------------------- editorial state and duplicate groups
+
+
+def edited_model() -> rec.Recommender:
+    """The six stories plus a syndicated copy of e2 published a day after the last one, with editorial state.
+
+    By eye: e2 and its copy are one story, shown by the copy (the newest); f3 is blocked, so nobody lists it;
+    e1's list starts with the editor's pins f1 and e3; f1 may not show f2 (banned), so f1 has nothing left.
+    """
+    copy = six_articles().iloc[[4]].assign(article_id="e2-copy", published="2024-03-07", url=None)
+    model = fit(pd.concat([six_articles(), copy], ignore_index=True), fallback=False)
+    model.block(["f3", "not-yet-added"])  # an unknown id stays blocked in case it is added later
+    model.pin("e1", ["f1", "e3"])
+    model.ban("f1", "f2")
+    return model
+
+
+def test_editorial_state_has_the_effects_read_by_eye() -> None:
+    # The premise of the round-trip test below.
+    model = edited_model()
+    found = lists(model, k=3)
+    assert found["f1"] == []
+    assert found["f2"] == ["f1"]
+    assert found["e1"] == ["f1", "e3", "e2-copy"]
+    assert [r.reason for r in model.recommend("e1", k=3)] == ["pinned", "pinned", "similar"]
+    assert sorted(found["e3"]) == ["e1", "e2-copy"]
+    assert not any({"f3", "e2"} & set(items) for items in found.values())
+    groups = model.duplicate_groups()
+    assert groups["article_id"].tolist() == ["e2-copy", "e2"]
+    assert groups["representative"].tolist() == [True, False]
+
+
+def test_editorial_state_and_duplicate_groups_survive_save_and_load(tmp_path: Path) -> None:
+    model = edited_model()
+    model.save(tmp_path / "m")
+    loaded = rec.load_model(tmp_path / "m")
+
+    assert loaded.blocked_ == {"f3", "not-yet-added"}
+    assert loaded.pins_ == {"e1": ["f1", "e3"]}
+    assert loaded.bans_ == {"f1": {"f2"}}
+    np.testing.assert_array_equal(loaded.groups_, model.groups_)
+    np.testing.assert_array_equal(loaded.text_keys_, model.text_keys_)
+    np.testing.assert_array_equal(loaded.title_keys_, model.title_keys_)
+    pd.testing.assert_frame_equal(loaded.duplicate_groups(), model.duplicate_groups())
+    for article_id in model.article_ids:
+        assert loaded.recommend(article_id, k=4) == model.recommend(article_id, k=4)
+    pd.testing.assert_frame_equal(loaded.recommend_frame(k=4, explain=True), model.recommend_frame(k=4, explain=True))
+    assert loaded.popular(k=7) == model.popular(k=7)
+
+    manifest = rec.read_manifest(tmp_path / "m")
+    assert manifest["counts"]["copies"] == 2
+    assert manifest["counts"]["duplicate_groups"] == 1
+    assert (manifest["counts"]["blocked"], manifest["counts"]["pins"], manifest["counts"]["bans"]) == (2, 1, 1)
+    on_disk = json.loads((current_version(tmp_path / "m") / "editorial.json").read_text(encoding="utf-8"))
+    assert on_disk == {"blocked": ["f3", "not-yet-added"], "pins": {"e1": ["f1", "e3"]}, "bans": {"f1": ["f2"]}}
+
+
+def test_editorial_changes_to_a_loaded_model_are_saved(tmp_path: Path) -> None:
+    edited_model().save(tmp_path / "m")
+    loaded = rec.load_model(tmp_path / "m")
+    loaded.unblock(["f3", "not-yet-added"])
+    loaded.pin("e1", [])
+    loaded.unban("f1", "f2")
+    loaded.ban("e3", "e1")
+    loaded.save(tmp_path / "m")
+    again = rec.load_model(tmp_path / "m")
+
+    assert (again.blocked_, again.pins_, again.bans_) == (set(), {}, {"e3": {"e1"}})
+    found = lists(again, k=3)
+    assert found["f1"] == ["f2", "f3"]
+    assert found["e3"] == ["e2-copy"]
+    assert found == lists(loaded, k=3)
+
+
+def test_model_without_editorial_file_loads_with_no_editorial_state(saved: Path, model: rec.Recommender) -> None:
+    # Models saved before editorial state existed have no editorial.json.
+    version = current_version(saved)
+    (version / "editorial.json").unlink()
+    rewrite_manifest(version, lambda m: m["files"].pop("editorial.json"))
+    loaded = rec.load_model(saved)
+    assert (loaded.blocked_, loaded.pins_, loaded.bans_) == (set(), {}, {})
+    assert lists(loaded) == lists(model)
 
 
 # --------------------------------------------------------------------------- manifest
@@ -246,12 +359,18 @@ def test_manifest_describes_the_model_and_every_file(saved: Path) -> None:
     assert manifest["counts"]["articles"] == 6
     assert manifest["counts"]["rejected"] == 0
     assert manifest["counts"]["copies"] == 0
+    assert manifest["counts"]["duplicate_groups"] == 0
+    assert {manifest["counts"][name] for name in ("blocked", "pins", "bans")} == {0}
     assert manifest["counts"]["terms"] == len(rec.load_model(saved).vocabulary_) > 0
+    assert manifest["popularity_scale"] > 0
+    assert manifest["drift_counts"] == [0, 0]
     assert pd.Timestamp(manifest["reference_date"]) == pd.Timestamp("2024-03-06", tz="UTC")
 
     on_disk = {p.name for p in version.iterdir()} - {"manifest.json"}
     assert set(manifest["files"]) == on_disk
-    assert {"neighbours.npy", "similarities.npy", "article_id.bytes.npy"} <= on_disk
+    assert {"neighbours.npy", "similarities.npy", "article_id.bytes.npy", "editorial.json"} <= on_disk
+    assert {"text_keys.npy", "title_keys.npy", "groups.npy"} <= on_disk
+    assert "copy_groups.npy" not in on_disk  # derived from text_keys on load
     for name, info in manifest["files"].items():
         assert info == describe(version / name), name
 
@@ -319,6 +438,48 @@ def test_altered_byte_fails_the_checksum(saved: Path) -> None:
     data[-1] ^= 0xFF
     path.write_bytes(bytes(data))
     with pytest.raises(rec.ModelFormatError, match=r"similarities\.npy.*SHA-256"):
+        rec.load_model(saved)
+
+
+def test_tampered_editorial_file_fails_the_checksum(tmp_path: Path) -> None:
+    edited_model().save(tmp_path / "m")
+    path = current_version(tmp_path / "m") / "editorial.json"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace('"f3"', '"f2"'), encoding="utf-8")  # same size: unblock f3, block f2
+    with pytest.raises(rec.ModelFormatError, match=r"editorial\.json.*SHA-256"):
+        rec.load_model(tmp_path / "m")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"blocked": [], "pins": ["e1", "f1"], "bans": {}}', "'pins' must be an object"),
+        ('{"blocked": [], "pins": {}, "bans": {"f1": "f2"}}', "'bans' of 'f1' must be a list"),
+        ('{"blocked": "f3", "pins": {}, "bans": {}}', "'blocked' must be a list"),  # not blocked f and 3
+        ('{"blocked": [3], "pins": {}, "bans": {}}', "'blocked' must be a list of article ids"),
+        ('{"blocked": [], "pins": {"e1": null}, "bans": {}}', "'pins' of 'e1'"),
+        ('["f3"]', "expected an object"),
+        ("{not json", "not valid JSON"),
+    ],
+    ids=["pins-a-list", "ban-a-string", "blocked-a-string", "blocked-a-number", "pin-null", "a-list", "not-json"],
+)
+def test_editorial_file_of_the_wrong_shape_fails(tmp_path: Path, content: str, message: str) -> None:
+    # The checksum is updated, so only the shape is wrong: a clear ModelFormatError, not a crash or a misread.
+    edited_model().save(tmp_path / "m")
+    version = current_version(tmp_path / "m")
+    path = version / "editorial.json"
+    path.write_text(content, encoding="utf-8")
+    rewrite_manifest(version, lambda m: m["files"].update({"editorial.json": describe(path)}))
+    with pytest.raises(rec.ModelFormatError, match=r"editorial\.json.*" + message):
+        rec.load_model(tmp_path / "m")
+
+
+def test_duplicate_group_labels_out_of_range_fail(saved: Path) -> None:
+    version = current_version(saved)
+    path = version / "groups.npy"
+    np.save(path, np.array([0, 1, 2, 3, 4, 99], dtype=np.int64), allow_pickle=False)
+    rewrite_manifest(version, lambda m: m["files"].update({"groups.npy": describe(path)}))
+    with pytest.raises(rec.ModelFormatError, match="duplicate group labels out of range"):
         rec.load_model(saved)
 
 
