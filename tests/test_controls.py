@@ -378,3 +378,28 @@ def test_frame_and_recommend_explain_fallback_items_alike(story):
     frame = model.recommend_frame(k=4, article_ids=["source"], explain=True, min_score=0.5)
     assert frame["shared_terms"].tolist() == ["; ".join(f"{t}={v:.4f}" for t, v in r.shared_terms) for r in items]
     assert set(frame["reason"]) == {"fallback"}
+
+
+@given(table=article_tables(min_size=3, max_size=15), data=st.data())
+def test_no_excluded_blocked_or_banned_article_ever_appears(table, data):
+    model = rec.Recommender(min_df=1, max_df=1.0).fit(table)
+    all_ids = table["article_id"].tolist()
+    blocked = data.draw(st.lists(st.sampled_from(all_ids), max_size=3))
+    source = data.draw(st.sampled_from(all_ids))
+    banned = data.draw(st.lists(st.sampled_from(all_ids), max_size=3))
+    excluded = data.draw(st.lists(st.sampled_from(all_ids), max_size=3))
+    model.block(blocked)
+    for article_id in banned:
+        model.ban(source, article_id)
+    controls = data.draw(
+        st.fixed_dictionaries({"diversity": st.sampled_from([0.0, 0.5]), "min_score": st.sampled_from([0.0, 0.5])})
+    )
+    for items in (
+        model.recommend(source, k=5, exclude=excluded, **controls),
+        model.recommend_for_text(title=table["title"][0], k=5, exclude=excluded, **controls),
+    ):
+        got = set(ids(items))
+        assert not got & set(blocked)
+        assert not got & set(excluded)
+    got = set(ids(model.recommend(source, k=5, exclude=excluded, **controls)))
+    assert source not in got and not got & set(banned)
