@@ -7,7 +7,15 @@ cosine similarity -> re-ranked with view counts as a popularity prior.
 >>> model = rec.Recommender().fit(rec.load_articles(rec.demo_corpus_path()))  # doctest: +SKIP
 """
 
-from ._articles import COLUMNS, load_articles, rejected_frame, validate_articles
+from ._articles import (
+    COLUMNS,
+    load_articles,
+    load_interactions,
+    read_mind_behaviors,
+    read_mind_news,
+    rejected_frame,
+    validate_articles,
+)
 from ._batch import write_lists
 from ._demo import demo_corpus_path
 from ._errors import (
@@ -19,6 +27,7 @@ from ._errors import (
     SchemaError,
     UnknownArticleError,
 )
+from ._evaluate import EvaluationWarning, evaluate, interactions_from_mind, plot_sweep, sweep
 from ._model import Recommendation, Recommender
 from ._store import load_model, read_manifest
 
@@ -27,6 +36,7 @@ __version__ = "0.1.0"
 __all__ = [
     "COLUMNS",
     "ArticleValidationError",
+    "EvaluationWarning",
     "ModelFormatError",
     "NotFittedError",
     "PageFormatError",
@@ -37,10 +47,17 @@ __all__ = [
     "UnknownArticleError",
     "__version__",
     "demo_corpus_path",
+    "evaluate",
+    "interactions_from_mind",
     "load_articles",
+    "load_interactions",
     "load_model",
+    "plot_sweep",
     "read_manifest",
+    "read_mind_behaviors",
+    "read_mind_news",
     "rejected_frame",
+    "sweep",
     "validate_articles",
     "write_lists",
 ]

@@ -83,7 +83,7 @@ ALIASES: Mapping[str, tuple[str, ...]] = {
 
 Source = Union[str, "os.PathLike[str]", pd.DataFrame]
 
-_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".json", ".parquet")
+_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".json", ".parquet", ".tsv")
 _VIEWS_SEPARATORS = re.compile(r"(?<=\d)[,_ ](?=\d{3}(?:\D|$))")
 
 
@@ -94,19 +94,24 @@ def load_articles(
     source: Source | Sequence[Source],
     *,
     strict: bool = False,
+    keep: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Read articles from files, folders or DataFrames into the canonical table.
 
     Parameters
     ----------
     source : path, DataFrame, or a sequence of them
-        A ``.csv``, ``.jsonl``/``.ndjson``, ``.json`` or ``.parquet`` file (each
-        optionally ``.gz``), a folder of raw ``.txt`` pages, or a DataFrame. Several
+        A ``.csv``, ``.jsonl``/``.ndjson``, ``.json`` or ``.parquet`` file, or
+        MIND's ``news.tsv`` (each optionally ``.gz``), a folder of raw ``.txt``
+        pages, or a DataFrame. Several
         sources are read in order and validated as one table, so an id repeated
         across files is a duplicate.
     strict : bool, default False
         If True, raise :class:`ArticleValidationError` on the first invalid row
         instead of rejecting it.
+    keep : sequence of str, optional
+        Other columns to keep after the canonical ones (e.g. a label column for
+        :func:`recommender.evaluate`); a missing one is a :class:`SchemaError`.
 
     Returns
     -------
@@ -148,7 +153,7 @@ def load_articles(
         frame["__order__"] = position
         frames.append(frame)
         read_problems.extend(dict(p, __order__=position) for p in problems)
-    table, row_problems = _validate_frames(frames, strict=False)
+    table, row_problems = _validate_frames(frames, strict=False, keep=keep)
     # Report every problem in input order: by source, then by row.
     problems = sorted(
         read_problems + row_problems,
@@ -160,7 +165,9 @@ def load_articles(
     return table
 
 
-def validate_articles(frames: pd.DataFrame | Sequence[pd.DataFrame], *, strict: bool = False) -> pd.DataFrame:
+def validate_articles(
+    frames: pd.DataFrame | Sequence[pd.DataFrame], *, strict: bool = False, keep: Sequence[str] = ()
+) -> pd.DataFrame:
     """Map column names, coerce types and reject invalid rows.
 
     Accepts a raw DataFrame (columns named as in :data:`ALIASES` are renamed) or
@@ -182,15 +189,17 @@ def validate_articles(frames: pd.DataFrame | Sequence[pd.DataFrame], *, strict: 
     carried: list[dict[str, Any]] = []
     for part in parts:
         carried.extend(dict(r) for r in part.attrs.get("rejected", ()))
-    valid, problems = _validate_frames(parts, strict=strict)
+    valid, problems = _validate_frames(parts, strict=strict, keep=keep)
     valid.attrs["rejected"] = carried + [_public(p) for p in problems]
     return valid
 
 
-def _validate_frames(parts: list[pd.DataFrame], *, strict: bool) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    canonical = [_canonical_columns(p) for p in parts]
+def _validate_frames(
+    parts: list[pd.DataFrame], *, strict: bool, keep: Sequence[str] = ()
+) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    canonical = [_canonical_columns(p, keep) for p in parts]
     table = pd.concat(canonical, ignore_index=True) if len(canonical) > 1 else canonical[0]
-    return _validate(table, strict=strict)
+    return _validate(table, strict=strict, extra=[name for name in keep if name not in COLUMNS])
 
 
 def _public(problem: Mapping[str, Any]) -> dict[str, Any]:
@@ -233,14 +242,16 @@ def _read_source(source: Source) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     suffix = next((s for s in _SUFFIXES if base.endswith(s)), None)
     if suffix is None:
         raise SchemaError(
-            f"Unsupported input '{path.name}': expected .csv, .jsonl, .ndjson, .json or .parquet "
-            "(optionally .gz), or a folder of .txt pages."
+            f"Unsupported input '{path.name}': expected .csv, .jsonl, .ndjson, .json, .parquet or MIND's "
+            "news .tsv (optionally .gz), or a folder of .txt pages."
         )
     try:
         if suffix == ".csv":
             frame, problems = _read_csv(path), []
         elif suffix in (".jsonl", ".ndjson"):
             frame, problems = _read_json_lines(path)
+        elif suffix == ".tsv":
+            frame, problems = _with_rows(read_mind_news(path)), []
         elif suffix == ".json":
             frame, problems = _read_json(path)
         else:
@@ -350,6 +361,12 @@ def _read_pages(folder: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     return frame, problems
 
 
+def _with_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.reset_index(drop=True)
+    frame["__row__"] = np.arange(1, len(frame) + 1)
+    return frame
+
+
 def _frame_from_records(records: list[dict[str, Any]]) -> pd.DataFrame:
     frame = pd.DataFrame.from_records(records) if records else pd.DataFrame({"__row__": []})
     return frame
@@ -371,7 +388,7 @@ def _describe(problem: Mapping[str, Any]) -> str:
 # --------------------------------------------------------------------------- schema
 
 
-def _canonical_columns(frame: pd.DataFrame) -> pd.DataFrame:
+def _canonical_columns(frame: pd.DataFrame, keep: Sequence[str] = ()) -> pd.DataFrame:
     """Rename aliases to canonical names; raise SchemaError for missing required columns."""
     lower = {str(c).strip().lower(): c for c in frame.columns}
     mapping: dict[Any, str] = {}
@@ -403,13 +420,22 @@ def _canonical_columns(frame: pd.DataFrame) -> pd.DataFrame:
     out["__source__"] = frame["__source__"] if "__source__" in frame.columns else "<DataFrame>"
     out["__row__"] = frame["__row__"] if "__row__" in frame.columns else np.arange(1, len(frame) + 1)
     out["__order__"] = frame["__order__"] if "__order__" in frame.columns else 0
+    for name in keep:
+        if name in COLUMNS:
+            continue
+        if name not in frame.columns:
+            found = ", ".join(repr(str(c)) for c in frame.columns if not str(c).startswith("__"))
+            raise SchemaError(f"Column {name!r} to keep is not in the input; columns found: {found}.")
+        out[name] = frame[name]
     return out.reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------- validation
 
 
-def _validate(table: pd.DataFrame, *, strict: bool) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+def _validate(
+    table: pd.DataFrame, *, strict: bool, extra: Sequence[str] = ()
+) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     n = len(table)
     reasons: list[str | None] = [None] * n
     ids = [_as_id(v) for v in table["article_id"].tolist()]
@@ -472,6 +498,8 @@ def _validate(table: pd.DataFrame, *, strict: bool) -> tuple[pd.DataFrame, list[
     )
     for name in TEXT_COLUMNS:
         valid[name] = valid[name].astype(object)
+    for name in extra:
+        valid[name] = table[name].to_numpy()[keep]
     return valid, problems
 
 
@@ -571,3 +599,104 @@ def _as_tags(value: Any) -> tuple[str, ...]:
         if tag:
             seen.setdefault(tag, None)
     return tuple(seen)
+
+
+# --------------------------------------------------------------------------- MIND and interaction logs
+
+#: Columns of MIND's ``news.tsv`` and ``behaviors.tsv`` (no header row in the files).
+MIND_NEWS_COLUMNS = (
+    "news_id",
+    "category",
+    "subcategory",
+    "title",
+    "abstract",
+    "url",
+    "title_entities",
+    "abstract_entities",
+)
+MIND_BEHAVIORS_COLUMNS = ("impression_id", "user_id", "time", "history", "impressions")
+
+
+def _read_tsv(path: Path, names: Sequence[str]) -> pd.DataFrame:
+    try:
+        with _open_text(path) as handle:
+            frame = pd.read_csv(
+                handle, sep="\t", header=None, names=list(names), dtype=str, keep_default_na=False, quoting=3
+            )
+    except pd.errors.EmptyDataError:
+        raise SchemaError(f"'{path.name}' is empty.") from None
+    except pd.errors.ParserError as exc:
+        raise SchemaError(f"'{path.name}' is not a MIND tab-separated file: {str(exc).strip()}") from None
+    return frame
+
+
+def read_mind_news(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read MIND ``news.tsv`` (optionally ``.gz``) as an article table for :func:`load_articles`.
+
+    Columns ``article_id`` (the news id), ``category``, ``title``, ``summary``
+    (the abstract), ``url``, ``tags`` (the subcategory). MIND has no bodies and
+    no publication dates.
+    """
+    source = Path(path)
+    if not source.exists():
+        raise FileNotFoundError(f"MIND news file not found: '{source}'.")
+    raw = _read_tsv(source, MIND_NEWS_COLUMNS)
+    return pd.DataFrame(
+        {
+            "article_id": raw["news_id"],
+            "category": raw["category"],
+            "title": raw["title"],
+            "summary": raw["abstract"],
+            "url": raw["url"],
+            "tags": raw["subcategory"],
+        }
+    )
+
+
+def read_mind_behaviors(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read MIND ``behaviors.tsv`` (optionally ``.gz``) with its five named columns."""
+    source = Path(path)
+    if not source.exists():
+        raise FileNotFoundError(f"MIND behaviors file not found: '{source}'.")
+    return _read_tsv(source, MIND_BEHAVIORS_COLUMNS)
+
+
+def load_interactions(source: str | os.PathLike[str] | pd.DataFrame) -> pd.DataFrame:
+    """Read an interactions log: ``user_id, article_id, timestamp`` per read.
+
+    Accepts a DataFrame, a CSV/JSONL/JSON/Parquet file with those columns
+    (``id`` or ``news_id`` for ``article_id``, ``time``/``date`` for ``timestamp``
+    are mapped), or MIND's ``behaviors.tsv`` (recognised by its name), converted
+    with :func:`recommender.interactions_from_mind`.
+    """
+    from ._evaluate import interactions_from_mind
+
+    if isinstance(source, pd.DataFrame):
+        frame = source
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise FileNotFoundError(f"Interactions log not found: '{path}'.")
+        if "behaviors" in path.name.lower() and ".tsv" in path.name.lower():
+            return interactions_from_mind(read_mind_behaviors(path))
+        frame, problems = _read_source(path)
+        if problems:
+            raise SchemaError(f"'{path.name}': {_describe(problems[0])}")
+    renames = {}
+    lower = {str(c).strip().lower(): c for c in frame.columns}
+    for canonical, aliases in (
+        ("user_id", ("user", "userid", "user id")),
+        ("article_id", ("id", "news_id", "item_id", "articleid")),
+        ("timestamp", ("time", "date", "datetime", "ts")),
+    ):
+        if canonical in lower:
+            renames[lower[canonical]] = canonical
+        else:
+            found = next((lower[a] for a in aliases if a in lower), None)
+            if found is not None:
+                renames[found] = canonical
+    frame = frame.rename(columns=renames)
+    missing = [c for c in ("user_id", "article_id", "timestamp") if c not in frame.columns]
+    if missing:
+        raise SchemaError(f"The interactions log lacks {missing}; columns found: {', '.join(map(str, frame.columns))}.")
+    return frame[["user_id", "article_id", "timestamp"]].reset_index(drop=True)

@@ -22,7 +22,7 @@ from . import __version__
 from ._articles import load_articles
 from ._batch import write_lists
 from ._demo import DEMO_ATTRIBUTION, demo_corpus_path
-from ._errors import RecommenderError
+from ._errors import RecommenderError, SchemaError
 from ._model import PART_NAMES, Recommendation, Recommender
 from ._ranking import CONTROL_NAMES
 from ._store import load_model, read_manifest
@@ -113,6 +113,24 @@ def _parser() -> argparse.ArgumentParser:
     info.add_argument("model", metavar="MODEL_DIR")
     info.add_argument("--json", action="store_true", help="print the manifest as JSON")
     info.set_defaults(run=_info)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="evaluate the lists against random, most-popular and content-only baselines"
+    )
+    evaluate.add_argument("inputs", nargs="+", metavar="INPUT", help="the articles, as for build")
+    evaluate.add_argument("--labels", default="category", metavar="COLUMN", help="label column (default category)")
+    evaluate.add_argument(
+        "--interactions", default=None, metavar="LOG", help="user_id, article_id, timestamp log, or MIND behaviors.tsv"
+    )
+    evaluate.add_argument("-k", type=int, default=5, help="list length (default 5)")
+    evaluate.add_argument("--split-time", default=None, help="T of the co-reading split (default: 80th percentile)")
+    evaluate.add_argument("--window", default="1D", help="co-reading window after a read (default 1D)")
+    evaluate.add_argument("--sample", type=int, default=None, help="evaluate the lists of N sampled articles")
+    evaluate.add_argument(
+        "--out", default=None, metavar="PATH", help="also write the tidy table (.csv/.jsonl/.parquet)"
+    )
+    _model_options(evaluate)
+    evaluate.set_defaults(run=_evaluate)
 
     demo = commands.add_parser("demo", help="build a model from the embedded Wikinews corpus and print a few lists")
     demo.add_argument("-k", type=int, default=5, help="list length (default 5)")
@@ -291,6 +309,57 @@ def _info(args: argparse.Namespace) -> int:
     print("Parameters:")
     for key, value in sorted(manifest.get("parameters", {}).items()):
         print(f"  {key} = {value}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    import warnings
+
+    from ._articles import COLUMNS, load_interactions
+    from ._evaluate import evaluate
+
+    labels = args.labels
+    try:
+        articles = load_articles(args.inputs, keep=[labels] if labels and labels not in COLUMNS else [])
+    except SchemaError as exc:
+        if f"Column {labels!r} to keep" not in str(exc):
+            raise
+        print(f"No column {labels!r} in the input: label agreement is not measured.")
+        articles = load_articles(args.inputs)
+    log = load_interactions(args.interactions) if args.interactions else None
+    params = {
+        "pool_size": args.pool_size,
+        "duplicate_threshold": args.duplicate_threshold,
+        "fallback_days": args.fallback_days,
+        "reference_date": args.reference_date,
+        "n_jobs": args.n_jobs,
+        **_controls(args),
+    }
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = evaluate(
+            articles,
+            params,
+            k=args.k,
+            labels=labels,
+            interactions=log,
+            split_time=args.split_time,
+            window=args.window,
+            sample=args.sample,
+        )
+    table = result.pivot(index="method", columns="metric", values="value").reindex(
+        ["random", "most-popular", "content-only", "model"]
+    )
+    import pandas as pd
+
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.4f}".format):
+        print(f"Evaluation at k={args.k} over {int(result['n'].max()):,} lists")
+        print(table.to_string())
+    for warning in caught:
+        print(f"warning: {warning.message}")
+    if args.out:
+        write_lists(result, args.out)
+        print(f"Wrote {args.out}")
     return 0
 
 
