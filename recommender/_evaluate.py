@@ -18,7 +18,9 @@ Three families of figures, each for the configured model and the baselines
   truth found in the list; the ranking is over the full catalogue (no sampled
   negatives). ``pairs`` counts (query, ground-truth article) pairs; fewer than
   ``min_pairs`` gives a warning that the figures are too noisy to trust.
-* **List health**: ``coverage`` (share of the catalogue that appears in any
+* **List health**: ``mean_similarity`` (mean cosine between source and
+  recommended article: a relevance proxy where there are no labels),
+  ``coverage`` (share of the catalogue that appears in any
   list), ``intra_list_similarity`` (mean cosine between items of one list, so
   lower is more diverse), ``duplicate_rate`` (share of lists holding two members
   of one duplicate group), ``popularity_gini`` (Gini coefficient of how often each
@@ -217,13 +219,14 @@ def gini(counts: np.ndarray) -> float:
 
 
 def _label_metrics(lists: np.ndarray, rows: np.ndarray, labels: np.ndarray, k: int) -> dict[str, float]:
+    """Precision and nDCG of lists of labelled sources; unlabelled items are never relevant."""
     present = lists >= 0
     source_label = labels[rows][:, None]
-    relevant = present & (labels[np.where(present, lists, 0)] == source_label)
+    relevant = present & (labels[np.where(present, lists, 0)] == source_label) & pd.notna(source_label)
     precision = relevant.sum(axis=1) / k
     discounts = 1.0 / np.log2(np.arange(2, k + 2))
     dcg = (relevant * discounts).sum(axis=1)
-    same = pd.Series(labels).map(pd.Series(labels).value_counts()).to_numpy()[rows] - 1
+    same = pd.Series(labels).map(pd.Series(labels).value_counts()).fillna(1).to_numpy()[rows] - 1
     ideal = np.array([discounts[: min(k, int(s))].sum() for s in same])
     ndcg = np.divide(dcg, ideal, out=np.zeros_like(dcg), where=ideal > 0)
     return {"precision": float(precision.mean()), "ndcg": float(ndcg.mean())}
@@ -235,10 +238,13 @@ def _health(model: Recommender, lists: np.ndarray, rows: np.ndarray) -> dict[str
     recommended = lists[present]
     counts = np.bincount(recommended, minlength=n)
     similarities = []
+    relevance = []
     duplicate_lists = 0
     groups = np.asarray(model.groups_)
-    for items in lists:
+    for source, items in zip(rows, lists, strict=True):
         items = items[items >= 0]
+        if items.size:
+            relevance.append(float((model.vectors_[items] @ model.vectors_[int(source)].T).toarray().mean()))
         if items.size >= 2:
             block = model.vectors_[items]
             pair = (block @ block.T).toarray()
@@ -252,6 +258,7 @@ def _health(model: Recommender, lists: np.ndarray, rows: np.ndarray) -> dict[str
     dated = (ns[sources] != nat) & (ns[recommended] != nat)
     gaps = np.abs(ns[sources][dated] - ns[recommended][dated]) / 86_400e9
     return {
+        "mean_similarity": float(np.mean(relevance)) if relevance else float("nan"),
         "coverage": float((counts > 0).sum() / n),
         "intra_list_similarity": float(np.mean(similarities)) if similarities else float("nan"),
         "duplicate_rate": duplicate_lists / max(len(lists), 1),
@@ -375,8 +382,11 @@ def evaluate(
         lists = _lists(method, fitted, content, k, needed, seed)
         mine = lists[at]
         if label_values is not None:
-            for name, value in _label_metrics(mine, rows, label_values, k).items():
-                records.append((method, name, k, value, len(rows)))
+            labelled = pd.notna(label_values[rows])
+            if labelled.any():
+                figures = _label_metrics(mine[labelled], rows[labelled], label_values, k)
+                for name, value in figures.items():
+                    records.append((method, name, k, value, int(labelled.sum())))
         if pairs is not None:
             figures = _co_reading(fitted, lists, needed, pairs, k)
             queries = int(figures.pop("queries"))
@@ -492,6 +502,7 @@ def plot_sweep(results: pd.DataFrame, *, quality: str = "precision", path: str |
 
 
 _METRIC_NAMES = {
+    "mean_similarity",
     "precision",
     "ndcg",
     "hit_rate",
