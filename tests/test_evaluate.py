@@ -202,3 +202,24 @@ def test_cli_evaluate(tmp_path, capsys):
     assert code == 0
     assert "content-only" in printed and "hit_rate" in printed and "precision" in printed
     assert set(pd.read_csv(out)["method"]) == {"random", "most-popular", "content-only", "model"}
+
+
+def test_hit_rate_and_recall_by_hand():
+    from recommender._evaluate import _co_reading
+
+    articles = pd.DataFrame({"article_id": ["a", "b", "c", "d"], "title": ["alpha", "beta", "gamma", "delta"]})
+    model = rec.Recommender(min_df=1, max_df=1.0).fit(articles)
+    rows = np.arange(4)
+    lists = np.array([[1, 2], [0, -1], [3, 0], [0, 1]])  # a -> b, c; b -> a; c -> d, a; d -> a, b
+    pairs = pd.DataFrame(
+        {
+            "user_id": ["u1", "u1", "u2", "u3"],
+            "article_id": ["a", "a", "b", "c"],
+            "target_id": ["b", "d", "c", "d"],
+        }
+    )
+    # queries: (u1, a) truth {b, d}: 1 of 2 found; (u2, b) truth {c}: 0; (u3, c) truth {d}: 1 of 1
+    got = _co_reading(model, lists, rows, pairs, k=2)
+    assert got["hit_rate"] == pytest.approx(2 / 3)
+    assert got["recall"] == pytest.approx((0.5 + 0 + 1) / 3)
+    assert got["queries"] == 3 and got["pairs"] == 4
