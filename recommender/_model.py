@@ -396,7 +396,7 @@ class Recommender(BaseEstimator):
         self._tags = self._tag_matrix(table["tags"].tolist(), grow=True)
         self._terms = self.vocabulary_.terms.tolist()
         self._counter = None
-        self._refresh_catalog()
+        self._refresh_catalog()  # also drops the request-path cache
 
     def _tag_matrix(self, tag_lists: Sequence[Sequence[str]], *, grow: bool) -> sp.csr_matrix:
         rows, cols = [], []
@@ -413,6 +413,7 @@ class Recommender(BaseEstimator):
 
     def _refresh_catalog(self) -> None:
         """Recompute what depends on views, groups and the blocklist."""
+        self._cache = None
         blocked = np.zeros(len(self._ids), dtype=bool)
         for article_id in self.blocked_:
             row = self._row_of.get(article_id)
@@ -741,13 +742,149 @@ class Recommender(BaseEstimator):
         """
         self._check_fitted()
         k = self._check_k(k)
-        controls = self.controls(**overrides)
         row = self.row_of(article_id)
+        if not overrides and k <= _CACHE_DEPTH:
+            items = self._from_cache(row, k, exclude, explain)
+            if items is not None:
+                return items
+        controls = self.controls(**overrides)
         rows = np.array([row])
         ranked, reasons = self._lists(
             self.neighbours_[rows], self.similarities_[rows], self._sources(rows), [article_id], k, controls, exclude
         )
         return self._items(ranked, reasons, self.vectors_[rows], explain)[0]
+
+    # ------------------------------------------------------------------ request-path cache
+
+    def warm(self) -> Recommender:
+        """Compute the request-path cache now instead of on the first ``recommend``; returns self.
+
+        The cache holds every article's list under the model's own controls
+        (the first ``_CACHE_DEPTH`` items, with their explanations), so that
+        ``recommend`` with those controls is a lookup. Any change to the model
+        (updates, blocklist, pins, bans, views, parameters) drops it.
+        """
+        self._check_fitted()
+        self._list_cache()
+        return self
+
+    def set_params(self, **params: Any) -> Recommender:
+        self._cache = None
+        return super().set_params(**params)
+
+    def _list_cache(self) -> _ListCache:
+        cache = getattr(self, "_cache", None)
+        if cache is None:
+            cache = self._cache = self._build_cache()
+        return cache
+
+    def _build_cache(self) -> _ListCache:
+        controls = self.controls()
+        n = len(self._ids)
+        depth = min(_CACHE_DEPTH, self.neighbours_.shape[1])
+        parts = []
+        for start in range(0, n, 4096):
+            rows = np.arange(start, min(start + 4096, n))
+            ranked, reasons = self._lists(
+                self.neighbours_[rows],
+                self.similarities_[rows],
+                self._sources(rows),
+                [self._ids[r] for r in rows],
+                depth,
+                controls,
+                None,
+            )
+            terms, values = self._shared_term_arrays(rows, ranked)
+            parts.append((ranked, reasons, terms, values))
+
+        def stack(get: Any) -> np.ndarray:
+            return np.concatenate([get(p) for p in parts]) if parts else np.empty((0, depth))
+
+        return _ListCache(
+            rows=stack(lambda p: p[0].rows).astype(np.int64),
+            numbers=np.stack(
+                [stack(lambda p, name=name: getattr(p[0], name)) for name in ("score", "similarity", *PART_NAMES)],
+                axis=-1,
+            ),
+            reasons=stack(lambda p: p[1]).astype(np.int8),
+            terms=stack(lambda p: p[2]),
+            term_values=stack(lambda p: p[3]),
+            diversity=float(controls.diversity),
+        )
+
+    def _shared_term_arrays(self, rows: np.ndarray, ranked: Ranked) -> tuple[np.ndarray, np.ndarray]:
+        """Top shared term ids and contributions of every cached item, shape (m, depth, SHARED_TERMS)."""
+        m, depth = ranked.rows.shape
+        terms = np.full((m, depth, SHARED_TERMS), -1, dtype=np.int32)
+        values = np.zeros((m, depth, SHARED_TERMS), dtype=np.float32)
+        where = np.argwhere((ranked.rows >= 0) & (ranked.similarity > 0))
+        if where.size == 0:
+            return terms, values
+        n_terms = len(self._terms)
+        products = self.vectors_[rows[where[:, 0]]].multiply(self.vectors_[ranked.rows[where[:, 0], where[:, 1]]])
+        products = products.tocsr()[:, :n_terms].tocsr()
+        products.eliminate_zeros()
+        pair = np.repeat(np.arange(products.shape[0]), np.diff(products.indptr))
+        order = np.lexsort((products.indices, -products.data, pair))
+        pair, index, data = pair[order], products.indices[order], products.data[order]
+        position = np.arange(pair.size) - products.indptr[pair]
+        keep = (position < SHARED_TERMS) & (data > 0)
+        slot = where[pair[keep]]
+        terms[slot[:, 0], slot[:, 1], position[keep]] = index[keep]
+        values[slot[:, 0], slot[:, 1], position[keep]] = data[keep]
+        return terms, values
+
+    def _from_cache(
+        self, row: int, k: int, exclude: Iterable[str] | None, explain: bool
+    ) -> list[Recommendation] | None:
+        """The list from the cache, or None when the cache cannot give the exact answer."""
+        cache = self._list_cache()
+        slots = [j for j, r in enumerate(cache.rows[row].tolist()) if r >= 0]
+        if exclude is not None:
+            if isinstance(exclude, str):
+                exclude = [exclude]
+            hidden = {int(self.groups_[r]) for r in self._rows_of(exclude).tolist()}
+            if hidden:
+                if cache.diversity > 0 or self._ids[row] in self.pins_:
+                    return None  # the penalties or the pinned order would change
+                kept = [j for j in slots if int(self.groups_[cache.rows[row, j]]) not in hidden]
+                if len(kept) < k and len(slots) == cache.rows.shape[1]:
+                    return None  # the cache is too short to fill k after the exclusions
+                slots = kept
+        items = []
+        targets = cache.rows[row].tolist()
+        numbers = cache.numbers[row].tolist()
+        reasons = cache.reasons[row].tolist()
+        for rank_, j in enumerate(slots[:k], start=1):
+            target = targets[j]
+            score, similarity, popularity_part, freshness_part, boost_part, diversity_part = numbers[j]
+            shared: tuple[tuple[str, float], ...] = ()
+            if explain:
+                shared = tuple(
+                    (self._terms[t], round(float(v), 6))
+                    for t, v in zip(cache.terms[row, j].tolist(), cache.term_values[row, j].tolist(), strict=True)
+                    if t >= 0
+                )
+            items.append(
+                Recommendation(
+                    article_id=self._ids[target],
+                    title=self._titles[target],
+                    url=self._urls[target],
+                    published=self._published[target],
+                    category=self._categories[target],
+                    score=score,
+                    similarity=similarity,
+                    popularity=float(self.popularity_[target]),
+                    rank=rank_,
+                    reason=REASONS[reasons[j]],
+                    popularity_part=popularity_part,
+                    freshness_part=freshness_part,
+                    boost_part=boost_part,
+                    diversity_part=diversity_part,
+                    shared_terms=shared,
+                )
+            )
+        return items
 
     def recommend_for_text(
         self,
@@ -1007,6 +1144,7 @@ class Recommender(BaseEstimator):
             self.pins_[source_id] = list(dict.fromkeys(ids))
         else:
             self.pins_.pop(source_id, None)
+        self._cache = None
         return [source_id]
 
     def ban(self, source_id: str, recommended_id: str) -> list[str]:
@@ -1014,6 +1152,7 @@ class Recommender(BaseEstimator):
         self.row_of(source_id)
         self.row_of(recommended_id)
         self.bans_.setdefault(source_id, set()).add(recommended_id)
+        self._cache = None
         return [source_id]
 
     def unban(self, source_id: str, recommended_id: str) -> list[str]:
@@ -1023,6 +1162,7 @@ class Recommender(BaseEstimator):
         banned.discard(recommended_id)
         if not banned:
             self.bans_.pop(source_id, None)
+        self._cache = None
         return [source_id]
 
     # ------------------------------------------------------------------ live updates
@@ -1247,6 +1387,22 @@ class Recommender(BaseEstimator):
         """The fitted article ids in row order (a copy)."""
         self._check_fitted()
         return list(self._ids)
+
+
+#: Items per article kept by the request-path cache of default lists (see ``Recommender.warm``).
+_CACHE_DEPTH = 10
+
+
+@dataclass(frozen=True)
+class _ListCache:
+    """Every article's list under the model's own controls; arrays of shape (n, depth[, ...])."""
+
+    rows: np.ndarray
+    numbers: np.ndarray  # score, similarity, then the parts
+    reasons: np.ndarray
+    terms: np.ndarray
+    term_values: np.ndarray
+    diversity: float
 
 
 def _empty_ranked(k: int) -> Ranked:

@@ -272,3 +272,17 @@ def test_pool_is_the_exact_top_by_cosine(table, latent):
         clear = min(np.sum(got > 1e-5), np.sum(best > 1e-5))
         np.testing.assert_allclose(got[:clear], best[:clear], rtol=1e-5, atol=1e-6)
         assert abs(len(got) - np.sum(best > 0)) <= np.sum(np.abs(expected[np.isfinite(expected)]) < 1e-5)
+
+
+@given(table=article_tables(min_size=2, max_size=20), data=st.data())
+def test_request_cache_gives_the_same_lists_as_the_full_path(table, data):
+    model = small(pool_size=12, diversity=data.draw(st.sampled_from([0.0, 0.4]))).fit(table)
+    ids = table["article_id"].tolist()
+    source = data.draw(st.sampled_from(ids))
+    exclude = data.draw(st.lists(st.sampled_from(ids), max_size=4))
+    k = data.draw(st.integers(1, 10))
+    fast = model.recommend(source, k=k, exclude=exclude)  # served from the cache when it can be
+    full = model.recommend(source, k=k, exclude=exclude, popularity_weight=model.popularity_weight)  # never cached
+    assert fast == full
+    model.block([ids[0]])  # any change drops the cache
+    assert model.recommend(source, k=k) == model.recommend(source, k=k, diversity=model.diversity)
