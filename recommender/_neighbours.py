@@ -106,7 +106,7 @@ def top_neighbours(
     >>> rows, sims = top_neighbours(vectors, 2)
     >>> rows.tolist()
     [[1, -1], [0, 2], [1, -1]]
-    >>> np.round(sims, 2).tolist()
+    >>> [[round(float(s), 2) for s in row] for row in sims]
     [[0.8, 0.0], [0.8, 0.6], [0.6, 0.0]]
     """
     if pool < 1:
@@ -116,7 +116,6 @@ def top_neighbours(
     if engine == "numba" and numba is None:
         raise ValueError("engine='numba' needs numba: pip install numba (or use engine='scipy').")
     vectors = sp.csr_matrix(vectors, dtype=np.float32)
-    n = vectors.shape[0]
     if engine == "scipy" or (engine == "auto" and numba is None):
         return _scipy_engine(vectors, pool, groups, n_jobs, block_rows, rows)
     return _numba_engine(vectors, pool, groups, n_jobs, rows)
@@ -168,17 +167,18 @@ def _numba_engine(
     if count == 0 or n == 0:
         return np.full((count, pool), -1, dtype=np.int32), np.zeros((count, pool), dtype=np.float32)
     sparse, dense_t = _split_dense(vectors)
-    sparse.sort_indices()
-    postings = sparse.T.tocsr()  # row ids ascending within each term
+    if not sparse.has_sorted_indices:  # a copy: the caller's matrix may be read-only (memory-mapped)
+        sparse = sparse.sorted_indices()
+    postings = sparse.T.tocsr()  # each term's rows, ascending
     postings.sort_indices()
     threads = max(1, min(_threads(n_jobs), numba.config.NUMBA_NUM_THREADS, count))
     arrays = (
-        sparse.indptr.astype(np.int64),
-        sparse.indices.astype(np.int32),
-        sparse.data.astype(np.float32),
-        postings.indptr.astype(np.int64),
-        postings.indices.astype(np.int32),
-        postings.data.astype(np.float32),
+        sparse.indptr.astype(np.int64, copy=False),
+        sparse.indices.astype(np.int32, copy=False),
+        sparse.data,
+        postings.indptr.astype(np.int64, copy=False),
+        postings.indices.astype(np.int32, copy=False),
+        postings.data,
         dense_t,
         labels,
     )
@@ -324,7 +324,9 @@ def _accumulate(acc, i, lo, indptr, indices, data, t_indptr, t_rows, t_data, den
             acc[t_rows[q]] += weight * t_data[q]
 
 
-def _all_rows(indptr, indices, data, t_indptr, t_rows, t_data, dense_t, groups, pool, threads, floor):  # pragma: no cover
+def _all_rows(
+    indptr, indices, data, t_indptr, t_rows, t_data, dense_t, groups, pool, threads, floor
+):  # pragma: no cover
     """Every row's pool, computing each pair once (j > i) and offering it to both rows."""
     n = indptr.shape[0] - 1
     part_sims = np.full((threads, n, pool), floor, dtype=np.float32)
@@ -378,7 +380,9 @@ def _all_rows(indptr, indices, data, t_indptr, t_rows, t_data, dense_t, groups, 
     return out_rows, out_sims
 
 
-def _some_rows(sources, indptr, indices, data, t_indptr, t_rows, t_data, dense_t, groups, pool, threads, floor):  # pragma: no cover
+def _some_rows(
+    sources, indptr, indices, data, t_indptr, t_rows, t_data, dense_t, groups, pool, threads, floor
+):  # pragma: no cover
     """The pools of ``sources`` only (all rows are candidates)."""
     n = indptr.shape[0] - 1
     count = sources.shape[0]

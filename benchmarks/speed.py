@@ -1,0 +1,371 @@
+#!/usr/bin/env python
+"""Speed of the neighbour step, and of texts -> lists, against the peers, in one run.
+
+Corpus: ``SynthCorpus(seed=0)`` from ``../shared/bench/peers.py`` (the shared synthetic news-like corpus),
+vectorised with the same ``TfidfVectorizer`` settings that peers.py uses (``make_vectorizer``), cached where
+peers.py caches it (``$TMPDIR/peers-cache``).
+
+Two comparisons:
+
+* ``--mode neighbours``: the all-pairs top-``k`` step alone on that one sparse matrix. Methods: ``ours``
+  (``top_neighbours``, compiled engine), ``ours_scipy`` (``top_neighbours(engine="scipy")``, the engine before
+  the compiled one), ``sparse_dot_topn``, ``sklearn_brute`` (N <= 10k only: it holds an N x N block),
+  ``gensim`` (``SparseMatrixSimilarity``). Each is timed ``--repeats`` times (median printed); the first call of
+  ``ours`` also compiles the kernels, so one untimed warm-up call on a tiny matrix comes first. Printed per
+  method: median seconds, peak RSS growth during the step (VmHWM reset before it), recall@k on a 1000-row sample
+  against exact top-k (tie-aware, exactly as peers.py measures it), and the ratio peer / ours.
+* ``--mode end-to-end``: texts in, every list out. ``rec.Recommender(n_jobs=threads).fit(frame)`` +
+  ``recommend_frame(k)`` (our default configuration: three fields, latent blend, pool 50, duplicate groups,
+  ranking) against ``TfidfVectorizer().fit_transform`` + ``sparse_dot_topn`` + the per-row id lists.
+
+Usage (from the repository root, with ``pip install -e '.[bench]'``)::
+
+    python benchmarks/speed.py --n 10000                      # neighbour step, all peers
+    python benchmarks/speed.py --n 100000 --methods ours,sparse_dot_topn
+    python benchmarks/speed.py --n 10000 --mode end-to-end
+
+Output: a table on stdout and, with ``--json PATH``, the records as JSON lines. Timings on a shared machine are
+noisy: compare ratios within one run, and read the load average printed before and after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import scipy.sparse as sp
+
+BENCH_DIR = Path(__file__).resolve().parents[2] / "shared" / "bench"
+METHODS = ("ours", "ours_scipy", "sparse_dot_topn", "sklearn_brute", "gensim")
+SKLEARN_MAX_N = 10_000
+
+
+def load_peers():
+    """The shared peers module, or None (with a message) when ../shared/bench is absent."""
+    if not (BENCH_DIR / "peers.py").is_file():
+        print(f"skipped: {BENCH_DIR / 'peers.py'} not found (the shared benchmark folder beside the repository).")
+        return None
+    sys.path.insert(0, str(BENCH_DIR))
+    import peers
+
+    return peers
+
+
+def loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "n/a"
+
+
+class Peak:
+    """Peak RSS growth of a step: the kernel's VmHWM reset before it, plus a 20 ms sampler as a fallback."""
+
+    def __init__(self, peers):
+        self.peers = peers
+
+    def __enter__(self):
+        gc.collect()
+        self.base = self.peers.rss_mb()
+        self.hwm_ok = self.peers.reset_hwm()
+        self.sampled = self.base
+        self.done = False
+
+        def sample():
+            while not self.done:
+                self.sampled = max(self.sampled, self.peers.rss_mb())
+                time.sleep(0.02)
+
+        self.thread = threading.Thread(target=sample, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.done = True
+        self.thread.join()
+        peak = self.peers.hwm_mb() if self.hwm_ok else self.sampled
+        self.growth_mb = max(0.0, peak - self.base)
+
+
+# ---------------------------------------------------------------------------------------------- methods
+
+
+def run_ours(X, k, threads):
+    from recommender._neighbours import top_neighbours
+
+    return top_neighbours(X, k, n_jobs=threads)[0]
+
+
+def run_ours_scipy(X, k, threads):
+    from recommender._neighbours import top_neighbours
+
+    return top_neighbours(X, k, n_jobs=threads, engine="scipy")[0]
+
+
+def run_sparse_dot_topn(X, k, threads):
+    from sparse_dot_topn import sp_matmul_topn
+
+    C = sp_matmul_topn(X, X.T, top_n=k + 1, sort=True, n_threads=threads)
+    return _csr_ids(C, k)
+
+
+def _csr_ids(C, k):
+    """CSR with <= k+1 entries per row, self included -> (n, k) ids by score, self removed, -1 padded."""
+    C = C.tocsr()
+    n = C.shape[0]
+    ids = np.full((n, k), -1, dtype=np.int64)
+    for i in range(n):
+        a, b = C.indptr[i], C.indptr[i + 1]
+        cols = C.indices[a:b][np.argsort(-C.data[a:b], kind="stable")]
+        cols = cols[cols != i][:k]
+        ids[i, : len(cols)] = cols
+    return ids
+
+
+def run_sklearn_brute(X, k, threads):
+    from sklearn.neighbors import NearestNeighbors
+
+    nn = NearestNeighbors(n_neighbors=k + 1, metric="cosine", algorithm="brute", n_jobs=threads).fit(X)
+    ind = nn.kneighbors(X, return_distance=False)
+    return np.array([[j for j in row if j != i][:k] for i, row in enumerate(ind)], dtype=np.int64)
+
+
+def run_gensim(X, k, threads, chunk=1024):
+    from gensim.matutils import Sparse2Corpus
+    from gensim.similarities import SparseMatrixSimilarity
+
+    n = X.shape[0]
+    index = SparseMatrixSimilarity(
+        Sparse2Corpus(X, documents_columns=False),
+        num_features=X.shape[1],
+        num_docs=n,
+        num_nnz=int(X.nnz),
+        num_best=k + 1,
+        dtype=np.float32,
+    )
+    ids = np.full((n, k), -1, dtype=np.int64)
+    for s in range(0, n, chunk):
+        for j, best in enumerate(index[X[s : s + chunk]]):
+            found = [d for d, _ in best if d != s + j][:k]
+            ids[s + j, : len(found)] = found
+    return ids
+
+
+RUNNERS = {
+    "ours": run_ours,
+    "ours_scipy": run_ours_scipy,
+    "sparse_dot_topn": run_sparse_dot_topn,
+    "sklearn_brute": run_sklearn_brute,
+    "gensim": run_gensim,
+}
+
+
+def available(method: str) -> str | None:
+    """None when the method can run, else why not."""
+    module = {"sparse_dot_topn": "sparse_dot_topn", "gensim": "gensim", "ours": "numba"}.get(method)
+    if module is None:
+        return None
+    try:
+        __import__(module)
+    except ImportError:
+        return f"{module} not installed (pip install -e '.[bench]')"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------- modes
+
+
+def matrix(peers, n):
+    args = SimpleNamespace(
+        corpus="synthetic",
+        n=n,
+        text_cols=None,
+        no_cache=False,
+        cache_dir=str(Path(__import__("tempfile").gettempdir()) / "peers-cache"),
+    )
+    X, meta, _ = peers.get_matrix(args)
+    return sp.csr_matrix(X, dtype=np.float32), meta
+
+
+def neighbours_mode(peers, args, n):
+    X, _ = matrix(peers, n)
+    print(
+        f"\n## neighbour step: SynthCorpus(seed=0) N={n:,}, k={args.k}, threads={args.threads}, "
+        f"{X.shape[1]:,} terms, {X.nnz / n:.0f} terms/row; loadavg before {loadavg()}"
+    )
+    if "ours" in args.methods:
+        from recommender._neighbours import top_neighbours
+
+        t = time.perf_counter()
+        top_neighbours(X[:50], args.k, n_jobs=args.threads)  # compile, or load the cached kernels
+        print(f"ours: kernel compile/load {time.perf_counter() - t:.2f} s (not timed below)")
+    rng = np.random.default_rng(12345)
+    sample = np.sort(rng.choice(n, min(1000, n), replace=False))
+    records = []
+    for method in args.methods:
+        why = available(method)
+        if why is None and method == "sklearn_brute" and n > SKLEARN_MAX_N:
+            why = f"N > {SKLEARN_MAX_N:,} (it holds an N x N block)"
+        if why:
+            print(f"{method:16s} skipped: {why}", flush=True)
+            continue
+        times, peaks = [], []
+        for _ in range(args.repeats):
+            ids = None
+            gc.collect()
+            with Peak(peers) as peak:
+                t = time.perf_counter()
+                ids = RUNNERS[method](X, args.k, args.threads)
+                times.append(time.perf_counter() - t)
+            peaks.append(peak.growth_mb)
+        recall, strict = peers.recall_vs_exact(X, np.asarray(ids, dtype=np.int64), sample, args.k)
+        record = dict(
+            mode="neighbours",
+            method=method,
+            n=n,
+            k=args.k,
+            threads=args.threads,
+            seconds=statistics.median(times),
+            runs=[round(x, 3) for x in times],
+            peak_growth_mb=round(max(peaks), 1),
+            recall=round(recall, 4),
+            recall_strict=round(strict, 4),
+        )
+        records.append(record)
+        print(
+            f"{method:16s} {record['seconds']:8.3f} s  runs {record['runs']}  peak +{record['peak_growth_mb']:.0f} MB"
+            f"  recall@{args.k} {record['recall']:.4f} (strict {record['recall_strict']:.4f})",
+            flush=True,
+        )
+    print(f"loadavg after {loadavg()}")
+    ratios(records)
+    return records
+
+
+def synth_frame(peers, n):
+    """SynthCorpus texts ("Title. summary. body.") as an article table."""
+    import pandas as pd
+
+    rows = [t.split(". ", 2) for t in peers.SynthCorpus(seed=0).texts(n)]
+    return pd.DataFrame(
+        {
+            "article_id": [f"s{i}" for i in range(n)],
+            "title": [r[0] for r in rows],
+            "summary": [r[1] if len(r) > 1 else "" for r in rows],
+            "body": [r[2] if len(r) > 2 else "" for r in rows],
+        }
+    )
+
+
+def e2e_ours(peers, frame, texts, k, threads):
+    import recommender as rec
+
+    model = rec.Recommender(n_jobs=threads).fit(frame)
+    lists = model.recommend_frame(k=k)
+    return len(lists)
+
+
+def e2e_sparse_dot_topn(peers, frame, texts, k, threads):
+    from sparse_dot_topn import sp_matmul_topn
+
+    X = peers.make_vectorizer().fit_transform(texts).tocsr()
+    C = sp_matmul_topn(X, X.T, top_n=k + 1, sort=True, n_threads=threads)
+    ids = _csr_ids(C, k)
+    return int((ids >= 0).sum())
+
+
+def end_to_end_mode(peers, args, n):
+    frame = synth_frame(peers, n)
+    texts = peers.SynthCorpus(seed=0).texts(n)
+    print(
+        f"\n## end to end (texts in, all top-{args.k} lists out): SynthCorpus(seed=0) N={n:,}, "
+        f"threads={args.threads}; loadavg before {loadavg()}"
+    )
+    if "ours" in args.methods:
+        from recommender._neighbours import top_neighbours
+
+        top_neighbours(sp.identity(60, dtype=np.float32, format="csr"), args.k)  # compile or load the kernels
+    records = []
+    for method, runner in (("ours", e2e_ours), ("sparse_dot_topn", e2e_sparse_dot_topn)):
+        if method not in args.methods or available(method):
+            continue
+        times, peaks = [], []
+        for _ in range(args.repeats):
+            gc.collect()
+            with Peak(peers) as peak:
+                t = time.perf_counter()
+                runner(peers, frame, texts, args.k, args.threads)
+                times.append(time.perf_counter() - t)
+            peaks.append(peak.growth_mb)
+        record = dict(
+            mode="end-to-end",
+            method=method,
+            n=n,
+            k=args.k,
+            threads=args.threads,
+            seconds=statistics.median(times),
+            runs=[round(x, 3) for x in times],
+            peak_growth_mb=round(max(peaks), 1),
+        )
+        records.append(record)
+        print(
+            f"{method:16s} {record['seconds']:8.3f} s  runs {record['runs']}  peak +{record['peak_growth_mb']:.0f} MB",
+            flush=True,
+        )
+    print(f"loadavg after {loadavg()}")
+    ratios(records)
+    return records
+
+
+def ratios(records):
+    ours = next((r for r in records if r["method"] == "ours"), None)
+    if ours is None:
+        return
+    for r in records:
+        if r is not ours:
+            print(
+                f"  {r['method']:16s} / ours = {r['seconds'] / ours['seconds']:6.2f}x time"
+                f"   (ours / {r['method']} = {ours['seconds'] / r['seconds']:.3f})"
+            )
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, nargs="+", default=[10_000], help="corpus sizes (first N documents)")
+    ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--mode", choices=("neighbours", "end-to-end", "both"), default="neighbours")
+    ap.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, from {','.join(METHODS)}")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--json", help="append the records as JSON lines to this file")
+    args = ap.parse_args(argv)
+    args.methods = [m for m in args.methods.split(",") if m]
+    unknown = set(args.methods) - set(METHODS)
+    if unknown:
+        ap.error(f"unknown methods {sorted(unknown)}; choose from {METHODS}")
+    peers = load_peers()
+    if peers is None:
+        return 0
+    records = []
+    for n in args.n:
+        if args.mode in ("neighbours", "both"):
+            records += neighbours_mode(peers, args, n)
+        if args.mode in ("end-to-end", "both"):
+            records += end_to_end_mode(peers, args, n)
+    if args.json:
+        with open(args.json, "a") as f:
+            for r in records:
+                f.write(json.dumps(r) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
