@@ -351,26 +351,31 @@ class Recommender(BaseEstimator):
         )
 
     def _term_similarities(self) -> np.ndarray:
-        """Cosine of the term parts of each pool pair (the latent blend left out), shape of ``neighbours_``.
+        """Cosine of the word parts of each pool pair (the latent blend left out), shape of ``neighbours_``.
 
         Duplicates are judged on shared words: two stories on one topic are close
-        in the latent space without being copies of each other.
+        in the latent space without being copies of each other. A dot product is a
+        sum over columns, so the word part of a pool similarity is the similarity
+        minus the dot product of the (few, dense) latent columns, divided by the
+        norms of the word parts.
         """
-        weight = self.vocabulary_.latent_weight
-        if weight == 0:
+        if self.vocabulary_.latent_weight == 0:
             return np.asarray(self.similarities_)
         n_terms = len(self.vocabulary_)
-        # cos_terms >= threshold needs blended >= (1 - w) * threshold - w, since the latent cosine is >= -1
-        floor = (1 - weight) * float(self.duplicate_threshold or 1.0) - weight
-        close = (np.asarray(self.neighbours_) >= 0) & (np.asarray(self.similarities_) >= floor)
-        out = np.zeros(self.neighbours_.shape, dtype=np.float32)
-        sources, slots = np.nonzero(close)
-        if sources.size:
-            terms = self.vectors_[:, :n_terms].tocsr()
-            targets = np.asarray(self.neighbours_)[sources, slots]
-            dots = np.asarray(terms[sources].multiply(terms[targets]).sum(axis=1)).ravel()
-            out[sources, slots] = dots / (1 - weight)
-        return out
+        vectors = self.vectors_.tocsr()
+        latent = vectors[:, n_terms:].toarray()
+        squares = vectors.multiply(vectors)
+        word_norm = np.sqrt(np.asarray(squares[:, :n_terms].sum(axis=1)).ravel())
+        neighbours = np.asarray(self.neighbours_)
+        safe = np.where(neighbours >= 0, neighbours, 0)
+        latent_dot = np.empty(neighbours.shape)
+        for start in range(0, len(neighbours), 20_000):  # bounded memory: 20k x pool x latent floats
+            stop = start + 20_000
+            latent_dot[start:stop] = np.einsum("ij,ikj->ik", latent[start:stop], latent[safe[start:stop]])
+        denominator = word_norm[:, None] * word_norm[safe]
+        word_dot = np.asarray(self.similarities_, dtype=np.float64) - latent_dot
+        out = np.divide(word_dot, denominator, out=np.zeros(neighbours.shape), where=denominator > 0)
+        return np.where(neighbours >= 0, out, 0.0).astype(np.float32)
 
     @property
     def copy_groups_(self) -> np.ndarray:
