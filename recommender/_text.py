@@ -141,7 +141,8 @@ def _clean(text: str) -> str:
         text = _TAG.sub(" ", text)
     if "&" in text:
         text = html.unescape(text)
-    return strip_accents_unicode(text.lower())
+    text = text.lower()
+    return text if text.isascii() else strip_accents_unicode(text)
 
 
 def _counter(params: TextParams, vocabulary: Mapping[str, int] | None = None) -> CountVectorizer:
