@@ -23,9 +23,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import corpora  # noqa: E402
+import corpora
 
-import recommender as rec  # noqa: E402
+import recommender as rec
 
 ORDER = ["random", "most-popular", "content-only", "model"]
 COUNTS = {"pairs", "median_age_gap_days"}
