@@ -81,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
         "--out", required=True, metavar="MODEL_DIR", help="model directory to write (a new version is added)"
     )
     build.add_argument("--strict", action="store_true", help="stop at the first invalid row instead of rejecting it")
+    build.add_argument("--quiet", action="store_true", help="no progress bars (they show only on a terminal anyway)")
     _model_options(build)
     build.set_defaults(run=_build)
 
@@ -106,6 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     precompute.add_argument("-k", type=int, default=10, help="list length (default 10)")
     precompute.add_argument("--explain", action="store_true", help="add the score parts and shared terms as columns")
+    precompute.add_argument("--quiet", action="store_true", help="no progress bar")
     _control_options(precompute)
     precompute.set_defaults(run=_precompute)
 
@@ -212,7 +214,7 @@ def _build(args: argparse.Namespace) -> int:
         reference_date=args.reference_date,
         n_jobs=args.n_jobs,
         **_controls(args),
-    ).fit(articles)
+    ).fit(articles, progress=False if args.quiet else None)
     version = model.save(args.out)
     rejected = model.rejected_
     print(f"Kept {model.n_articles:,} articles; rejected {len(rejected):,} rows.")
@@ -281,7 +283,9 @@ def _date(value: Any) -> str:
 
 def _precompute(args: argparse.Namespace) -> int:
     model = load_model(args.model)
-    frame = model.recommend_frame(k=args.k, explain=args.explain, **_controls(args))
+    frame = model.recommend_frame(
+        k=args.k, explain=args.explain, progress=False if args.quiet else None, **_controls(args)
+    )
     files = write_lists(frame, args.out)
     lists = frame["article_id"].nunique()
     print(

@@ -274,7 +274,7 @@ class Recommender(BaseEstimator):
 
     # ------------------------------------------------------------------ fit
 
-    def fit(self, articles: pd.DataFrame) -> Recommender:
+    def fit(self, articles: pd.DataFrame, *, progress: bool | None = None) -> Recommender:
         """Learn vectors, neighbour pools, duplicate groups and the popularity prior.
 
         Parameters
@@ -283,6 +283,9 @@ class Recommender(BaseEstimator):
             A table from :func:`recommender.load_articles`, or any DataFrame with an
             ``article_id`` column (or alias) and some text; it is validated the
             same way, and rows rejected here are added to ``rejected_``.
+        progress : bool or None, default None
+            Show progress bars on stderr (tqdm); None shows them only when stderr
+            is a terminal.
 
         Returns
         -------
@@ -303,15 +306,19 @@ class Recommender(BaseEstimator):
         if rejected:
             logger.warning("fit: %d rows rejected; see model.rejected_", len(rejected))
 
-        vocabulary, vectors = fit_vocabulary({f: table[f].tolist() for f in FIELDS}, params)
+        with _bar(progress, total=1, desc="vectorising", unit="step") as bar:
+            vocabulary, vectors = fit_vocabulary({f: table[f].tolist() for f in FIELDS}, params)
+            bar.update(1)
         published_ns = _to_ns(table["published"])
         reference = self._reference(published_ns)
         views = table["views"].to_numpy(np.float64)
         self.text_keys_ = text_keys(table["title"], table["summary"], table["body"])
         self.title_keys_ = title_keys(table["title"].tolist())
-        self.neighbours_, self.similarities_ = top_neighbours(
-            vectors, int(self.pool_size), groups=copy_groups(self.text_keys_), n_jobs=self.n_jobs
-        )
+        with _bar(progress, total=vectors.shape[0], desc="neighbours", unit="article") as bar:
+            self.neighbours_, self.similarities_ = top_neighbours(
+                vectors, int(self.pool_size), groups=copy_groups(self.text_keys_), n_jobs=self.n_jobs
+            )
+            bar.update(vectors.shape[0])
         self.popularity_scale_ = popularity_scale(views, published_ns, _ns(reference))
         self.popularity_ = popularity(views, published_ns, _ns(reference), self.popularity_scale_)
         self.vocabulary_ = vocabulary
@@ -944,6 +951,7 @@ class Recommender(BaseEstimator):
         exclude: Iterable[str] | None = None,
         explain: bool = False,
         batch_size: int = 4096,
+        progress: bool | None = None,
         **overrides: Any,
     ) -> pd.DataFrame:
         """Every article's list (or those of ``article_ids``) as one tidy DataFrame.
@@ -955,7 +963,8 @@ class Recommender(BaseEstimator):
             popularity, title, url, published, category, reason`` (``title`` to
             ``category`` describe the recommended article), plus ``popularity_part,
             freshness_part, boost_part, diversity_part, shared_terms`` when
-            ``explain=True`` (``shared_terms`` as ``"term=0.0123; ..."``). One row
+            ``explain=True`` (``shared_terms`` as ``"term=0.0123; ..."``). ``progress``
+            shows a progress bar (None: only on a terminal). One row
             per list item, lists in article order, ranks from 1. The same lists as
             :meth:`recommend` with the same controls.
         """
@@ -967,18 +976,20 @@ class Recommender(BaseEstimator):
         else:
             rows = np.array([self.row_of(a) for a in article_ids], dtype=np.int64)
         frames = []
-        for start in range(0, len(rows), batch_size):
-            chunk = rows[start : start + batch_size]
-            ranked, reasons = self._lists(
-                self.neighbours_[chunk],
-                self.similarities_[chunk],
-                self._sources(chunk),
-                [self._ids[r] for r in chunk],
-                k,
-                controls,
-                exclude,
-            )
-            frames.append(self._frame(chunk, ranked, reasons, explain))
+        with _bar(progress, total=len(rows), desc="lists", unit="article") as bar:
+            for start in range(0, len(rows), batch_size):
+                chunk = rows[start : start + batch_size]
+                ranked, reasons = self._lists(
+                    self.neighbours_[chunk],
+                    self.similarities_[chunk],
+                    self._sources(chunk),
+                    [self._ids[r] for r in chunk],
+                    k,
+                    controls,
+                    exclude,
+                )
+                frames.append(self._frame(chunk, ranked, reasons, explain))
+                bar.update(len(chunk))
         if not frames:
             return self._frame(rows, _empty_ranked(k), np.empty((0, k), dtype=np.int64), explain)
         return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
@@ -1408,6 +1419,13 @@ class _ListCache:
     terms: np.ndarray
     term_values: np.ndarray
     diversity: float
+
+
+def _bar(progress: bool | None, **options: Any) -> Any:
+    """A tqdm progress bar on stderr: shown when ``progress`` is True, or when None and stderr is a terminal."""
+    from tqdm import tqdm
+
+    return tqdm(disable=None if progress is None else not progress, leave=False, **options)
 
 
 def _empty_ranked(k: int) -> Ranked:

@@ -286,3 +286,12 @@ def test_request_cache_gives_the_same_lists_as_the_full_path(table, data):
     assert fast == full
     model.block([ids[0]])  # any change drops the cache
     assert model.recommend(source, k=k) == model.recommend(source, k=k, diversity=model.diversity)
+
+
+def test_progress_bars_go_to_stderr_and_change_nothing(newsroom, capsys):
+    quiet = small().fit(newsroom, progress=False).recommend_frame(k=3, progress=False)
+    assert capsys.readouterr().err == ""
+    shown = small().fit(newsroom, progress=True).recommend_frame(k=3, progress=True)
+    err = capsys.readouterr().err
+    assert "neighbours" in err and "lists" in err
+    pd.testing.assert_frame_equal(quiet, shown)

@@ -1,0 +1,190 @@
+#!/usr/bin/env python
+"""Request path: latency of recommend() and recommend_for_text() on a loaded model, load time, memory.
+
+Builds (once, cached under --model-dir) a model of N articles of the shared
+synthetic news-like corpus ``SynthCorpus(seed=0)`` from ``../shared/bench/peers.py``,
+then, in fresh processes:
+
+* loads it (time, resident memory) and warms the request cache;
+* times ``recommend(id, k=5)`` with the default controls over many random ids, and
+  with a per-call override (the full path, no cache);
+* times ``recommend_for_text(title, body, k=5)`` on held-out synthetic texts;
+* starts two more processes that load the same model and reports how much of
+  their memory is shared (the arrays are memory-mapped, so worker processes of a
+  web server share one copy through the page cache).
+
+Usage::
+
+    python benchmarks/serving.py [--n 100000] [--calls 20000] [--model-dir models/bench-100k]
+
+Targets (issue 5): recommend() p99 <= 100 us; recommend_for_text() p99 <= 20 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def synth_texts(n: int, offset: int = 0) -> list[str]:
+    sys.path.insert(0, str(ROOT.parent / "shared" / "bench"))
+    from peers import SynthCorpus  # noqa: PLC0415 - the shared peer module
+
+    return SynthCorpus(seed=0).texts(n + offset)[offset:]
+
+
+def build(n: int, model_dir: Path) -> None:
+    import pandas as pd
+
+    import recommender as rec
+
+    started = time.perf_counter()
+    texts = synth_texts(n)
+    generated = time.perf_counter()
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "article_id": [f"a{i}" for i in range(n)],
+            "title": [t.split(".")[0] for t in texts],
+            "body": texts,
+            "views": rng.integers(0, 100_000, n),
+            "published": pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 365, n), unit="D"),
+        }
+    )
+    model = rec.Recommender(n_jobs=2).fit(frame)
+    fitted = time.perf_counter()
+    model.save(model_dir)
+    print(
+        json.dumps(
+            {
+                "stage": "build",
+                "n": n,
+                "generate_s": round(generated - started, 1),
+                "fit_s": round(fitted - generated, 1),
+                "save_s": round(time.perf_counter() - fitted, 1),
+            }
+        ),
+        flush=True,
+    )
+
+
+def rss_mb() -> dict[str, float]:
+    out = {}
+    try:
+        with open("/proc/self/smaps_rollup") as handle:
+            for line in handle:
+                key, _, rest = line.partition(":")
+                if key in ("Rss", "Pss", "Shared_Clean", "Shared_Dirty", "Private_Clean", "Private_Dirty"):
+                    out[key] = int(rest.split()[0]) / 1024
+    except OSError:
+        pass
+    return out
+
+
+def measure(model_dir: Path, calls: int, text_calls: int) -> None:
+    import recommender as rec
+
+    before = rss_mb()
+    started = time.perf_counter()
+    model = rec.load_model(model_dir)
+    loaded = time.perf_counter()
+    model.warm()
+    warmed = time.perf_counter()
+    ids = model.article_ids
+    rng = np.random.default_rng(1)
+    picks = rng.integers(0, len(ids), calls)
+    gc.collect()
+    gc.disable()
+    timings = np.empty(calls)
+    for i, row in enumerate(picks):
+        t = time.perf_counter()
+        model.recommend(ids[row], k=5)
+        timings[i] = time.perf_counter() - t
+    full = np.empty(min(calls, 2000))
+    for i, row in enumerate(picks[: len(full)]):
+        t = time.perf_counter()
+        model.recommend(ids[row], k=5, half_life_days=30)
+        full[i] = time.perf_counter() - t
+    texts = synth_texts(text_calls, offset=len(ids))
+    text_timings = np.empty(text_calls)
+    for i, text in enumerate(texts):
+        t = time.perf_counter()
+        model.recommend_for_text(title=text.split(".")[0], body=text, k=5)
+        text_timings[i] = time.perf_counter() - t
+    gc.enable()
+
+    def stats(values: np.ndarray, scale: float) -> dict[str, float]:
+        return {f"p{q}": round(float(np.percentile(values, q)) * scale, 1) for q in (50, 90, 99)}
+
+    print(
+        json.dumps(
+            {
+                "stage": "serve",
+                "articles": len(ids),
+                "load_s": round(loaded - started, 2),
+                "warm_s": round(warmed - loaded, 2),
+                "memory_before_load_mb": before,
+                "memory_after_mb": rss_mb(),
+                "recommend_default_us": stats(timings, 1e6),
+                "recommend_override_us": stats(full, 1e6),
+                "recommend_for_text_ms": stats(text_timings, 1e3),
+                "loadavg": open("/proc/loadavg").read().split()[:3],
+            }
+        ),
+        flush=True,
+    )
+
+
+def worker(model_dir: Path) -> None:
+    import recommender as rec
+
+    model = rec.load_model(model_dir, verify=False)
+    model.recommend(model.article_ids[0], k=5)
+    print(json.dumps({"stage": "worker", "memory_mb": rss_mb()}), flush=True)
+    sys.stdin.read()  # stay alive until the parent has measured
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--calls", type=int, default=20_000)
+    parser.add_argument("--text-calls", type=int, default=300)
+    parser.add_argument("--model-dir", default=None)
+    parser.add_argument("--stage", choices=["all", "build", "serve", "worker"], default="all")
+    args = parser.parse_args()
+    model_dir = Path(args.model_dir or ROOT / "models" / f"bench-{args.n}")
+    if not (ROOT.parent / "shared" / "bench" / "peers.py").exists():
+        print("skipped: ../shared/bench/peers.py (SynthCorpus) not found")
+        return 0
+    if args.stage == "build" or (args.stage == "all" and not (model_dir / "CURRENT").exists()):
+        build(args.n, model_dir)
+    if args.stage == "worker":
+        worker(model_dir)
+        return 0
+    if args.stage in ("all", "serve"):
+        command = [sys.executable, __file__, "--model-dir", str(model_dir), "--n", str(args.n)]
+        subprocess.run(
+            [*command, "--stage", "serve", "--calls", str(args.calls), "--text-calls", str(args.text_calls)], check=True
+        )
+        workers = [
+            subprocess.Popen([*command, "--stage", "worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            for _ in range(2)
+        ]
+        for process in workers:
+            print(process.stdout.readline().strip(), flush=True)
+        for process in workers:
+            process.communicate("")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
