@@ -170,7 +170,10 @@ def main() -> int:
     if args.stage == "worker":
         worker(model_dir)
         return 0
-    if args.stage in ("all", "serve"):
+    if args.stage == "serve":
+        measure(model_dir, args.calls, args.text_calls)
+        return 0
+    if args.stage == "all":
         command = [sys.executable, __file__, "--model-dir", str(model_dir), "--n", str(args.n)]
         subprocess.run(
             [*command, "--stage", "serve", "--calls", str(args.calls), "--text-calls", str(args.text_calls)], check=True
