@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def synth_texts(n: int, offset: int = 0) -> list[str]:
     sys.path.insert(0, str(ROOT.parent / "shared" / "bench"))
-    from peers import SynthCorpus  # noqa: PLC0415 - the shared peer module
+    from peers import SynthCorpus
 
     return SynthCorpus(seed=0).texts(n + offset)[offset:]
 
