@@ -408,6 +408,7 @@ class Recommender(BaseEstimator):
         self._tags = self._tag_matrix(table["tags"].tolist(), grow=True)
         self._terms = self.vocabulary_.terms.tolist()
         self._counter = None
+        self._inverted = None
         self._refresh_catalog()  # also drops the request-path cache
 
     def _tag_matrix(self, tag_lists: Sequence[Sequence[str]], *, grow: bool) -> sp.csr_matrix:
@@ -768,6 +769,37 @@ class Recommender(BaseEstimator):
 
     # ------------------------------------------------------------------ request-path cache
 
+    def _text_similarities(self, query: sp.csr_matrix) -> np.ndarray:
+        """Similarity of one query vector to every article, shape (n_articles,).
+
+        Only the postings of the query's own words are read (an inverted index,
+        built once), plus a small dense product for the latent columns, instead
+        of a pass over every article's vector.
+        """
+        words, latent = self._inverted_index()
+        query = query.tocsr()
+        columns, values = query.indices, query.data.astype(np.float32)
+        n_terms = len(self._terms)
+        similarities = np.zeros(len(self._ids), dtype=np.float32)
+        is_word = columns < n_terms
+        if is_word.any():
+            similarities += np.asarray(words[columns[is_word]].T @ values[is_word], dtype=np.float32).ravel()
+        if latent.shape[1] and (~is_word).any():
+            dense = np.zeros(latent.shape[1], dtype=np.float32)
+            dense[columns[~is_word] - n_terms] = values[~is_word]
+            similarities += latent @ dense
+        return similarities
+
+    def _inverted_index(self) -> tuple[sp.csr_matrix, np.ndarray]:
+        index = getattr(self, "_inverted", None)
+        if index is None:
+            n_terms = len(self._terms)
+            vectors = self.vectors_.tocsr()
+            words = vectors[:, :n_terms].T.tocsr()
+            latent = np.ascontiguousarray(vectors[:, n_terms:].toarray(), dtype=np.float32)
+            index = self._inverted = (words, latent)
+        return index
+
     def warm(self) -> Recommender:
         """Compute the request-path cache now instead of on the first ``recommend``; returns self.
 
@@ -778,6 +810,7 @@ class Recommender(BaseEstimator):
         """
         self._check_fitted()
         self._list_cache()
+        self._inverted_index()
         return self
 
     def set_params(self, **params: Any) -> Recommender:
@@ -927,7 +960,7 @@ class Recommender(BaseEstimator):
         if self._counter is None:
             self._counter = make_counter(self.vocabulary_, self.text_params())
         query = vectorise(fields, self.vocabulary_, self.text_params(), self._counter)
-        similarities = (self.vectors_ @ query.T).toarray().ravel()
+        similarities = self._text_similarities(query)
         key = text_keys(fields["title"], fields["summary"], fields["body"])[0]
         similarities[np.asarray(self.text_keys_) == key] = -np.inf
         rows, sims = select_top(similarities[None, :], self.neighbours_.shape[1], len(self._ids))
