@@ -39,6 +39,7 @@ from ._ranking import (
     popularity,
     popularity_scale,
     rank,
+    top_entries,
 )
 from ._text import FIELDS, TextParams, Vocabulary, fit_vocabulary, make_counter, unknown_tokens, vectorise
 
@@ -666,16 +667,11 @@ class Recommender(BaseEstimator):
         """Top shared terms of each (source index, recommended row) pair."""
         if len(rows) == 0:
             return []
-        products = source_vectors[pairs].multiply(self.vectors_[rows]).tocsr()
-        products = products[:, : len(self._terms)].tocsr()  # term columns only, not the latent ones
-        out = []
-        for j in range(products.shape[0]):
-            start, stop = products.indptr[j], products.indptr[j + 1]
-            values = products.data[start:stop]
-            terms = products.indices[start:stop]
-            top = np.lexsort((terms, -values))[:SHARED_TERMS]
-            out.append(tuple((self._terms[int(terms[t])], round(float(values[t]), 6)) for t in top if values[t] > 0))
-        return out
+        columns, values = top_entries(self._word_products(source_vectors[pairs], rows), SHARED_TERMS)
+        return [
+            tuple((self._terms[c], round(v, 6)) for c, v in zip(cs, vs, strict=True) if c >= 0)
+            for cs, vs in zip(columns.tolist(), values.tolist(), strict=True)
+        ]
 
     def _items(
         self, ranked: Ranked, reasons: np.ndarray, source_vectors: sp.csr_matrix | None, explain: bool
@@ -864,21 +860,15 @@ class Recommender(BaseEstimator):
         terms = np.full((m, depth, SHARED_TERMS), -1, dtype=np.int32)
         values = np.zeros((m, depth, SHARED_TERMS), dtype=np.float32)
         where = np.argwhere((ranked.rows >= 0) & (ranked.similarity > 0))
-        if where.size == 0:
-            return terms, values
-        n_terms = len(self._terms)
-        products = self.vectors_[rows[where[:, 0]]].multiply(self.vectors_[ranked.rows[where[:, 0], where[:, 1]]])
-        products = products.tocsr()[:, :n_terms].tocsr()
-        products.eliminate_zeros()
-        pair = np.repeat(np.arange(products.shape[0]), np.diff(products.indptr))
-        order = np.lexsort((products.indices, -products.data, pair))
-        pair, index, data = pair[order], products.indices[order], products.data[order]
-        position = np.arange(pair.size) - products.indptr[pair]
-        keep = (position < SHARED_TERMS) & (data > 0)
-        slot = where[pair[keep]]
-        terms[slot[:, 0], slot[:, 1], position[keep]] = index[keep]
-        values[slot[:, 0], slot[:, 1], position[keep]] = data[keep]
+        if where.size:
+            products = self._word_products(self.vectors_[rows[where[:, 0]]], ranked.rows[where[:, 0], where[:, 1]])
+            terms[where[:, 0], where[:, 1]], values[where[:, 0], where[:, 1]] = top_entries(products, SHARED_TERMS)
         return terms, values
+
+    def _word_products(self, sources: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
+        """Element-wise products of source vectors and the vectors of ``rows``, word columns only."""
+        n_terms = len(self._terms)
+        return sources[:, :n_terms].multiply(self.vectors_[rows][:, :n_terms]).tocsr()
 
     def _from_cache(
         self, row: int, k: int, exclude: Iterable[str] | None, explain: bool

@@ -58,6 +58,7 @@ __all__ = [
     "popularity",
     "popularity_scale",
     "rank",
+    "top_entries",
 ]
 
 _DAY_NS = 86_400 * 10**9
@@ -506,3 +507,78 @@ def _pad(ranked: Ranked, k: int) -> Ranked:
     for name in ("score", "similarity", *ranked.parts):
         setattr(ranked, name, np.pad(getattr(ranked, name), pad))
     return ranked
+
+
+# --------------------------------------------------------------------------- explanations
+
+
+def top_entries(matrix: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` largest positive entries of every row: ``(columns, values)``, each of shape (rows, k).
+
+    Largest first, ties by column; ``columns`` is -1 and ``values`` 0 past a
+    row's positive entries. Used for the shared terms of an explanation
+    (the rows are element-wise products of two vectors).
+    """
+    matrix = matrix.tocsr()
+    rows = matrix.shape[0]
+    columns = np.full((rows, k), -1, dtype=np.int32)
+    values = np.zeros((rows, k), dtype=np.float32)
+    if rows == 0 or matrix.nnz == 0:
+        return columns, values
+    kernel = _top_entries_kernel()
+    if kernel is not None:
+        kernel(
+            matrix.indptr.astype(np.int64),
+            matrix.indices.astype(np.int32),
+            matrix.data.astype(np.float32),
+            columns,
+            values,
+        )
+        return columns, values
+    row_of = np.repeat(np.arange(rows), np.diff(matrix.indptr))
+    order = np.lexsort((matrix.indices, -matrix.data, row_of))
+    row_of, index, data = row_of[order], matrix.indices[order], matrix.data[order]
+    position = np.arange(row_of.size) - matrix.indptr[row_of]
+    keep = (position < k) & (data > 0)
+    columns[row_of[keep], position[keep]] = index[keep]
+    values[row_of[keep], position[keep]] = data[keep]
+    return columns, values
+
+
+_KERNELS: dict[str, Any] = {}
+
+
+def _top_entries_rows(indptr, indices, data, columns, values):  # pragma: no cover - compiled by numba
+    k = columns.shape[1]
+    for row in range(indptr.size - 1):
+        filled = 0
+        for at in range(indptr[row], indptr[row + 1]):
+            value = data[at]
+            column = indices[at]
+            if value <= 0:
+                continue
+            # the row's entries come in column order, so an equal value never displaces an earlier column
+            if filled == k and value <= values[row, k - 1]:
+                continue
+            slot = filled if filled < k else k - 1
+            while slot > 0 and values[row, slot - 1] < value:
+                if slot < k:
+                    values[row, slot] = values[row, slot - 1]
+                    columns[row, slot] = columns[row, slot - 1]
+                slot -= 1
+            values[row, slot] = value
+            columns[row, slot] = column
+            if filled < k:
+                filled += 1
+
+
+def _top_entries_kernel() -> Any:
+    """The compiled row scan, or None without numba (then a sort is used)."""
+    if "top" not in _KERNELS:
+        try:
+            import numba
+        except ImportError:  # pragma: no cover - numba is a dependency
+            _KERNELS["top"] = None
+        else:
+            _KERNELS["top"] = numba.njit(cache=True, nogil=True)(_top_entries_rows)
+    return _KERNELS["top"]

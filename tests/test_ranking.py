@@ -41,3 +41,18 @@ def test_popularity_is_bounded_and_monotone_in_views(views):
     assert ((prior >= 0) & (prior <= 1)).all()
     order = np.argsort(views, kind="stable")
     assert (np.diff(prior[order]) >= -1e-7).all()
+
+
+@given(st.integers(0, 10_000), st.integers(1, 6))
+def test_top_entries_by_row_largest_first_ties_by_column(seed, k):
+    import scipy.sparse as sp
+
+    from recommender import _ranking
+
+    rng = np.random.default_rng(seed)
+    dense = np.round(rng.random((8, 12)) * 4) / 4 * (rng.random((8, 12)) > 0.4)
+    columns, values = _ranking.top_entries(sp.csr_matrix(dense.astype(np.float32)), k)
+    for row in range(8):
+        expected = sorted((-dense[row, c], c) for c in range(12) if dense[row, c] > 0)[:k]
+        got = [(-v, c) for c, v in zip(columns[row], values[row], strict=True) if c >= 0]
+        assert got == [(pytest.approx(v), c) for v, c in expected]
