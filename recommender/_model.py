@@ -1350,11 +1350,9 @@ class Recommender(BaseEstimator):
         frame.loc[rows, "views"] = values
         self.articles_ = frame
         published_ns = self._published_ns[rows]
-        self.popularity_[rows] = popularity(values, published_ns, _ns(self.reference_date_), self.popularity_scale_)
         before = self._representative.copy()
-        self._refresh_catalog()
-        changed = np.union1d(rows, np.flatnonzero(before != self._representative))
-        return self._ids_of(self._sources_listing(changed))
+        self.popularity_[rows] = popularity(values, published_ns, _ns(self.reference_date_), self.popularity_scale_)
+        return self._after_catalog_change(rows, before)
 
     def _qualifying(self, rows: np.ndarray) -> np.ndarray:
         """Existing rows whose pool one of ``rows`` could now enter (an over-approximation)."""
