@@ -1358,11 +1358,15 @@ class Recommender(BaseEstimator):
         """Existing rows whose pool one of ``rows`` could now enter (an over-approximation)."""
         if len(rows) == 0:
             return np.empty(0, dtype=np.int64)
-        sims = (self.vectors_ @ self.vectors_[rows].T).toarray()
-        sims[rows, np.arange(len(rows))] = 0.0
+        best = np.zeros(self.vectors_.shape[0], dtype=np.float32)
+        step = max(1, 32_000_000 // max(len(best), 1))  # bounded memory: about 128 MB of similarities at a time
+        for start in range(0, len(rows), step):
+            chunk = rows[start : start + step]
+            sims = (self.vectors_ @ self.vectors_[chunk].T).toarray()
+            sims[chunk, np.arange(len(chunk))] = 0.0
+            np.maximum(best, sims.max(axis=1), out=best)
         last = self.similarities_[:, -1]
         full = self.neighbours_[:, -1] >= 0
-        best = sims.max(axis=1)
         return np.flatnonzero((best > SIMILARITY_FLOOR) & (~full | (best >= last - 1e-6)))
 
     def _refresh(self, rows: np.ndarray, *, changed: np.ndarray, always: np.ndarray) -> list[str]:
