@@ -1,22 +1,63 @@
-"""Batch output: write precomputed lists as CSV, JSON Lines or Parquet.
+"""Batch output: write precomputed lists as CSV, JSON Lines or Parquet, and the precompute job.
 
 A path ending in ``.csv``, ``.jsonl`` or ``.parquet`` (optionally ``.gz`` for
 CSV and JSON Lines) is one file of that format; any other path is a directory
-of Parquet part files ``part-00000.parquet``, ... of at most ``part_rows`` rows.
-Every file is written under a temporary name and renamed into place.
+of Parquet part files ``part-00000.parquet``, ... Every file is written under a
+temporary name and renamed into place.
+
+:func:`write_lists` writes a list frame already in memory. :func:`precompute`
+computes every list of a saved model and writes it part by part, in this
+process or on a Dask cluster, resumably::
+
+    lists/
+    ├── _parts.json           # model version, parameters, and for every finished part:
+    │                         #   name, article rows [start, stop), lists, items, bytes, SHA-256
+    ├── part-00000.parquet    # the lists of article rows [0, rows_per_part)
+    └── part-00001.parquet    # ...
+
+``pandas.read_parquet("lists")`` reads the parts as one table (files whose
+names start with ``_`` or ``.`` are skipped).
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import gzip
+import hashlib
+import io
+import json
+import logging
 import numbers
 import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-__all__ = ["output_format", "write_lists"]
+if TYPE_CHECKING:
+    from ._model import Recommender
+
+__all__ = ["PARTS_MANIFEST", "PrecomputeResult", "output_format", "precompute", "write_lists"]
+
+logger = logging.getLogger("recommender")
 
 _SINGLE = {".csv": "csv", ".csv.gz": "csv", ".jsonl": "jsonl", ".jsonl.gz": "jsonl", ".parquet": "parquet"}
+
+#: The manifest of a directory of precomputed parts.
+PARTS_MANIFEST = "_parts.json"
+_LISTS_FORMAT = "recommender-lists"
+_LISTS_FORMAT_VERSION = 1
+_DASK_HINT = "pip install 'recommender[dask]'"
+#: Times Dask reruns a part whose task raised (a lost worker is handled by Dask's own rescheduling).
+_RETRIES = 2
+#: Seconds between manifest writes while parts complete (it is always written at the end).
+_SAVE_EVERY = 1.0
 
 
 def output_format(path: str | os.PathLike[str]) -> str:
@@ -36,8 +77,7 @@ def write_lists(frame: pd.DataFrame, path: str | os.PathLike[str], *, part_rows:
     list of Path
         The files written.
     """
-    if isinstance(part_rows, bool) or not isinstance(part_rows, numbers.Integral) or part_rows < 1:
-        raise ValueError(f"part_rows must be an integer >= 1, got {part_rows!r}.")
+    _check_count("part_rows", part_rows)
     target = Path(path)
     kind = output_format(target)
     if kind == "parts":
@@ -57,27 +97,568 @@ def write_lists(frame: pd.DataFrame, path: str | os.PathLike[str], *, part_rows:
     return [target]
 
 
+def _check_count(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
+
+
+def _temporary(target: Path) -> Path:
+    return target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+
+
 def _atomic(frame: pd.DataFrame, target: Path, kind: str) -> None:
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    temporary = _temporary(target)
     try:
-        if kind == "csv":
-            frame.to_csv(
-                temporary,
-                index=False,
-                date_format="%Y-%m-%dT%H:%M:%SZ",
-                compression="gzip" if target.name.lower().endswith(".gz") else None,
-            )
-        elif kind == "jsonl":
-            frame.to_json(
-                temporary,
-                orient="records",
-                lines=True,
-                date_format="iso",
-                compression="gzip" if target.name.lower().endswith(".gz") else None,
-            )
-        else:
+        if kind == "parquet":
             frame.to_parquet(temporary, index=False)
+        else:
+            with _text_sink(temporary, target) as handle:
+                _write_text(frame, handle, kind, header=True)
         os.replace(temporary, target)
     finally:
         if temporary.exists():
             temporary.unlink()
+
+
+@contextlib.contextmanager
+def _text_sink(temporary: Path, target: Path) -> Iterator[Any]:
+    """A text handle on ``temporary``, gzip-compressed when ``target`` ends in ``.gz``; synced on close."""
+    if target.name.lower().endswith(".gz"):
+        with open(temporary, "wb") as raw:
+            with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as packed:
+                with io.TextIOWrapper(packed, encoding="utf-8", newline="") as handle:
+                    yield handle
+            raw.flush()
+            os.fsync(raw.fileno())
+    else:
+        with open(temporary, "w", encoding="utf-8", newline="") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def _write_text(frame: pd.DataFrame, handle: Any, kind: str, *, header: bool) -> None:
+    """Append ``frame`` as CSV (with or without the header) or JSON Lines to a text handle."""
+    if kind == "csv":
+        frame.to_csv(handle, index=False, header=header, date_format="%Y-%m-%dT%H:%M:%SZ", lineterminator="\n")
+    elif len(frame):
+        text = frame.to_json(orient="records", lines=True, date_format="iso")
+        handle.write(text if text.endswith("\n") else text + "\n")
+
+
+# --------------------------------------------------------------------------- precompute
+
+
+@dataclass(frozen=True)
+class PrecomputeResult:
+    """What :func:`precompute` did.
+
+    Attributes
+    ----------
+    out : Path
+        The output: the directory of Parquet parts, or the single file.
+    files : tuple of Path
+        The files holding the lists: the part files in row order, or the single file.
+    model_version : str
+        The model version the lists come from (as ``read_manifest(model_dir)["version"]``).
+    articles : int
+        Articles of the model; every one had its list computed (or reused).
+    items : int
+        Rows written (list items), over all parts.
+    parts : int
+        Parts of the job.
+    computed : int
+        Parts computed by this call.
+    reused : int
+        Parts found finished by an earlier call (file present, SHA-256 matching) and kept.
+    seconds : float
+        Wall time of the call.
+    message : str
+        One line: a new job, a resumed one (how many parts were kept), or one started
+        over and why (another model version, other parameters).
+    """
+
+    out: Path
+    files: tuple[Path, ...]
+    model_version: str
+    articles: int
+    items: int
+    parts: int
+    computed: int
+    reused: int
+    seconds: float
+    message: str
+
+
+@dataclass(frozen=True)
+class _Part:
+    """One unit of work: the lists of article rows ``[start, stop)``, written to ``directory/name``."""
+
+    model: str  # the model version folder (absolute), so every worker reads the same version
+    model_sha256: str
+    directory: str
+    name: str
+    start: int
+    stop: int
+    k: int
+    explain: bool
+    controls: dict[str, Any]
+
+
+def precompute(
+    model_dir: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    k: int = 10,
+    explain: bool = False,
+    client: Any | str | None = None,
+    workers: int | None = None,
+    rows_per_part: int = 10_000,
+    progress: bool | None = None,
+    keep_parts: bool = False,
+    **controls: Any,
+) -> PrecomputeResult:
+    """Compute every article's list from a saved model and write them, part by part, resumably.
+
+    The model's articles are split into blocks of ``rows_per_part`` rows (parts).
+    Each part's lists are ``load_model(model_dir).recommend_frame(k,
+    article_ids=<the block's ids>, explain=explain, **controls)``, written as a
+    Parquet file ``part-NNNNN.parquet`` under a temporary name and renamed into
+    place, and recorded in ``_parts.json`` (model version, parameters, and each
+    part's rows, counts and SHA-256), itself replaced atomically. A process
+    loads the model once (memory-mapped from the shared path, cached per model
+    version), so workers never receive a pickled copy of it.
+
+    Parameters
+    ----------
+    model_dir : path-like
+        A model directory written by ``Recommender.save`` (or one version folder in it).
+        Its current version is read when the call starts; every part uses that version.
+    out : path-like
+        A directory of Parquet parts, or one file ending in ``.csv``, ``.csv.gz``,
+        ``.jsonl``, ``.jsonl.gz`` or ``.parquet`` (as :func:`write_lists`). For a file,
+        the parts are computed in the work directory ``.<name>.parts`` next to it and
+        combined at the end; the work directory is then removed unless ``keep_parts``.
+    k : int, default 10
+        Items per list.
+    explain : bool, default False
+        Add the score parts and shared terms (see ``recommend_frame``).
+    client : dask.distributed.Client or str, optional
+        Run the parts on this Dask cluster, one task per unfinished part; a string is
+        a scheduler address (``"tcp://host:8786"``) to connect to for this call. The
+        workers must see ``model_dir`` and ``out`` at the same paths (a shared filesystem).
+    workers : int, optional
+        Start a local Dask cluster of this many single-threaded worker processes for
+        this call, and close it at the end. Not with ``client``. Without both, the
+        parts run one after another in this process.
+    rows_per_part : int, default 10_000
+        Articles (model rows) per part: the unit of work, of retry and of resumption.
+    progress : bool or None, default None
+        A progress bar over finished parts on stderr; None: only on a terminal.
+    keep_parts : bool, default False
+        For a single-file ``out``: keep the work directory of parts after combining.
+    **controls
+        Ranking controls overriding the model's for this job (``half_life_days=30``, ...).
+
+    Returns
+    -------
+    PrecomputeResult
+        The files written, counts, parts computed and reused, and a one-line message.
+
+    Raises
+    ------
+    ImportError
+        ``client`` or ``workers`` was given and Dask is not installed
+        (``pip install 'recommender[dask]'``).
+    ValueError
+        A bad ``k``, ``rows_per_part``, ``workers`` or control value, or both ``client`` and ``workers``.
+    FileExistsError
+        ``out`` is a file where a directory is needed, or the other way round.
+
+    Notes
+    -----
+    Rerunning with the same model version and parameters (``k``, ``explain``, the
+    controls after overrides, ``rows_per_part``) keeps the parts recorded in
+    ``_parts.json`` whose files still match their SHA-256, and computes the rest: a
+    job killed midway resumes where it stopped. Another model version or other
+    parameters start over (``message`` says why). Part files not recorded, and
+    temporary files left by a crash, are deleted. Two jobs must not write to the
+    same ``out`` at once. With Dask, a part whose worker dies is rescheduled by
+    Dask, and a part whose task raises is retried twice; parts are deterministic,
+    so a part computed twice is written twice with the same bytes.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import pandas as pd
+    >>> import recommender as rec
+    >>> from recommender._batch import precompute
+    >>> articles = pd.DataFrame({"article_id": ["a", "b", "c"],
+    ...                          "title": ["Cup final goal", "Late cup goal", "Election vote count"]})
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     _ = rec.Recommender(min_df=1, max_df=1.0, latent_components=0).fit(articles).save(f"{folder}/model")
+    ...     result = precompute(f"{folder}/model", f"{folder}/lists.csv", k=2, progress=False)
+    ...     lists = pd.read_csv(result.out, dtype=str)
+    >>> result.articles, result.parts, result.computed
+    (3, 1, 1)
+    >>> lists.loc[lists["reason"] == "similar", ["article_id", "recommended_id"]].values.tolist()
+    [['a', 'b'], ['b', 'a']]
+    """
+    from ._store import _version_dir, read_manifest
+
+    started = time.perf_counter()
+    _check_count("rows_per_part", rows_per_part)
+    if workers is not None:
+        _check_count("workers", workers)
+        if client is not None:
+            raise ValueError("Give client= (an existing Dask cluster) or workers= (a local one), not both.")
+    target = Path(out)
+    kind = output_format(target)
+    if kind == "parts":
+        if target.exists() and not target.is_dir():
+            raise FileExistsError(f"Cannot write Parquet parts to '{target}': it is a file.")
+        folder = target
+    else:
+        if target.is_dir():
+            raise FileExistsError(f"Cannot write one {kind} file to '{target}': it is a directory.")
+        folder = target.with_name(f".{target.name}.parts")
+    if client is not None or workers is not None:
+        _distributed()  # fail before any work when Dask is missing
+
+    manifest = read_manifest(model_dir)
+    version = str(manifest["version"])
+    version_folder = str(_version_dir(model_dir).resolve())
+    digest = _manifest_digest(manifest)
+    model = _model(version_folder, digest)
+    # checks k and the controls here, once, before any part runs
+    model.recommend_frame(k, article_ids=[], explain=explain, progress=False, **controls)
+    n = model.n_articles
+    header = {
+        "format": _LISTS_FORMAT,
+        "format_version": _LISTS_FORMAT_VERSION,
+        "model": {"path": version_folder, "version": version, "manifest_sha256": digest},
+        "parameters": _jsonable(
+            {
+                "k": int(k),
+                "explain": bool(explain),
+                "controls": model.controls(**controls).as_dict(),
+                "rows_per_part": int(rows_per_part),
+            }
+        ),
+        "articles": n,
+    }
+    plan = [
+        (f"part-{number:05d}.parquet", start, min(start + rows_per_part, n))
+        for number, start in enumerate(range(0, max(n, 1), rows_per_part))
+    ]
+    folder.mkdir(parents=True, exist_ok=True)
+    kept, message = _resume(folder, header, plan)
+    _tidy(folder, keep=set(kept))
+    ledger = _Ledger(folder / PARTS_MANIFEST, header, kept)
+    ledger.save(complete=False)
+    logger.info("precompute %s -> %s: %s", model_dir, target, message)
+    todo = [
+        _Part(version_folder, digest, str(folder.resolve()), name, start, stop, int(k), bool(explain), dict(controls))
+        for name, start, stop in plan
+        if name not in kept
+    ]
+    try:
+        with _bar(progress, total=len(plan), initial=len(plan) - len(todo)) as bar:
+
+            def record(entry: dict[str, Any]) -> None:
+                ledger.add(entry)
+                bar.update(1)
+
+            if not todo:
+                pass
+            elif client is None and workers is None:
+                for part in todo:
+                    record(_compute_part(part))
+            else:
+                _run_on_dask(todo, record, client=client, workers=workers)
+    finally:
+        ledger.save(complete=len(ledger.parts) == len(plan))
+    files = [folder / name for name, _, _ in plan]
+    items = sum(int(ledger.parts[name]["items"]) for name, _, _ in plan)
+    if kind != "parts":
+        _combine(files, target, kind)
+        if not keep_parts:
+            _remove_work_directory(folder, files)
+        files = [target]
+    return PrecomputeResult(
+        out=target,
+        files=tuple(files),
+        model_version=version,
+        articles=n,
+        items=items,
+        parts=len(plan),
+        computed=len(todo),
+        reused=len(plan) - len(todo),
+        seconds=time.perf_counter() - started,
+        message=message,
+    )
+
+
+def _distributed() -> Any:
+    """``dask.distributed``, imported on first use; a clear error when Dask is not installed."""
+    try:
+        from dask import distributed
+    except ImportError as exc:
+        raise ImportError(
+            f"Running precompute on Dask (client= or workers=) needs dask.distributed, which cannot be imported "
+            f"({exc}). Install it with: {_DASK_HINT}"
+        ) from None
+    return distributed
+
+
+def _run_on_dask(parts: list[_Part], record: Any, *, client: Any, workers: int | None) -> None:
+    """Submit one task per part and ``record`` each result as it completes."""
+    distributed = _distributed()
+    with contextlib.ExitStack() as stack:
+        if isinstance(client, str):
+            client = stack.enter_context(distributed.Client(client))
+        elif client is None:
+            cluster = stack.enter_context(
+                distributed.LocalCluster(
+                    n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0"
+                )
+            )
+            client = stack.enter_context(distributed.Client(cluster))
+        run = uuid.uuid4().hex[:8]
+        futures = [
+            client.submit(_compute_part, part, key=f"recommender-{part.name}-{run}", retries=_RETRIES) for part in parts
+        ]
+        try:
+            for future in distributed.as_completed(futures):
+                record(future.result())
+        except BaseException:
+            client.cancel(futures)
+            raise
+
+
+def _compute_part(part: _Part) -> dict[str, Any]:
+    """Compute and write one part; runs in this process or on a Dask worker. Returns its manifest entry."""
+    model = _model(part.model, part.model_sha256)
+    ids = model.article_ids[part.start : part.stop]
+    frame = model.recommend_frame(part.k, article_ids=ids, explain=part.explain, progress=False, **part.controls)
+    size, digest = _write_part(frame, Path(part.directory) / part.name)
+    return {
+        "name": part.name,
+        "rows": [part.start, part.stop],
+        "lists": int(frame["article_id"].nunique()),
+        "items": len(frame),
+        "bytes": size,
+        "sha256": digest,
+    }
+
+
+#: Models loaded by this process, by (version folder, manifest digest); the last few are kept.
+_MODELS: collections.OrderedDict[tuple[str, str], Recommender] = collections.OrderedDict()
+_MODELS_KEPT = 2
+_MODELS_LOCK = threading.Lock()
+
+
+def _model(folder: str, digest: str) -> Recommender:
+    """The model of one version folder, loaded (memory-mapped) once per process."""
+    from ._errors import ModelFormatError
+    from ._store import load_model, read_manifest
+
+    key = (folder, digest)
+    with _MODELS_LOCK:
+        model = _MODELS.get(key)
+        if model is not None:
+            _MODELS.move_to_end(key)
+            return model
+        if _manifest_digest(read_manifest(folder)) != digest:
+            raise ModelFormatError(
+                f"The model version '{folder}' changed while its lists were being computed. Run precompute again."
+            )
+        model = _MODELS[key] = load_model(folder)
+        while len(_MODELS) > _MODELS_KEPT:
+            _MODELS.popitem(last=False)
+        return model
+
+
+def _manifest_digest(manifest: dict[str, Any]) -> str:
+    """SHA-256 of a model manifest, which itself holds the SHA-256 of every model file."""
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True, default=str).encode("utf-8")).hexdigest()
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` as it reads back from JSON (tuples as lists, numpy scalars as numbers)."""
+    return json.loads(json.dumps(value, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
+
+
+def _write_part(frame: pd.DataFrame, target: Path) -> tuple[int, str]:
+    """Write one part atomically, with the same column types in every part; returns (bytes, SHA-256)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    # An all-missing column (url, category) is typed null; pandas' str columns are large_string.
+    # Make both plain strings and drop the pandas metadata, so that every part has one schema.
+    schema = pa.schema(
+        [
+            field.with_type(pa.string())
+            if pa.types.is_null(field.type) or pa.types.is_large_string(field.type)
+            else field
+            for field in table.schema
+        ]
+    )
+    table = table.cast(schema)
+    temporary = _temporary(target)
+    try:
+        with open(temporary, "wb") as handle:
+            pq.write_table(table, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        size, digest = temporary.stat().st_size, _sha256(temporary)
+        os.replace(temporary, target)
+    finally:
+        if temporary.exists():
+            temporary.unlink()
+    return size, digest
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _resume(folder: Path, header: dict[str, Any], plan: list[tuple[str, int, int]]) -> tuple[dict[str, Any], str]:
+    """The finished parts of an earlier run that can be kept, and a one-line message."""
+    path = folder / PARTS_MANIFEST
+    version = header["model"]["version"]
+    fresh = f"New job: {len(plan)} parts from model version {version}."
+    if not path.exists():
+        return {}, fresh
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(old, dict) or old.get("format") != _LISTS_FORMAT:
+            raise ValueError(f"not a {_LISTS_FORMAT} manifest")
+        old_model, old_parameters, old_parts = old["model"], old["parameters"], old["parts"]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        return {}, f"Started over: '{path}' cannot be used ({exc})."
+    if not isinstance(old_model, dict) or old_model.get("manifest_sha256") != header["model"]["manifest_sha256"]:
+        was = old_model.get("version") if isinstance(old_model, dict) else None
+        if was == version:
+            why = f"another model also named version {version}"
+        else:
+            why = f"model version {was}, not the current version {version}"
+        return {}, f"Started over: the parts in '{folder}' were computed from {why}."
+    if old_parameters != header["parameters"]:
+        changes = _differences(old_parameters, header["parameters"])
+        return {}, f"Started over: the parameters changed ({'; '.join(changes)})."
+    planned = {name: [start, stop] for name, start, stop in plan}
+    kept = {}
+    for entry in old_parts if isinstance(old_parts, list) else []:
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if (
+            name in planned
+            and entry.get("rows") == planned[name]
+            and (folder / name).is_file()
+            and _sha256(folder / name) == entry.get("sha256")
+        ):
+            kept[name] = entry
+    if len(kept) == len(plan):
+        return kept, f"Already done: all {len(plan)} parts from model version {version} are present."
+    return kept, f"Resumed: {len(kept)} of {len(plan)} parts already done, {len(plan) - len(kept)} to compute."
+
+
+def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(set(old) | set(new), key=str):
+            out += _differences(old.get(key), new.get(key), f"{prefix}{key}" if not prefix else f"{prefix}.{key}")
+        return out
+    return [] if old == new else [f"{prefix} {old!r} -> {new!r}"]
+
+
+def _tidy(folder: Path, *, keep: set[str]) -> None:
+    """Delete part files not kept and temporary files left by an interrupted run."""
+    for path in folder.glob("part-*.parquet"):
+        if path.name not in keep:
+            path.unlink()
+    for pattern in (".part-*.tmp", f".{PARTS_MANIFEST}.*.tmp"):
+        for path in folder.glob(pattern):
+            path.unlink(missing_ok=True)
+
+
+class _Ledger:
+    """The ``_parts.json`` manifest being kept up to date as parts finish."""
+
+    def __init__(self, path: Path, header: dict[str, Any], parts: dict[str, Any]) -> None:
+        self.path, self.header, self.parts = path, header, dict(parts)
+        self._saved = 0.0
+
+    def add(self, entry: dict[str, Any]) -> None:
+        self.parts[entry["name"]] = entry
+        if time.monotonic() - self._saved >= _SAVE_EVERY:
+            self.save(complete=False)
+
+    def save(self, *, complete: bool) -> None:
+        document = {**self.header, "complete": complete, "parts": [self.parts[n] for n in sorted(self.parts)]}
+        temporary = _temporary(self.path)
+        try:
+            with open(temporary, "w", encoding="utf-8") as handle:
+                handle.write(json.dumps(document, indent=1) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, self.path)
+        finally:
+            if temporary.exists():
+                temporary.unlink()
+        self._saved = time.monotonic()
+
+
+def _bar(progress: bool | None, *, total: int, initial: int) -> Any:
+    """A tqdm bar over parts on stderr: shown when ``progress`` is True, or when None and stderr is a terminal."""
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total,
+        initial=initial,
+        desc="parts",
+        unit="part",
+        disable=None if progress is None else not progress,
+        leave=False,
+    )
+
+
+def _combine(parts: list[Path], target: Path, kind: str) -> None:
+    """Concatenate part files into one file of ``kind``, part by part, atomically."""
+    import pyarrow.parquet as pq
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = _temporary(target)
+    try:
+        if kind == "parquet":
+            with open(temporary, "wb") as handle:
+                writer = None
+                for part in parts:
+                    table = pq.read_table(part)
+                    if writer is None:
+                        writer = pq.ParquetWriter(handle, table.schema)
+                    writer.write_table(table)
+                if writer is not None:
+                    writer.close()
+                handle.flush()
+                os.fsync(handle.fileno())
+        else:
+            with _text_sink(temporary, target) as handle:
+                for number, part in enumerate(parts):
+                    _write_text(pd.read_parquet(part), handle, kind, header=number == 0)
+        os.replace(temporary, target)
+    finally:
+        if temporary.exists():
+            temporary.unlink()
+
+
+def _remove_work_directory(folder: Path, files: list[Path]) -> None:
+    for path in [*files, folder / PARTS_MANIFEST]:
+        path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        folder.rmdir()  # left in place if something else was put there

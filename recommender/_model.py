@@ -142,8 +142,13 @@ class Recommender(BaseEstimator):
     reference_date : str or Timestamp, optional
         The date at which article ages are measured for the popularity prior;
         default: the newest ``published`` in the corpus. Never the wall clock.
+    mode : {"exact", "approx"}, default "exact"
+        Neighbour search: ``exact`` finds every article's true most similar
+        articles; ``approx`` gathers candidates from each article's most
+        weighted words only and scores them exactly (much faster on large
+        corpora, a little recall lost; see ``docs/performance.md``).
     n_jobs : int, optional
-        Parallel jobs for the neighbour search (joblib semantics).
+        Threads for the neighbour search (joblib semantics: -1 = all cores).
 
     Attributes
     ----------
@@ -205,6 +210,7 @@ class Recommender(BaseEstimator):
         fallback_days: float = 30.0,
         text_limit: int = 20_000,
         reference_date: str | pd.Timestamp | None = None,
+        mode: str = "exact",
         n_jobs: int | None = None,
     ) -> None:
         self.popularity_weight = popularity_weight
@@ -232,6 +238,7 @@ class Recommender(BaseEstimator):
         self.fallback_days = fallback_days
         self.text_limit = text_limit
         self.reference_date = reference_date
+        self.mode = mode
         self.n_jobs = n_jobs
 
     # ------------------------------------------------------------------ parameters
@@ -272,6 +279,8 @@ class Recommender(BaseEstimator):
             raise ValueError(f"fallback_days must be a number >= 0, got {self.fallback_days!r}.")
         if not isinstance(self.text_limit, numbers.Integral) or self.text_limit < 1:
             raise ValueError(f"text_limit must be an integer >= 1, got {self.text_limit!r}.")
+        if self.mode not in ("exact", "approx"):
+            raise ValueError(f"mode must be 'exact' or 'approx', got {self.mode!r}.")
 
     # ------------------------------------------------------------------ fit
 
@@ -317,9 +326,13 @@ class Recommender(BaseEstimator):
         self.title_keys_ = title_keys(table["title"].tolist())
         with _bar(progress, total=vectors.shape[0], desc="neighbours", unit="article") as bar:
             self.neighbours_, self.similarities_ = top_neighbours(
-                vectors, int(self.pool_size), groups=copy_groups(self.text_keys_), n_jobs=self.n_jobs
+                vectors,
+                int(self.pool_size),
+                groups=copy_groups(self.text_keys_),
+                n_jobs=self.n_jobs,
+                mode=self.mode,
+                progress=bar.update,
             )
-            bar.update(vectors.shape[0])
         self.popularity_scale_ = popularity_scale(views, published_ns, _ns(reference))
         self.popularity_ = popularity(views, published_ns, _ns(reference), self.popularity_scale_)
         self.vocabulary_ = vocabulary
@@ -1376,7 +1389,12 @@ class Recommender(BaseEstimator):
         old_sims = self.similarities_[rows].copy()
         if rows.size:
             fresh, sims = top_neighbours(
-                self.vectors_, self.neighbours_.shape[1], groups=copy_groups(self.text_keys_), rows=rows
+                self.vectors_,
+                self.neighbours_.shape[1],
+                groups=copy_groups(self.text_keys_),
+                rows=rows,
+                n_jobs=self.n_jobs,
+                mode=self.mode,
             )
             self.neighbours_[rows] = fresh
             self.similarities_[rows] = sims
