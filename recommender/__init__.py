@@ -16,7 +16,7 @@ from ._articles import (
     rejected_frame,
     validate_articles,
 )
-from ._batch import write_lists
+from ._batch import PrecomputeResult, precompute, write_lists
 from ._demo import demo_corpus_path
 from ._errors import (
     ArticleValidationError,
@@ -40,6 +40,7 @@ __all__ = [
     "ModelFormatError",
     "NotFittedError",
     "PageFormatError",
+    "PrecomputeResult",
     "Recommendation",
     "Recommender",
     "RecommenderError",
@@ -53,6 +54,7 @@ __all__ = [
     "load_interactions",
     "load_model",
     "plot_sweep",
+    "precompute",
     "read_manifest",
     "read_mind_behaviors",
     "read_mind_news",

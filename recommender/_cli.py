@@ -103,11 +103,21 @@ def _parser() -> argparse.ArgumentParser:
         "--out",
         required=True,
         metavar="PATH",
-        help=".csv, .jsonl or .parquet file; any other path is a directory of Parquet parts",
+        help=".csv, .jsonl or .parquet file; any other path is a directory of Parquet parts (a rerun resumes)",
     )
     precompute.add_argument("-k", type=int, default=10, help="list length (default 10)")
     precompute.add_argument("--explain", action="store_true", help="add the score parts and shared terms as columns")
     precompute.add_argument("--quiet", action="store_true", help="no progress bar")
+    where = precompute.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workers", type=int, default=None, metavar="N", help="run on a local Dask cluster of N processes"
+    )
+    where.add_argument(
+        "--scheduler", default=None, metavar="ADDRESS", help="run on a Dask cluster, e.g. tcp://host:8786"
+    )
+    precompute.add_argument(
+        "--rows-per-part", type=int, default=10_000, metavar="N", help="articles per Parquet part (default 10000)"
+    )
     _control_options(precompute)
     precompute.set_defaults(run=_precompute)
 
@@ -282,14 +292,24 @@ def _date(value: Any) -> str:
 
 
 def _precompute(args: argparse.Namespace) -> int:
-    model = load_model(args.model)
-    frame = model.recommend_frame(
-        k=args.k, explain=args.explain, progress=False if args.quiet else None, **_controls(args)
+    from ._batch import precompute
+
+    result = precompute(
+        args.model,
+        args.out,
+        k=args.k,
+        explain=args.explain,
+        client=args.scheduler,
+        workers=args.workers,
+        rows_per_part=args.rows_per_part,
+        progress=False if args.quiet else None,
+        **_controls(args),
     )
-    files = write_lists(frame, args.out)
-    lists = frame["article_id"].nunique()
+    if result.message:
+        print(result.message)
     print(
-        f"Wrote {len(frame):,} recommendations for {lists:,} of {model.n_articles:,} articles to {args.out} ({len(files)} file(s))."
+        f"Wrote {result.items:,} recommendations for {result.articles:,} articles to {args.out} "
+        f"({result.parts} part(s): {result.computed} computed, {result.reused} reused) in {result.seconds:.1f} s."
     )
     return 0
 

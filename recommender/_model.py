@@ -1434,7 +1434,39 @@ class Recommender(BaseEstimator):
         from ._store import save_model
 
         self._check_fitted()
-        return save_model(self, path)
+        version = save_model(self, path)
+        self.path_ = str(path)
+        self.version_ = version
+        return version
+
+    def precompute(
+        self,
+        out: str | os.PathLike[str],
+        *,
+        k: int = 10,
+        explain: bool = False,
+        client: Any = None,
+        workers: int | None = None,
+        progress: bool | None = None,
+        **controls: Any,
+    ) -> Any:
+        """Write every article's list to ``out``, part by part, resumably, locally or on Dask.
+
+        The model must have been saved or loaded (``self.path_``): every worker
+        memory-maps it from that directory. ``client`` is a
+        ``dask.distributed.Client`` (or a scheduler address), ``workers=N`` starts
+        a local cluster; neither runs in this process. See
+        :func:`recommender._batch.precompute` (returns its ``PrecomputeResult``).
+        """
+        from ._batch import precompute
+
+        self._check_fitted()
+        path = getattr(self, "path_", None)
+        if path is None:
+            raise ValueError("precompute needs a saved model: call model.save(path) (or use load_model) first.")
+        return precompute(
+            path, out, k=k, explain=explain, client=client, workers=workers, progress=progress, **controls
+        )
 
     @property
     def n_articles(self) -> int:

@@ -412,6 +412,7 @@ def load_model(path: str | os.PathLike[str], *, verify: bool = True) -> Recommen
     editorial = _read_editorial(version / "editorial.json") if "editorial.json" in files else {}
     model = _restore(model, rejected=rejected, editorial=editorial, **state)
     model.version_ = manifest["version"]
+    model.path_ = str(path)
     return model
 
 

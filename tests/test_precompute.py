@@ -409,3 +409,21 @@ def test_workers_starts_and_closes_a_local_cluster(model_dir: Path, expected: pd
     result = precompute(model_dir, tmp_path / "lists.parquet", k=K, rows_per_part=100, progress=False, workers=1)
     assert (result.parts, result.computed) == (3, 3)
     assert_same_lists(pd.read_parquet(tmp_path / "lists.parquet"), expected)
+
+
+def test_model_method_and_cli_flags_reach_the_same_function(tmp_path, capsys):
+    from recommender._cli import main
+
+    articles = rec.load_articles(rec.demo_corpus_path())
+    model = rec.Recommender(popularity_weight=0)
+    model.fit(articles)
+    with pytest.raises(ValueError, match="saved model"):
+        model.precompute(tmp_path / "unsaved.csv")
+    model.save(tmp_path / "m")
+    result = model.precompute(tmp_path / "method.csv", k=3)
+    assert result.articles == model.n_articles and result.computed == result.parts
+    code = main(["precompute", str(tmp_path / "m"), "--out", str(tmp_path / "cli.csv"), "-k", "3", "--quiet"])
+    assert code == 0 and "computed" in capsys.readouterr().out
+    assert (tmp_path / "method.csv").read_bytes() == (tmp_path / "cli.csv").read_bytes()
+    code = main(["precompute", str(tmp_path / "m"), "--out", str(tmp_path / "x"), "--workers", "0"])
+    assert code == 1
