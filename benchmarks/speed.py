@@ -18,11 +18,20 @@ Two comparisons:
   ``recommend_frame(k)`` (our default configuration: three fields, latent blend, pool 50, duplicate groups,
   ranking) against ``TfidfVectorizer().fit_transform`` + ``sparse_dot_topn`` + the per-row id lists.
 
+* ``--mode scale``: our engine alone at large N (e.g. 1M), stage by stage: generating the texts, validating,
+  vectorising (the engine's own ``fit_vocabulary``: three fields + latent columns), copy groups, and the
+  neighbour step (``--nmode approx`` by default), each with its time and peak RSS growth.
+
+Methods of ``--mode neighbours`` also include ``ours_approx`` (``top_neighbours(mode="approx")``);
+``--engine-vectors`` runs every method on the engine's own vectors instead of peers.py's TF-IDF matrix.
+
 Usage (from the repository root, with ``pip install -e '.[bench]'``)::
 
     python benchmarks/speed.py --n 10000                      # neighbour step, all peers
     python benchmarks/speed.py --n 100000 --methods ours,sparse_dot_topn
     python benchmarks/speed.py --n 10000 --mode end-to-end
+    python benchmarks/speed.py --n 100000 --methods ours,ours_approx,sparse_dot_topn --engine-vectors
+    python benchmarks/speed.py --n 1000000 --mode scale
 
 Output: a table on stdout and, with ``--json PATH``, the records as JSON lines. Timings on a shared machine are
 noisy: compare ratios within one run, and read the load average printed before and after.
@@ -44,7 +53,7 @@ import numpy as np
 import scipy.sparse as sp
 
 BENCH_DIR = Path(__file__).resolve().parents[2] / "shared" / "bench"
-METHODS = ("ours", "ours_scipy", "sparse_dot_topn", "sklearn_brute", "gensim")
+METHODS = ("ours", "ours_approx", "ours_scipy", "sparse_dot_topn", "sklearn_brute", "gensim")
 SKLEARN_MAX_N = 10_000
 
 
@@ -104,6 +113,12 @@ def run_ours(X, k, threads):
     return top_neighbours(X, k, n_jobs=threads)[0]
 
 
+def run_ours_approx(X, k, threads):
+    from recommender._neighbours import top_neighbours
+
+    return top_neighbours(X, k, n_jobs=threads, mode="approx")[0]
+
+
 def run_ours_scipy(X, k, threads):
     from recommender._neighbours import top_neighbours
 
@@ -161,6 +176,7 @@ def run_gensim(X, k, threads, chunk=1024):
 
 RUNNERS = {
     "ours": run_ours,
+    "ours_approx": run_ours_approx,
     "ours_scipy": run_ours_scipy,
     "sparse_dot_topn": run_sparse_dot_topn,
     "sklearn_brute": run_sklearn_brute,
@@ -170,7 +186,9 @@ RUNNERS = {
 
 def available(method: str) -> str | None:
     """None when the method can run, else why not."""
-    module = {"sparse_dot_topn": "sparse_dot_topn", "gensim": "gensim", "ours": "numba"}.get(method)
+    module = {"sparse_dot_topn": "sparse_dot_topn", "gensim": "gensim", "ours": "numba", "ours_approx": "numba"}.get(
+        method
+    )
     if module is None:
         return None
     try:
@@ -195,17 +213,37 @@ def matrix(peers, n):
     return sp.csr_matrix(X, dtype=np.float32), meta
 
 
+def engine_matrix(peers, n):
+    """The engine's own vectors of the first N SynthCorpus texts (three fields + latent columns), cached."""
+    import recommender as rec
+    from recommender._articles import validate_articles
+    from recommender._text import FIELDS, fit_vocabulary
+
+    path = Path(__import__("tempfile").gettempdir()) / "peers-cache" / f"engine-vectors-{rec.__version__}-n{n}.npz"
+    if path.is_file():
+        return sp.load_npz(path).tocsr()
+    table = validate_articles(synth_frame(peers, n))
+    vectors = fit_vocabulary({f: table[f].tolist() for f in FIELDS}, rec.Recommender().text_params())[1]
+    vectors = sp.csr_matrix(vectors, dtype=np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sp.save_npz(path, vectors, compressed=False)
+    return vectors
+
+
 def neighbours_mode(peers, args, n):
-    X, _ = matrix(peers, n)
+    X = engine_matrix(peers, n) if args.engine_vectors else matrix(peers, n)[0]
     print(
-        f"\n## neighbour step: SynthCorpus(seed=0) N={n:,}, k={args.k}, threads={args.threads}, "
+        f"\n## neighbour step: SynthCorpus(seed=0) N={n:,}, "
+        f"{'engine vectors (with latent columns)' if args.engine_vectors else 'peers.py TF-IDF'}, "
+        f"k={args.k}, threads={args.threads}, "
         f"{X.shape[1]:,} terms, {X.nnz / n:.0f} terms/row; loadavg before {loadavg()}"
     )
-    if "ours" in args.methods:
+    if "ours" in args.methods or "ours_approx" in args.methods:
         from recommender._neighbours import top_neighbours
 
         t = time.perf_counter()
         top_neighbours(X[:50], args.k, n_jobs=args.threads)  # compile, or load the cached kernels
+        top_neighbours(X[:50], args.k, n_jobs=args.threads, mode="approx")
         print(f"ours: kernel compile/load {time.perf_counter() - t:.2f} s (not timed below)")
     rng = np.random.default_rng(12345)
     sample = np.sort(rng.choice(n, min(1000, n), replace=False))
@@ -325,23 +363,113 @@ def end_to_end_mode(peers, args, n):
     return records
 
 
+def scale_mode(peers, args, n):
+    """Our engine alone at large N, stage by stage: texts, vectors (the engine's own), neighbours (``--nmode``)."""
+    import recommender as rec
+    from recommender._articles import validate_articles
+    from recommender._duplicates import copy_groups, text_keys
+    from recommender._neighbours import top_neighbours
+    from recommender._text import FIELDS, fit_vocabulary
+
+    print(
+        f"\n## scale: SynthCorpus(seed=0) N={n:,}, our engine alone, mode={args.nmode}, pool={args.k}, "
+        f"threads={args.threads}; loadavg before {loadavg()}",
+        flush=True,
+    )
+    top_neighbours(sp.identity(60, dtype=np.float32, format="csr"), 2, mode=args.nmode)  # compile or load kernels
+    stages = {}
+
+    def stage(name, fn):
+        gc.collect()
+        with Peak(peers) as peak:
+            t = time.perf_counter()
+            value = fn()
+            stages[name] = dict(seconds=round(time.perf_counter() - t, 2))
+        stages[name]["peak_growth_mb"] = round(peak.growth_mb)
+        stages[name]["peak_rss_mb"] = round(peak.base + peak.growth_mb)  # RSS before the stage + its growth
+        stages[name]["rss_mb"] = round(peers.rss_mb())
+        print(
+            f"  {name:12s} {stages[name]['seconds']:9.2f} s  peak +{peak.growth_mb:.0f} MB  "
+            f"(RSS after {stages[name]['rss_mb']} MB)",
+            flush=True,
+        )
+        return value
+
+    frame = stage("generate", lambda: synth_frame(peers, n))
+    table = stage("validate", lambda: validate_articles(frame))
+    frame = None  # free the texts
+    params = rec.Recommender().text_params()
+    vectors = stage("vectorise", lambda: fit_vocabulary({f: table[f].tolist() for f in FIELDS}, params)[1])
+    groups = stage("copy_groups", lambda: copy_groups(text_keys(table["title"], table["summary"], table["body"])))
+    table = None
+    vectors = sp.csr_matrix(vectors, dtype=np.float32)
+    done = [0]
+
+    def tick(count):  # the progress callable of top_neighbours: a line per tenth of the rows
+        before = done[0] * 10 // n
+        done[0] += count
+        if done[0] * 10 // n > before:
+            print(f"    neighbours: {done[0]:,} / {n:,} rows", flush=True)
+
+    stage(
+        "neighbours",
+        lambda: top_neighbours(
+            vectors,
+            args.k,
+            groups=groups,
+            n_jobs=args.threads,
+            mode=args.nmode,
+            progress=tick,
+        ),
+    )
+    assert done[0] == n
+    print(
+        f"  process peak RSS (largest RSS before a stage + its growth) "
+        f"{max(v['peak_rss_mb'] for v in stages.values())} MB; loadavg after {loadavg()}",
+        flush=True,
+    )
+    return [
+        dict(
+            mode="scale",
+            method="ours",
+            nmode=args.nmode,
+            n=n,
+            k=args.k,
+            threads=args.threads,
+            stages=stages,
+            peak_rss_mb=max(v["peak_rss_mb"] for v in stages.values()),
+        )
+    ]
+
+
 def ratios(records):
-    ours = next((r for r in records if r["method"] == "ours"), None)
-    if ours is None:
-        return
-    for r in records:
-        if r is not ours:
-            print(
-                f"  {r['method']:16s} / ours = {r['seconds'] / ours['seconds']:6.2f}x time"
-                f"   (ours / {r['method']} = {ours['seconds'] / r['seconds']:.3f})"
-            )
+    """Each peer's time over each of our methods' time (ours, ours_approx), same run."""
+    for ours in (r for r in records if r["method"] in ("ours", "ours_approx")):
+        for r in records:
+            if r is not ours and not (ours["method"] == "ours_approx" and r["method"] == "ours"):
+                print(
+                    f"  {r['method']:16s} / {ours['method']:11s} = {r['seconds'] / ours['seconds']:6.2f}x time"
+                    f"   ({ours['method']} / {r['method']} = {ours['seconds'] / r['seconds']:.3f})"
+                )
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, nargs="+", default=[10_000], help="corpus sizes (first N documents)")
     ap.add_argument("--k", type=int, default=10)
-    ap.add_argument("--mode", choices=("neighbours", "end-to-end", "both"), default="neighbours")
+    ap.add_argument(
+        "--mode",
+        choices=("neighbours", "end-to-end", "both", "scale"),
+        default="neighbours",
+        help="scale: our engine alone, stage by stage (generate, vectorise, neighbours), e.g. N=1M",
+    )
+    ap.add_argument("--nmode", choices=("exact", "approx"), default="approx", help="neighbour mode of --mode scale")
+    ap.add_argument(
+        "--engine-vectors",
+        action="store_true",
+        help="neighbours mode: the engine's own vectors (three fields + 20 latent columns, copy groups) "
+        "instead of peers.py's TF-IDF matrix; peers then run on those vectors too",
+    )
     ap.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, from {','.join(METHODS)}")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
@@ -360,6 +488,8 @@ def main(argv=None):
             records += neighbours_mode(peers, args, n)
         if args.mode in ("end-to-end", "both"):
             records += end_to_end_mode(peers, args, n)
+        if args.mode == "scale":
+            records += scale_mode(peers, args, n)
     if args.json:
         with open(args.json, "a") as f:
             for r in records:

@@ -21,6 +21,12 @@ A pair's similarity is summed in the same order whichever row is the source
 (dense columns, then shared term columns ascending), so it is bit-for-bit the
 same in both rows' pools, whatever the threads, blocks or ``rows``.
 
+``mode="approx"`` (compiled only) scores far fewer pairs: candidates from the
+posting lists of each row's heaviest terms (cut to their heaviest entries)
+ranked with the dense part, then neighbours of neighbours; every candidate is
+re-scored with the exact sum, so what it returns is exact and only some true
+neighbours are missed (recall@10 about 0.98-0.99 on SynthCorpus at 100k).
+
 Order is deterministic: by similarity descending, then by row ascending, so
 the same input always gives the same pools. An article is never its own
 neighbour, nor a neighbour of an exact copy of itself (same ``group`` label);
@@ -32,6 +38,7 @@ noise) are candidates. Missing slots are
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import numpy as np
 import scipy.sparse as sp
@@ -52,6 +59,14 @@ _BLOCK_BUDGET = 32_000_000
 #: A column stored in at least this share of the rows is handled as a dense column (e.g. the latent blend).
 _DENSE_SHARE = 0.5
 _ENGINES = ("auto", "numba", "scipy")
+_MODES = ("exact", "approx")
+#: ``approx`` defaults: term columns per query, and the floor of the candidates re-scored per row.
+_QUERY_TERMS = 32
+_CANDIDATES = 100
+_MAX_POSTINGS = 1000
+_FAN = 20
+#: Source rows per call of a compiled kernel (``progress`` is called after each).
+_CHUNK = 8192
 
 
 def block_rows_for(n: int, budget: int = _BLOCK_BUDGET) -> int:
@@ -68,6 +83,12 @@ def top_neighbours(
     block_rows: int | None = None,
     rows: np.ndarray | None = None,
     engine: str = "auto",
+    mode: str = "exact",
+    query_terms: int = _QUERY_TERMS,
+    candidates: int | None = None,
+    max_postings: int = _MAX_POSTINGS,
+    fan: int = _FAN,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``pool`` most similar other rows of every row (or of ``rows``).
 
@@ -91,6 +112,38 @@ def top_neighbours(
         candidates are still all rows. Used to refresh pools after updates.
     engine : {"auto", "numba", "scipy"}
         ``auto`` uses numba when it is installed. Both give the same pools.
+    mode : {"exact", "approx"}
+        ``exact``: every pair is scored. ``approx`` (compiled engine only), two
+        passes. Pass 1: a row's candidates are the rows reached through the
+        posting lists of its ``query_terms`` heaviest term columns
+        (Elasticsearch's ``max_query_terms``), each list cut to its
+        ``max_postings`` heaviest entries; the best ``candidates`` of them by
+        that partial dot product plus the dense (latent) part are re-scored
+        exactly. Pass 2 (neighbours of neighbours, as in NN-descent): the
+        first ``fan`` neighbours of the row's first ``fan`` pass-1 neighbours
+        are re-scored exactly too. Every similarity returned is the exact one,
+        bit for bit; neighbours are only missed, never mis-scored or
+        mis-ordered. A row's pool depends only on the input and that row, so
+        ``rows=``, ``n_jobs`` and reruns give the same pools. Rows that share
+        no query term with a row (e.g. similar in the latent part only) are
+        found only through pass 2.
+    query_terms : int, default 32
+        ``approx``: term columns per source row used to find candidates.
+    candidates : int, optional
+        ``approx``: pass-1 candidates re-scored exactly per source row;
+        default ``max(4 * pool, 100)``.
+    max_postings : int, default 1000
+        ``approx``: entries kept per posting list (the heaviest), which bounds
+        the work per row whatever ``n``.
+    fan : int, default 20
+        ``approx``: pass 2 reads the first ``fan`` pass-1 neighbours of the
+        first ``fan`` pass-1 neighbours (0 = no pass 2).
+    progress : callable, optional
+        Called with the number of source rows finished, after each chunk of
+        rows (compiled engine) or at the end (scipy engine); the counts add up
+        to the number of source rows (``approx``: pass 1 reports the first
+        half, pass 2 the rest). It does not change the result; use it to
+        drive e.g. ``tqdm(total=n).update``.
 
     Returns
     -------
@@ -115,10 +168,28 @@ def top_neighbours(
         raise ValueError(f"engine must be one of {_ENGINES}, got {engine!r}.")
     if engine == "numba" and numba is None:
         raise ValueError("engine='numba' needs numba: pip install numba (or use engine='scipy').")
+    if mode not in _MODES:
+        raise ValueError(f"mode must be one of {_MODES}, got {mode!r}.")
+    if mode == "approx" and (engine == "scipy" or numba is None):
+        raise ValueError("mode='approx' needs the compiled engine: pip install numba, and engine='auto' or 'numba'.")
+    if query_terms < 1:
+        raise ValueError(f"query_terms must be >= 1, got {query_terms!r}.")
+    if max_postings < 1:
+        raise ValueError(f"max_postings must be >= 1, got {max_postings!r}.")
+    if fan < 0:
+        raise ValueError(f"fan must be >= 0, got {fan!r}.")
+    if candidates is None:
+        candidates = max(4 * pool, _CANDIDATES)
+    if candidates < pool:
+        raise ValueError(f"candidates must be >= pool ({pool}), got {candidates!r}.")
     vectors = sp.csr_matrix(vectors, dtype=np.float32)
     if engine == "scipy" or (engine == "auto" and numba is None):
-        return _scipy_engine(vectors, pool, groups, n_jobs, block_rows, rows)
-    return _numba_engine(vectors, pool, groups, n_jobs, rows)
+        result = _scipy_engine(vectors, pool, groups, n_jobs, block_rows, rows)
+        if progress is not None:
+            progress(len(result[0]))
+        return result
+    approx = (int(query_terms), int(candidates), int(max_postings), int(fan)) if mode == "approx" else None
+    return _numba_engine(vectors, pool, groups, n_jobs, rows, approx, progress)
 
 
 def _threads(n_jobs: int | None) -> int:
@@ -159,12 +230,16 @@ def _numba_engine(
     groups: np.ndarray | None,
     n_jobs: int | None,
     rows: np.ndarray | None,
+    approx: tuple[int, int, int, int] | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     n = vectors.shape[0]
     labels = _labels(groups, n)
     sources = None if rows is None else np.asarray(rows, dtype=np.int64)
     count = n if sources is None else len(sources)
     if count == 0 or n == 0:
+        if progress is not None and count:
+            progress(count)
         return np.full((count, pool), -1, dtype=np.int32), np.zeros((count, pool), dtype=np.float32)
     sparse, dense_t = _split_dense(vectors)
     if not sparse.has_sorted_indices:  # a copy: the caller's matrix may be read-only (memory-mapped)
@@ -179,21 +254,123 @@ def _numba_engine(
         postings.indptr.astype(np.int64, copy=False),
         postings.indices.astype(np.int32, copy=False),
         postings.data,
-        dense_t,
-        labels,
     )
     floor = np.float32(SIMILARITY_FLOOR)
+    kernels = _kernels()
     previous = numba.get_num_threads()
     numba.set_num_threads(threads)
     try:
-        if sources is None:
-            out_rows, out_sims = _kernels()[0](*arrays, pool, threads, floor)
+        if sources is None and approx is None:
+            # symmetric: partial pools per thread, filled span by span, merged at the end
+            part_sims = np.full((threads, n, pool), floor, dtype=np.float32)
+            part_rows = np.full((threads, n, pool), -1, dtype=np.int32)
+            worst_sims = np.full((threads, n), floor, dtype=np.float32)
+            worst_rows = np.full((threads, n), -1, dtype=np.int32)
+            for start in range(0, n, _CHUNK):
+                stop = min(n, start + _CHUNK)
+                kernels["all"](
+                    start, stop, *arrays, dense_t, labels, part_sims, part_rows, worst_sims, worst_rows, floor
+                )
+                if progress is not None:
+                    progress(stop - start)
+            out_rows, out_sims = kernels["merge"](part_sims, part_rows)
+            del part_sims, part_rows
         else:
-            out_rows, out_sims = _kernels()[1](sources, *arrays, pool, threads, floor)
+            if sources is None:
+                sources = np.arange(n, dtype=np.int64)
+            out_rows = np.empty((count, pool), dtype=np.int32)
+            out_sims = np.empty((count, pool), dtype=np.float32)
+            if approx is not None:
+                out_rows, out_sims = _approx_engine(
+                    sources, arrays, dense_t, labels, pool, threads, floor, approx, progress, kernels
+                )
+            for start in range(0, count if approx is None else 0, _CHUNK):
+                stop = min(count, start + _CHUNK)
+                part = kernels["some"](sources[start:stop], *arrays, dense_t, labels, pool, threads, floor)
+                out_rows[start:stop], out_sims[start:stop] = part
+                if progress is not None:
+                    progress(stop - start)
     finally:
         numba.set_num_threads(previous)
     empty = out_rows < 0
     out_sims[empty] = 0.0
+    return out_rows, out_sims
+
+
+def _approx_engine(sources, arrays, dense_t, labels, pool, threads, floor, approx, progress, kernels):
+    """Two passes: pruned-query candidates (pass 1), then neighbours of neighbours (pass 2), both re-scored exactly."""
+    n = len(arrays[0]) - 1
+    query_terms, candidates, max_postings, fan = approx
+    count = len(sources)
+    dense_rows = np.ascontiguousarray(dense_t.T)
+    dense_norms = np.sqrt(np.einsum("ij,ij->i", dense_rows, dense_rows, dtype=np.float64)).astype(np.float32)
+    champions = kernels["champions"](*arrays[3:], max_postings)
+    width = max(pool, fan)
+    # pass 1 on the sources and (for rows=) on their pass-1 neighbours, whose lists pass 2 reads
+    if count == n and (sources == np.arange(n)).all():
+        first = sources
+    else:
+        first = np.unique(sources)
+    lookup = np.full(n, -1, dtype=np.int64)
+    first_rows = np.empty((0, width), dtype=np.int32)
+    first_sims = np.empty((0, width), dtype=np.float32)
+    half = count // 2
+    reported = 0
+    todo = first
+    for _ in range(2):  # the sources, then (rows=) the rows their pass-2 candidates come from
+        if len(todo) == 0:
+            break
+        lookup[todo] = np.arange(len(first_rows), len(first_rows) + len(todo))
+        rows_part = np.empty((len(todo), width), dtype=np.int32)
+        sims_part = np.empty((len(todo), width), dtype=np.float32)
+        for start in range(0, len(todo), _CHUNK):
+            stop = min(len(todo), start + _CHUNK)
+            rows_part[start:stop], sims_part[start:stop] = kernels["approx"](
+                todo[start:stop],
+                *arrays[:3],
+                *champions,
+                dense_rows,
+                dense_norms,
+                labels,
+                width,
+                threads,
+                floor,
+                query_terms,
+                candidates,
+            )
+            if progress is not None and len(first_rows) == 0:
+                step = half * stop // len(todo) - reported
+                if step:
+                    progress(step)
+                    reported += step
+        first_rows = np.concatenate([first_rows, rows_part])
+        first_sims = np.concatenate([first_sims, sims_part])
+        linked = np.unique(rows_part[:, :fan])
+        todo = linked[(linked >= 0) & (lookup[np.maximum(linked, 0)] < 0)].astype(np.int64)
+        todo = np.unique(todo)
+    out_rows = np.empty((count, pool), dtype=np.int32)
+    out_sims = np.empty((count, pool), dtype=np.float32)
+    for start in range(0, count, _CHUNK):
+        stop = min(count, start + _CHUNK)
+        out_rows[start:stop], out_sims[start:stop] = kernels["refine"](
+            sources[start:stop],
+            lookup,
+            first_rows,
+            first_sims,
+            *arrays[:3],
+            dense_rows,
+            labels,
+            pool,
+            threads,
+            floor,
+            fan,
+            arrays[3].shape[0] - 1,
+        )
+        if progress is not None:
+            step = half + (count - half) * stop // count - reported
+            if step:
+                progress(step)
+                reported += step
     return out_rows, out_sims
 
 
@@ -324,23 +501,38 @@ def _accumulate(acc, i, lo, indptr, indices, data, t_indptr, t_rows, t_data, den
             acc[t_rows[q]] += weight * t_data[q]
 
 
-def _all_rows(
-    indptr, indices, data, t_indptr, t_rows, t_data, dense_t, groups, pool, threads, floor
+def _all_rows_span(
+    start,
+    stop,
+    indptr,
+    indices,
+    data,
+    t_indptr,
+    t_rows,
+    t_data,
+    dense_t,
+    groups,
+    part_sims,
+    part_rows,
+    worst_sims,
+    worst_rows,
+    floor,
 ):  # pragma: no cover
-    """Every row's pool, computing each pair once (j > i) and offering it to both rows."""
+    """Source rows ``start <= i < stop`` of the symmetric pass: each pair (i, j > i) computed once, offered to both.
+
+    Thread ``t`` keeps its own partial pools ``part_*[t]`` (and their worst entries ``worst_*[t]``, kept
+    compact), carried over from span to span and merged by ``_merge_parts`` at the end.
+    """
     n = indptr.shape[0] - 1
-    part_sims = np.full((threads, n, pool), floor, dtype=np.float32)
-    part_rows = np.full((threads, n, pool), -1, dtype=np.int32)
-    worst_sims = np.full((threads, n), floor, dtype=np.float32)  # part_sims[t, :, -1], kept compact
-    worst_rows = np.full((threads, n), -1, dtype=np.int32)
-    last = pool - 1
+    threads = part_sims.shape[0]
+    last = part_sims.shape[2] - 1
     for t in numba.prange(threads):
         acc = np.zeros(n, dtype=np.float32)
         t_sims = part_sims[t]
         t_rowz = part_rows[t]
         w_sims = worst_sims[t]
         w_rows = worst_rows[t]
-        for i in range(t, n, threads):  # interleaved: rows near the end have less work
+        for i in range(start + t, stop, threads):  # interleaved: rows near the end have less work
             lo = i + 1
             _accumulate(acc, i, lo, indptr, indices, data, t_indptr, t_rows, t_data, dense_t)
             gi = groups[i]
@@ -362,6 +554,12 @@ def _all_rows(
                         w_rows[j] = t_rowz[j, last]
             w_sims[i] = own_sims[last]
             w_rows[i] = own_rows[last]
+
+
+def _merge_parts(part_sims, part_rows):  # pragma: no cover
+    """Merge the threads' partial pools of every row into one pool."""
+    threads, n, pool = part_sims.shape
+    last = pool - 1
     out_sims = np.empty((n, pool), dtype=np.float32)
     out_rows = np.empty((n, pool), dtype=np.int32)
     for r in numba.prange(n):
@@ -407,7 +605,257 @@ def _some_rows(
     return out_rows, out_sims
 
 
-_COMPILED: list = []
+def _approx_rows(
+    sources,
+    indptr,
+    indices,
+    data,
+    c_indptr,
+    c_rows,
+    c_data,
+    dense_rows,
+    dense_norms,
+    groups,
+    pool,
+    threads,
+    floor,
+    query_terms,
+    candidates,
+):  # pragma: no cover
+    """Approximate pools of ``sources``: candidates from the heaviest terms' postings, re-scored exactly.
+
+    For source row ``i``: its ``query_terms`` heaviest term columns (weight descending, then column
+    ascending) are looked up in the cut posting lists ``c_*`` (see ``_champions``); every row reached gets
+    the partial dot product over those columns. The best ``candidates`` of them by that partial score plus
+    the dense part (descending, then row ascending; never ``i`` nor its copies) are re-scored with the full
+    dot product, summed in the exact engine's order (dense columns, then the shared term columns
+    ascending), so a kept similarity is bit-for-bit the exact one.
+    """
+    n = indptr.shape[0] - 1
+    n_terms = c_indptr.shape[0] - 1
+    d = dense_rows.shape[1]
+    count = sources.shape[0]
+    out_sims = np.full((count, pool), floor, dtype=np.float32)
+    out_rows = np.full((count, pool), -1, dtype=np.int32)
+    last = pool - 1
+    for t in numba.prange(threads):
+        acc = np.zeros(n, dtype=np.float32)
+        seen = np.zeros((n >> 6) + 1, dtype=np.uint64)  # bit j: j already reached from this source row
+        touched = np.empty(n, dtype=np.int32)
+        query = np.zeros(n_terms, dtype=np.float32)  # the source row's term weights, scattered
+        cand_sims = np.empty(candidates, dtype=np.float32)
+        cand_rows = np.empty(candidates, dtype=np.int32)
+        own_dense = np.empty(d, dtype=np.float32)
+        scored_sims = np.empty(candidates, dtype=np.float32)
+        scored_rows = np.empty(candidates, dtype=np.int32)
+        for s in range(t, count, threads):
+            i = sources[s]
+            a = indptr[i]
+            b = indptr[i + 1]
+            length = b - a
+            threshold = -np.inf
+            ties = 0  # columns of weight == threshold still to take
+            if length > query_terms:
+                weights = np.sort(data[a:b])
+                threshold = weights[length - query_terms]
+                above = 0
+                for p in range(a, b):
+                    if data[p] > threshold:
+                        above += 1
+                ties = query_terms - above
+            reached = 0
+            for p in range(a, b):
+                weight = data[p]
+                if weight < threshold:
+                    continue
+                if weight == threshold:
+                    if ties == 0:
+                        continue
+                    ties -= 1
+                term = indices[p]
+                for q in range(c_indptr[term], c_indptr[term + 1]):
+                    j = c_rows[q]
+                    word = j >> 6
+                    bit = np.uint64(1) << np.uint64(j & 63)
+                    if not seen[word] & bit:
+                        seen[word] |= bit
+                        acc[j] = 0.0
+                        touched[reached] = j
+                        reached += 1
+                    acc[j] += weight * c_data[q]
+            # candidates: the best by partial term score plus dense part. First the best by partial score
+            # alone give a bar; then only rows whose partial score plus the Cauchy-Schwarz bound of the dense
+            # part can pass the bar need their dense part computed. The set is the same as with no bound.
+            gi = groups[i]
+            own_norm = dense_norms[i] + np.float32(1e-5)
+            for c in range(d):
+                own_dense[c] = dense_rows[i, c]
+            kept = 0
+            for m in range(reached):
+                j = touched[m]
+                if j == i or (gi >= 0 and groups[j] == gi):
+                    acc[j] = -np.inf
+                    continue
+                v = acc[j]
+                if kept < candidates:
+                    kept += 1
+                    _insert(cand_sims[:kept], cand_rows[:kept], v, j)
+                elif v > cand_sims[candidates - 1] or (
+                    v == cand_sims[candidates - 1] and j < cand_rows[candidates - 1]
+                ):
+                    _insert(cand_sims, cand_rows, v, j)
+            for m in range(kept):  # re-rank those by partial + dense; they are done (acc = -inf)
+                j = cand_rows[m]
+                v = acc[j]
+                acc[j] = -np.inf
+                for c in range(d):
+                    v += own_dense[c] * dense_rows[j, c]
+                scored_sims[m] = v
+                scored_rows[m] = j
+            for m in range(kept):
+                v = scored_sims[m]
+                j = scored_rows[m]
+                p = m
+                while p > 0 and (v > cand_sims[p - 1] or (v == cand_sims[p - 1] and j < cand_rows[p - 1])):
+                    cand_sims[p] = cand_sims[p - 1]
+                    cand_rows[p] = cand_rows[p - 1]
+                    p -= 1
+                cand_sims[p] = v
+                cand_rows[p] = j
+            if kept == candidates and d > 0:
+                for m in range(reached):
+                    j = touched[m]
+                    v = acc[j]
+                    if v + own_norm * dense_norms[j] < cand_sims[candidates - 1]:
+                        continue  # also skips -inf: self, copies, rows already ranked
+                    for c in range(d):
+                        v += own_dense[c] * dense_rows[j, c]
+                    if v > cand_sims[candidates - 1] or (
+                        v == cand_sims[candidates - 1] and j < cand_rows[candidates - 1]
+                    ):
+                        _insert(cand_sims, cand_rows, v, j)
+            for p in range(a, b):
+                query[indices[p]] = data[p]
+            own_sims = out_sims[s]
+            own_rows = out_rows[s]
+            for m in range(kept):
+                j = cand_rows[m]
+                v = np.float32(0.0)
+                for c in range(d):  # adding a zero product leaves the sum unchanged: same sum as the exact engine
+                    v += dense_rows[i, c] * dense_rows[j, c]
+                for q in range(indptr[j], indptr[j + 1]):
+                    v += query[indices[q]] * data[q]
+                if v > floor and (v > own_sims[last] or (v == own_sims[last] and j < own_rows[last])):
+                    _insert(own_sims, own_rows, v, j)
+            for p in range(a, b):
+                query[indices[p]] = 0.0
+            for m in range(reached):
+                seen[touched[m] >> 6] = 0
+    return out_rows, out_sims
+
+
+def _champions(t_indptr, t_rows, t_data, limit):  # pragma: no cover
+    """Each term's ``limit`` heaviest postings (weight descending, then row ascending), rows ascending."""
+    n_terms = t_indptr.shape[0] - 1
+    lengths = np.minimum(t_indptr[1:] - t_indptr[:-1], limit)
+    c_indptr = np.zeros(n_terms + 1, dtype=np.int64)
+    c_indptr[1:] = np.cumsum(lengths)
+    c_rows = np.empty(c_indptr[-1], dtype=np.int32)
+    c_data = np.empty(c_indptr[-1], dtype=np.float32)
+    for term in numba.prange(n_terms):
+        a = t_indptr[term]
+        b = t_indptr[term + 1]
+        out = c_indptr[term]
+        if b - a <= limit:
+            c_rows[out : out + b - a] = t_rows[a:b]
+            c_data[out : out + b - a] = t_data[a:b]
+        else:
+            keep = np.sort(np.argsort(-t_data[a:b], kind="mergesort")[:limit])  # ties: lower rows first
+            for m in range(limit):
+                c_rows[out + m] = t_rows[a + keep[m]]
+                c_data[out + m] = t_data[a + keep[m]]
+    return c_indptr, c_rows, c_data
+
+
+def _refine_rows(
+    sources,
+    lookup,
+    first_rows,
+    first_sims,
+    indptr,
+    indices,
+    data,
+    dense_rows,
+    groups,
+    pool,
+    threads,
+    floor,
+    fan,
+    n_terms,
+):  # pragma: no cover
+    """Pass 2 of ``approx``: a row's pool among its pass-1 list and the first ``fan`` of its first ``fan``
+    neighbours' pass-1 lists, every candidate re-scored exactly (the exact engine's summation order)."""
+    n = indptr.shape[0] - 1
+    d = dense_rows.shape[1]
+    count = sources.shape[0]
+    width = first_rows.shape[1]
+    out_sims = np.full((count, pool), floor, dtype=np.float32)
+    out_rows = np.full((count, pool), -1, dtype=np.int32)
+    last = pool - 1
+    for t in numba.prange(threads):
+        seen = np.zeros((n >> 6) + 1, dtype=np.uint64)
+        touched = np.empty(width + fan * fan, dtype=np.int64)
+        query = np.zeros(n_terms, dtype=np.float32)
+        for s in range(t, count, threads):
+            i = sources[s]
+            gi = groups[i]
+            own = lookup[i]
+            own_sims = out_sims[s]
+            own_rows = out_rows[s]
+            reached = 0
+            for m in range(width):  # the pass-1 list: already exact
+                j = first_rows[own, m]
+                if j < 0:
+                    break
+                seen[j >> 6] |= np.uint64(1) << np.uint64(j & 63)
+                touched[reached] = j
+                reached += 1
+                v = first_sims[own, m]
+                if v > own_sims[last] or (v == own_sims[last] and j < own_rows[last]):
+                    _insert(own_sims, own_rows, v, j)
+            for p in range(indptr[i], indptr[i + 1]):
+                query[indices[p]] = data[p]
+            for m in range(min(fan, width)):
+                u = first_rows[own, m]
+                if u < 0:
+                    break
+                via = lookup[u]
+                for r in range(min(fan, width)):
+                    j = first_rows[via, r]
+                    if j < 0:
+                        break
+                    word = j >> 6
+                    bit = np.uint64(1) << np.uint64(j & 63)
+                    if j == i or seen[word] & bit or (gi >= 0 and groups[j] == gi):
+                        continue
+                    seen[word] |= bit
+                    touched[reached] = j
+                    reached += 1
+                    v = np.float32(0.0)
+                    for c in range(d):
+                        v += dense_rows[i, c] * dense_rows[j, c]
+                    for q in range(indptr[j], indptr[j + 1]):
+                        v += query[indices[q]] * data[q]
+                    if v > floor and (v > own_sims[last] or (v == own_sims[last] and j < own_rows[last])):
+                        _insert(own_sims, own_rows, v, j)
+            for p in range(indptr[i], indptr[i + 1]):
+                query[indices[p]] = 0.0
+            for m in range(reached):
+                seen[touched[m] >> 6] = 0
+    return out_rows, out_sims
+
+
+_COMPILED: dict = {}
 
 
 def _kernels():
@@ -416,6 +864,11 @@ def _kernels():
         global _insert, _accumulate
         _insert = numba.njit(cache=True, nogil=True, inline="always")(_insert)
         _accumulate = numba.njit(cache=True, nogil=True)(_accumulate)
-        _COMPILED.append(numba.njit(cache=True, nogil=True, parallel=True)(_all_rows))
-        _COMPILED.append(numba.njit(cache=True, nogil=True, parallel=True)(_some_rows))
+        parallel = numba.njit(cache=True, nogil=True, parallel=True)
+        _COMPILED["all"] = parallel(_all_rows_span)
+        _COMPILED["merge"] = parallel(_merge_parts)
+        _COMPILED["some"] = parallel(_some_rows)
+        _COMPILED["approx"] = parallel(_approx_rows)
+        _COMPILED["champions"] = parallel(_champions)
+        _COMPILED["refine"] = parallel(_refine_rows)
     return _COMPILED

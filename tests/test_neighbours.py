@@ -162,3 +162,169 @@ def test_read_only_unsorted_input_is_not_modified():
 def test_engine_is_checked():
     with pytest.raises(ValueError, match="engine"):
         top_neighbours(unit_rows(np.ones((2, 2))), 1, engine="fast")
+
+
+# ---------------------------------------------------------------------------------------------- approx mode
+
+SYNTH = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared" / "bench" / "peers.py"
+
+
+@pytest.mark.parametrize("fan", [0, 20])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_approx_equals_exact_when_every_term_is_a_query_term(seed, fan):
+    """With query_terms >= every row's term count and room for every candidate, approx scores every pair
+    that shares a term, in the exact engine's order: the same pools, bit for bit."""
+    vectors = news_like(80, 30, 0, seed=seed)
+    groups = np.full(80, -1)
+    groups[[0, 1]] = 3
+    exact = top_neighbours(vectors, 7, groups=groups)
+    approx = top_neighbours(vectors, 7, groups=groups, mode="approx", query_terms=30, candidates=80, fan=fan)
+    np.testing.assert_array_equal(approx[0], exact[0])
+    np.testing.assert_array_equal(approx[1], exact[1])
+    assert 1 not in approx[0][0] and 0 not in approx[0][1]
+
+
+@given(
+    data=st.data(),
+    n=st.integers(1, 30),
+    terms=st.integers(1, 8),
+    pool=st.integers(1, 10),
+    query_terms=st.integers(1, 8),
+)
+def test_approx_contract(data, n, terms, pool, query_terms):
+    """Whatever it misses, approx keeps the contract: exact similarities, sorted by (similarity desc, row asc),
+    never self or a copy, only > floor, -1/0 padding; and it is a subset of the candidates exact would see."""
+    dense = np.array(
+        data.draw(st.lists(st.lists(st.integers(0, 2), min_size=terms, max_size=terms), min_size=n, max_size=n)),
+        dtype=np.float64,
+    )
+    groups = np.array(data.draw(st.lists(st.integers(-1, 2), min_size=n, max_size=n)))
+    vectors = unit_rows(dense)
+    rows, sims = top_neighbours(vectors, pool, groups=groups, mode="approx", query_terms=query_terms)
+    truth = (vectors @ vectors.T).toarray()
+    for i in range(n):
+        found = rows[i][rows[i] >= 0]
+        assert (rows[i][len(found) :] == -1).all() and (sims[i][len(found) :] == 0).all()
+        assert i not in found and len(set(found.tolist())) == len(found)
+        if groups[i] >= 0:
+            assert not (groups[found] == groups[i]).any()
+        np.testing.assert_allclose(sims[i][: len(found)], truth[i, found], atol=1e-5)
+        assert (sims[i][: len(found)] > 1e-6).all()
+        keys = list(zip(-sims[i][: len(found)], found, strict=True))
+        assert keys == sorted(keys)
+
+
+def test_approx_rows_threads_and_reruns_give_identical_pools():
+    vectors = news_like(300, 60, 4, seed=5)
+    full = top_neighbours(vectors, 8, mode="approx", query_terms=5, candidates=20)
+    again = top_neighbours(vectors, 8, mode="approx", query_terms=5, candidates=20)
+    np.testing.assert_array_equal(full[0], again[0])
+    np.testing.assert_array_equal(full[1], again[1])
+    for n_jobs in (2, 3, -1):
+        rows, sims = top_neighbours(vectors, 8, n_jobs=n_jobs, mode="approx", query_terms=5, candidates=20)
+        np.testing.assert_array_equal(rows, full[0])
+        np.testing.assert_array_equal(sims, full[1])
+    some = np.array([299, 3, 0, 40, 3])
+    rows, sims = top_neighbours(vectors, 8, rows=some, n_jobs=2, mode="approx", query_terms=5, candidates=20)
+    np.testing.assert_array_equal(rows, full[0][some])
+    np.testing.assert_array_equal(sims, full[1][some])
+    # every similarity it keeps is the exact engine's value, bit for bit
+    exact_rows, exact_sims = top_neighbours(vectors, 299)
+    for i in range(300):
+        lookup = dict(zip(exact_rows[i].tolist(), exact_sims[i].tolist(), strict=True))
+        for j, s in zip(full[0][i], full[1][i], strict=True):
+            if j >= 0:
+                assert lookup[int(j)] == s
+
+
+def clustered(n: int, seed: int) -> sp.csr_matrix:
+    """Stories in events (rare shared words) over topics (mid-frequency words) over common words, TF-IDF-like."""
+    rng = np.random.default_rng(seed)
+    n_common, n_topic_words, topics, events = 300, 2000, 40, n // 4
+    topic = rng.integers(0, topics, n)
+    event = rng.integers(0, events, n)
+    topic_words = rng.integers(n_common, n_common + n_topic_words, (topics, 60))
+    event_words = rng.integers(n_common + n_topic_words, n_common + n_topic_words + 20 * events, (events, 8))
+    cols, rows = [], []
+    for i in range(n):
+        words = np.concatenate(
+            [rng.integers(0, n_common, 40), rng.choice(topic_words[topic[i]], 25), rng.choice(event_words[event[i]], 4)]
+        )
+        cols.append(words)
+        rows.append(np.full(len(words), i))
+    counts = sp.csr_matrix(
+        (np.ones(sum(map(len, cols))), (np.concatenate(rows), np.concatenate(cols))),
+        shape=(n, n_common + n_topic_words + 20 * events),
+    )
+    counts.sum_duplicates()
+    df = np.bincount(counts.indices, minlength=counts.shape[1])
+    idf = np.log((1 + n) / (1 + df)) + 1
+    weights = counts.multiply(idf).tocsr()
+    weights.data = np.log1p(weights.data)
+    return unit_rows(weights.toarray())
+
+
+def tie_aware_recall(approx, exact) -> float:
+    kth = exact[1][:, -1]
+    hit = (approx[0] >= 0) & (approx[1] >= kth[:, None] - 1e-6)
+    return float((hit | (exact[0] < 0)).mean())
+
+
+def test_approx_recall_on_a_clustered_corpus():
+    vectors = clustered(2000, seed=0)
+    exact = top_neighbours(vectors, 10, n_jobs=2)
+    approx = top_neighbours(vectors, 10, n_jobs=2, mode="approx", query_terms=16)
+    assert tie_aware_recall(approx, exact) >= 0.98
+
+
+@pytest.mark.skipif(not SYNTH.is_file(), reason="../shared/bench/peers.py (SynthCorpus) not present")
+def test_approx_recall_on_synth_corpus():
+    import sys
+
+    sys.path.insert(0, str(SYNTH.parent))
+    import peers
+
+    texts = peers.SynthCorpus(seed=0).texts(5000)
+    vectors = sp.csr_matrix(peers.make_vectorizer().fit_transform(texts), dtype=np.float32)
+    exact = top_neighbours(vectors, 10, n_jobs=2)
+    approx = top_neighbours(vectors, 10, n_jobs=2, mode="approx")
+    assert tie_aware_recall(approx, exact) >= 0.98
+
+
+@pytest.mark.parametrize("mode", ["exact", "approx"])
+@pytest.mark.parametrize("rows", [None, np.array([5, 0, 9000, 17])])
+def test_progress_counts_add_up_and_do_not_change_the_result(mode, rows, monkeypatch):
+    import recommender._neighbours as module
+
+    monkeypatch.setattr(module, "_CHUNK", 700)  # several chunks on a small corpus
+    vectors = news_like(2100, 40, 3, seed=6)
+    rows = None if rows is None else rows % 2100
+    counts: list[int] = []
+    with_progress = top_neighbours(vectors, 5, n_jobs=2, rows=rows, mode=mode, progress=counts.append)
+    without = top_neighbours(vectors, 5, n_jobs=2, rows=rows, mode=mode)
+    assert sum(counts) == (2100 if rows is None else len(rows))
+    assert all(c > 0 for c in counts) and (rows is not None or len(counts) >= 3)  # after each chunk
+    np.testing.assert_array_equal(with_progress[0], without[0])
+    np.testing.assert_array_equal(with_progress[1], without[1])
+
+
+def test_progress_with_the_scipy_engine():
+    counts: list[int] = []
+    top_neighbours(news_like(40, 10, 0, seed=7), 3, engine="scipy", progress=counts.append)
+    assert sum(counts) == 40
+
+
+def test_approx_parameters_are_checked():
+    vectors = unit_rows(np.ones((3, 2)))
+    with pytest.raises(ValueError, match="mode"):
+        top_neighbours(vectors, 1, mode="fast")
+    with pytest.raises(ValueError, match="query_terms"):
+        top_neighbours(vectors, 1, mode="approx", query_terms=0)
+    with pytest.raises(ValueError, match="candidates"):
+        top_neighbours(vectors, 5, mode="approx", candidates=3)
+    with pytest.raises(ValueError, match="compiled"):
+        top_neighbours(vectors, 1, mode="approx", engine="scipy")
+    with pytest.raises(ValueError, match="max_postings"):
+        top_neighbours(vectors, 1, mode="approx", max_postings=0)
+    with pytest.raises(ValueError, match="fan"):
+        top_neighbours(vectors, 1, mode="approx", fan=-1)
