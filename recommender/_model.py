@@ -682,8 +682,8 @@ class Recommender(BaseEstimator):
             return []
         columns, values = top_entries(self._word_products(source_vectors[pairs], rows), SHARED_TERMS)
         return [
-            tuple((self._terms[c], round(v, 6)) for c, v in zip(cs, vs, strict=True) if c >= 0)
-            for cs, vs in zip(columns.tolist(), values.tolist(), strict=True)
+            tuple((self._terms[c], v) for c, v in zip(cs, vs, strict=True) if c >= 0)
+            for cs, vs in zip(columns.tolist(), _rounded(values).tolist(), strict=True)
         ]
 
     def _items(
@@ -855,15 +855,15 @@ class Recommender(BaseEstimator):
         def stack(get: Any) -> np.ndarray:
             return np.concatenate([get(p) for p in parts]) if parts else np.empty((0, depth))
 
+        rows = stack(lambda p: p[0].rows).astype(np.int64)
+        columns = [stack(lambda p, name=name: getattr(p[0], name)) for name in ("score", "similarity", *PART_NAMES)]
+        prior = np.where(rows >= 0, np.asarray(self.popularity_)[np.where(rows >= 0, rows, 0)], 0.0)
         return _ListCache(
-            rows=stack(lambda p: p[0].rows).astype(np.int64),
-            numbers=np.stack(
-                [stack(lambda p, name=name: getattr(p[0], name)) for name in ("score", "similarity", *PART_NAMES)],
-                axis=-1,
-            ),
+            rows=rows,
+            numbers=np.stack([*columns, prior], axis=-1).astype(np.float64),
             reasons=stack(lambda p: p[1]).astype(np.int8),
             terms=stack(lambda p: p[2]),
-            term_values=stack(lambda p: p[3]),
+            term_values=_rounded(stack(lambda p: p[3])),
             diversity=float(controls.diversity),
         )
 
@@ -904,16 +904,15 @@ class Recommender(BaseEstimator):
         targets = cache.rows[row].tolist()
         numbers = cache.numbers[row].tolist()
         reasons = cache.reasons[row].tolist()
+        if explain:
+            terms = cache.terms[row].tolist()
+            term_values = cache.term_values[row].tolist()
         for rank_, j in enumerate(slots[:k], start=1):
             target = targets[j]
-            score, similarity, popularity_part, freshness_part, boost_part, diversity_part = numbers[j]
+            score, similarity, popularity_part, freshness_part, boost_part, diversity_part, prior = numbers[j]
             shared: tuple[tuple[str, float], ...] = ()
             if explain:
-                shared = tuple(
-                    (self._terms[t], round(float(v), 6))
-                    for t, v in zip(cache.terms[row, j].tolist(), cache.term_values[row, j].tolist(), strict=True)
-                    if t >= 0
-                )
+                shared = tuple((self._terms[t], v) for t, v in zip(terms[j], term_values[j], strict=True) if t >= 0)
             items.append(
                 Recommendation(
                     article_id=self._ids[target],
@@ -923,7 +922,7 @@ class Recommender(BaseEstimator):
                     category=self._categories[target],
                     score=score,
                     similarity=similarity,
-                    popularity=float(self.popularity_[target]),
+                    popularity=prior,
                     rank=rank_,
                     reason=REASONS[reasons[j]],
                     popularity_part=popularity_part,
@@ -1490,11 +1489,16 @@ class _ListCache:
     """Every article's list under the model's own controls; arrays of shape (n, depth[, ...])."""
 
     rows: np.ndarray
-    numbers: np.ndarray  # score, similarity, then the parts
+    numbers: np.ndarray  # score, similarity, the parts, then the recommended article's popularity
     reasons: np.ndarray
     terms: np.ndarray
     term_values: np.ndarray
     diversity: float
+
+
+def _rounded(values: np.ndarray) -> np.ndarray:
+    """Shared-term contributions as shown: float64, rounded to 6 decimals (the same on every path)."""
+    return np.round(np.asarray(values, dtype=np.float64), 6)
 
 
 def _bar(progress: bool | None, **options: Any) -> Any:
