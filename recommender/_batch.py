@@ -40,6 +40,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from ._store import _sha256
+
 if TYPE_CHECKING:
     from ._model import Recommender
 
@@ -518,14 +520,6 @@ def _write_part(frame: pd.DataFrame, target: Path) -> tuple[int, str]:
         if temporary.exists():
             temporary.unlink()
     return size, digest
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _resume(folder: Path, header: dict[str, Any], plan: list[tuple[str, int, int]]) -> tuple[dict[str, Any], str]:
