@@ -230,10 +230,25 @@ def engine_matrix(peers, n):
     return vectors
 
 
+def real_matrix(peers, name):
+    """peers.py's TF-IDF over title + body of a shared research corpus (benchmarks/corpora.py)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import corpora
+
+    frame = {"bbc": corpora.load_bbc, "20newsgroups": corpora.load_20newsgroups, "reuters": corpora.load_reuters}[name]()
+    texts = (frame["title"] + " " + frame["body"]).tolist()
+    return sp.csr_matrix(peers.make_vectorizer().fit_transform(texts), dtype=np.float32)
+
+
 def neighbours_mode(peers, args, n):
-    X = engine_matrix(peers, n) if args.engine_vectors else matrix(peers, n)[0]
+    if args.corpus != "synthetic":
+        X = real_matrix(peers, args.corpus)
+        n = X.shape[0]
+    else:
+        X = engine_matrix(peers, n) if args.engine_vectors else matrix(peers, n)[0]
+    corpus = "SynthCorpus(seed=0)" if args.corpus == "synthetic" else args.corpus
     print(
-        f"\n## neighbour step: SynthCorpus(seed=0) N={n:,}, "
+        f"\n## neighbour step: {corpus} N={n:,}, "
         f"{'engine vectors (with latent columns)' if args.engine_vectors else 'peers.py TF-IDF'}, "
         f"k={args.k}, threads={args.threads}, "
         f"{X.shape[1]:,} terms, {X.nnz / n:.0f} terms/row; loadavg before {loadavg()}"
@@ -469,6 +484,12 @@ def main(argv=None):
         action="store_true",
         help="neighbours mode: the engine's own vectors (three fields + 20 latent columns, copy groups) "
         "instead of peers.py's TF-IDF matrix; peers then run on those vectors too",
+    )
+    ap.add_argument(
+        "--corpus",
+        choices=("synthetic", "bbc", "20newsgroups", "reuters"),
+        default="synthetic",
+        help="neighbours mode: a shared research corpus (read from ../shared/data) instead of SynthCorpus; --n is ignored",
     )
     ap.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, from {','.join(METHODS)}")
     ap.add_argument("--threads", type=int, default=2)
