@@ -29,15 +29,18 @@ from ._errors import (
 )
 from ._evaluate import EvaluationWarning, evaluate, interactions_from_mind, plot_sweep, sweep
 from ._model import Recommendation, Recommender
+from ._serving import Answer, ModelHolder
 from ._store import load_model, read_manifest
 
 __version__ = "0.1.0"
 
 __all__ = [
     "COLUMNS",
+    "Answer",
     "ArticleValidationError",
     "EvaluationWarning",
     "ModelFormatError",
+    "ModelHolder",
     "NotFittedError",
     "PageFormatError",
     "PrecomputeResult",

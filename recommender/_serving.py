@@ -1,0 +1,119 @@
+"""Serving: one model directory behind many threads, reloaded without a pause.
+
+A web server calls :meth:`ModelHolder.recommend` on every page view, from any
+number of threads, while a batch job writes new versions into the same model
+directory. :meth:`ModelHolder.reload` loads the directory's current version
+completely (and warms it) *before* switching one reference to it, so a call
+sees either the old model or the new one, never a mix; each call reads that
+reference once. Every answer names the model version that produced it
+(:attr:`Answer.version`, the SHA-256 of that version's manifest).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ._model import Recommendation, Recommender
+from ._store import MANIFEST, _version_dir, load_model
+
+__all__ = ["Answer", "ModelHolder"]
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A list and the model version that produced it.
+
+    Attributes
+    ----------
+    items : list of Recommendation
+    version : str
+        SHA-256 of the manifest of the model version that answered.
+    """
+
+    items: list[Recommendation]
+    version: str
+
+    def __iter__(self):  # so that ``for item in holder.recommend(...)`` works like a list
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+class ModelHolder:
+    """Thread-safe access to the current version of a model directory.
+
+    Parameters
+    ----------
+    path : path-like
+        The model directory (as written by ``Recommender.save``).
+    warm : bool, default True
+        Build the request caches on load, so the first page view after a
+        (re)load is as fast as the others.
+
+    Examples
+    --------
+    >>> holder = ModelHolder("models/news")  # doctest: +SKIP
+    >>> answer = holder.recommend("a-123", k=5)  # doctest: +SKIP
+    >>> answer.version, [r.article_id for r in answer]  # doctest: +SKIP
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, warm: bool = True) -> None:
+        self.path = Path(path)
+        self._warm = warm
+        self._reloading = threading.Lock()
+        self._current = self._load()
+
+    def _load(self) -> tuple[Recommender, str]:
+        version_dir = _version_dir(self.path)
+        digest = hashlib.sha256((version_dir / MANIFEST).read_bytes()).hexdigest()
+        model = load_model(version_dir)
+        if self._warm:
+            model.warm()
+        return model, digest
+
+    @property
+    def model(self) -> Recommender:
+        """The model serving now (do not change it: load, update and save a copy instead)."""
+        return self._current[0]
+
+    @property
+    def version(self) -> str:
+        """SHA-256 of the manifest of the version serving now."""
+        return self._current[1]
+
+    def reload(self) -> bool:
+        """Switch to the directory's current version if it changed; returns whether it switched.
+
+        The new version is loaded and warmed first; calls in flight finish on the
+        old one. A failing load (a corrupt new version) raises and leaves the
+        old version serving.
+        """
+        with self._reloading:
+            version_dir = _version_dir(self.path)
+            digest = hashlib.sha256((version_dir / MANIFEST).read_bytes()).hexdigest()
+            if digest == self._current[1]:
+                return False
+            self._current = self._load()
+            return True
+
+    def recommend(self, article_id: str, k: int = 5, *, exclude: Iterable[str] | None = None, **options: Any) -> Answer:
+        """``Recommender.recommend`` on the current version; see there for the arguments."""
+        model, version = self._current
+        return Answer(model.recommend(article_id, k=k, exclude=exclude, **options), version)
+
+    def recommend_for_text(self, **options: Any) -> Answer:
+        """``Recommender.recommend_for_text`` on the current version; see there for the arguments."""
+        model, version = self._current
+        return Answer(model.recommend_for_text(**options), version)
+
+    def popular(self, k: int = 10, **options: Any) -> Answer:
+        """``Recommender.popular`` on the current version."""
+        model, version = self._current
+        return Answer(model.popular(k, **options), version)
