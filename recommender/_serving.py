@@ -59,9 +59,11 @@ class ModelHolder:
 
     Examples
     --------
-    >>> holder = ModelHolder("models/news")  # doctest: +SKIP
-    >>> answer = holder.recommend("a-123", k=5)  # doctest: +SKIP
-    >>> answer.version, [r.article_id for r in answer]  # doctest: +SKIP
+    A web server module loads the holder once and calls it per request::
+
+        holder = ModelHolder("models/news")
+        answer = holder.recommend("a-123", k=5)
+        answer.version, [r.article_id for r in answer]
     """
 
     def __init__(self, path: str | os.PathLike[str], *, warm: bool = True) -> None:
