@@ -702,26 +702,50 @@ class Recommender(BaseEstimator):
             for j in np.flatnonzero(present[i]).tolist():
                 row = int(ranked.rows[i, j])
                 items.append(
-                    Recommendation(
-                        article_id=self._ids[row],
-                        title=self._titles[row],
-                        url=self._urls[row],
-                        published=self._published[row],
-                        category=self._categories[row],
-                        score=float(ranked.score[i, j]),
-                        similarity=float(ranked.similarity[i, j]),
-                        popularity=float(self.popularity_[row]),
-                        rank=len(items) + 1,
-                        reason=REASONS[int(reasons[i, j])],
-                        popularity_part=float(ranked.popularity_part[i, j]),
-                        freshness_part=float(ranked.freshness_part[i, j]),
-                        boost_part=float(ranked.boost_part[i, j]),
-                        diversity_part=float(ranked.diversity_part[i, j]),
-                        shared_terms=terms.get((i, j), ()),
+                    self._recommendation(
+                        row,
+                        len(items) + 1,
+                        REASONS[int(reasons[i, j])],
+                        float(ranked.score[i, j]),
+                        float(ranked.similarity[i, j]),
+                        float(self.popularity_[row]),
+                        tuple(float(getattr(ranked, name)[i, j]) for name in PART_NAMES),
+                        terms.get((i, j), ()),
                     )
                 )
             lists.append(items)
         return lists
+
+    def _recommendation(
+        self,
+        row: int,
+        rank: int,
+        reason: str,
+        score: float,
+        similarity: float,
+        prior: float,
+        parts: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0),
+        shared: tuple[tuple[str, float], ...] = (),
+    ) -> Recommendation:
+        """One list item for article ``row``: its display fields plus the given numbers."""
+        popularity_part, freshness_part, boost_part, diversity_part = parts
+        return Recommendation(
+            article_id=self._ids[row],
+            title=self._titles[row],
+            url=self._urls[row],
+            published=self._published[row],
+            category=self._categories[row],
+            score=score,
+            similarity=similarity,
+            popularity=prior,
+            rank=rank,
+            reason=reason,
+            popularity_part=popularity_part,
+            freshness_part=freshness_part,
+            boost_part=boost_part,
+            diversity_part=diversity_part,
+            shared_terms=shared,
+        )
 
     # ------------------------------------------------------------------ queries
 
@@ -914,22 +938,15 @@ class Recommender(BaseEstimator):
             if explain:
                 shared = tuple((self._terms[t], v) for t, v in zip(terms[j], term_values[j], strict=True) if t >= 0)
             items.append(
-                Recommendation(
-                    article_id=self._ids[target],
-                    title=self._titles[target],
-                    url=self._urls[target],
-                    published=self._published[target],
-                    category=self._categories[target],
-                    score=score,
-                    similarity=similarity,
-                    popularity=prior,
-                    rank=rank_,
-                    reason=REASONS[reasons[j]],
-                    popularity_part=popularity_part,
-                    freshness_part=freshness_part,
-                    boost_part=boost_part,
-                    diversity_part=diversity_part,
-                    shared_terms=shared,
+                self._recommendation(
+                    target,
+                    rank_,
+                    REASONS[reasons[j]],
+                    score,
+                    similarity,
+                    prior,
+                    (popularity_part, freshness_part, boost_part, diversity_part),
+                    shared,
                 )
             )
         return items
@@ -1095,18 +1112,7 @@ class Recommender(BaseEstimator):
             chosen.append(row)
             seen.add(int(groups[row]))
         return [
-            Recommendation(
-                article_id=self._ids[r],
-                title=self._titles[r],
-                url=self._urls[r],
-                published=self._published[r],
-                category=self._categories[r],
-                score=float(self.popularity_[r]),
-                similarity=0.0,
-                popularity=float(self.popularity_[r]),
-                rank=rank_,
-                reason="fallback",
-            )
+            self._recommendation(r, rank_, "fallback", float(self.popularity_[r]), 0.0, float(self.popularity_[r]))
             for rank_, r in enumerate(chosen, start=1)
         ]
 

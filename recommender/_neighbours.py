@@ -712,16 +712,8 @@ def _approx_rows(
                     v += own_dense[c] * dense_rows[j, c]
                 scored_sims[m] = v
                 scored_rows[m] = j
-            for m in range(kept):
-                v = scored_sims[m]
-                j = scored_rows[m]
-                p = m
-                while p > 0 and (v > cand_sims[p - 1] or (v == cand_sims[p - 1] and j < cand_rows[p - 1])):
-                    cand_sims[p] = cand_sims[p - 1]
-                    cand_rows[p] = cand_rows[p - 1]
-                    p -= 1
-                cand_sims[p] = v
-                cand_rows[p] = j
+            for m in range(kept):  # insertion into the growing sorted prefix
+                _insert(cand_sims[: m + 1], cand_rows[: m + 1], scored_sims[m], scored_rows[m])
             if kept == candidates and d > 0:
                 for m in range(reached):
                     j = touched[m]
