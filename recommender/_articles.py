@@ -343,9 +343,17 @@ def _read_parquet(path: Path) -> pd.DataFrame:
         raise SchemaError(f"Reading '{path.name}' needs pyarrow: {exc}") from None
     except Exception as exc:  # pyarrow raises its own ArrowInvalid for corrupt files
         raise SchemaError(f"'{path.name}' is not a readable Parquet file: {exc}") from None
+    _release_arrow_memory()
     frame = frame.reset_index(drop=True)
     frame["__row__"] = np.arange(1, len(frame) + 1)
     return frame
+
+
+def _release_arrow_memory() -> None:
+    """Hand the pages Arrow's allocator kept from decoding back to the system (large exports)."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
 
 
 def _read_pages(folder: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
@@ -484,9 +492,11 @@ def _validate(
     valid = pd.DataFrame(
         {
             "article_id": pd.Series([ids[i] for i in range(n) if keep[i]], dtype=object),
-            "title": [texts["title"][i] for i in range(n) if keep[i]],
-            "summary": [texts["summary"][i] for i in range(n) if keep[i]],
-            "body": [texts["body"][i] for i in range(n) if keep[i]],
+            # dtype=object keeps the str objects themselves: inferring pandas' string
+            # dtype would copy every text into Arrow and back (three copies at once).
+            "title": pd.Series([texts["title"][i] for i in range(n) if keep[i]], dtype=object),
+            "summary": pd.Series([texts["summary"][i] for i in range(n) if keep[i]], dtype=object),
+            "body": pd.Series([texts["body"][i] for i in range(n) if keep[i]], dtype=object),
             "published": pd.to_datetime(
                 pd.Series([published[i] for i in range(n) if keep[i]], dtype="datetime64[ns, UTC]")
             ),
