@@ -51,6 +51,7 @@ __all__ = [
 
 FIELDS = ("title", "summary", "body")
 
+_BLOCK_ROWS = 65_536  # articles per block of the fitting temporaries
 _TAG = re.compile(r"<[^>]{0,2000}>")
 _WORD_PATTERN = r"(?u)\b\w\w+\b"
 
@@ -202,21 +203,41 @@ def fit_vocabulary(fields: Mapping[str, Sequence[str]], params: TextParams) -> t
     except ValueError:  # nothing but stop words (or no text) anywhere
         empty = Vocabulary(np.array([], dtype=str), np.array([], dtype=np.float32))
         return empty, sp.csr_matrix((n_docs, 0), dtype=np.float32)
+    del stacked
     terms = np.array(counter.get_feature_names_out(), dtype=str)
-    per_field = [counts[i * n_docs : (i + 1) * n_docs] for i in range(len(texts))]
-    present = per_field[0].copy()
-    for matrix in per_field[1:]:
-        present = present + matrix
-    df = np.bincount(present.tocsr().indices, minlength=len(terms))
+    weights = [w for w, _ in texts]
+    del texts
+    # Row block b of field f is rows f * n_docs + b of ``counts``. Working one block of
+    # articles at a time keeps the temporaries (slices, sums) to a block, whatever n.
+    blocks = range(0, n_docs, _BLOCK_ROWS)
+
+    df = np.zeros(len(terms), dtype=np.int64)
+    for start in blocks:
+        rows = _field_rows(counts, len(weights), n_docs, start)
+        present = sum(rows[1:], rows[0]).tocsr()
+        df += np.bincount(present.indices, minlength=len(terms))
     keep = (df >= params.min_df) & (df <= params.max_df * n_docs)
     columns = np.flatnonzero(keep)
     idf = (np.log((1.0 + n_docs) / (1.0 + df[columns])) + 1.0).astype(np.float32)
-    tf = _weighted_tf([(w, m[:, columns]) for (w, _), m in zip(texts, per_field, strict=True)], len(columns), n_docs)
-    sparse = _normalise(tf, idf)
+    parts = []
+    for start in blocks:
+        selected = [
+            (w, m[:, columns]) for w, m in zip(weights, _field_rows(counts, len(weights), n_docs, start), strict=True)
+        ]
+        parts.append(_normalise(_weighted_tf(selected, len(columns), selected[0][1].shape[0]), idf))
+    del counts
+    sparse = sp.vstack(parts, format="csr") if len(parts) != 1 else parts[0]
+    del parts
     components = _fit_components(sparse, params)
     weight = float(params.latent_weight) if components is not None else 0.0
     vocabulary = Vocabulary(terms[columns], idf, components, weight)
     return vocabulary, _blend(sparse, vocabulary)
+
+
+def _field_rows(counts: sp.csr_matrix, n_fields: int, n_docs: int, start: int) -> list[sp.csr_matrix]:
+    """Rows ``start : start + _BLOCK_ROWS`` of each field from the stacked count matrix."""
+    stop = min(start + _BLOCK_ROWS, n_docs)
+    return [counts[f * n_docs + start : f * n_docs + stop] for f in range(n_fields)]
 
 
 def _fit_components(sparse: sp.csr_matrix, params: TextParams) -> np.ndarray | None:
@@ -233,20 +254,33 @@ def _blend(sparse: sp.csr_matrix, vocabulary: Vocabulary) -> sp.csr_matrix:
     """Append the weighted latent part to unit term vectors (see the module docstring)."""
     if vocabulary.components is None:
         return sparse
+    sparse = sparse.tocsr()
+    sparse.sort_indices()
     latent = np.asarray(sparse @ vocabulary.components.T, dtype=np.float32)
     norms = np.linalg.norm(latent, axis=1, keepdims=True)
     latent = np.divide(latent, norms, out=np.zeros_like(latent), where=norms > 0)
     weight = vocabulary.latent_weight
-    combined = sp.hstack(
-        [sparse * np.float32(np.sqrt(1.0 - weight)), sp.csr_matrix(latent * np.float32(np.sqrt(weight)))],
-        format="csr",
-    )
+    # Each row: its term entries, then its latent entries (columns n_terms ...), written
+    # straight into the arrays of the result (an hstack would go through COO, twice the size).
+    n, width = latent.shape
+    n_terms = sparse.shape[1]
+    indptr = sparse.indptr.astype(np.int64) + width * np.arange(n + 1, dtype=np.int64)
+    slots = np.zeros(int(indptr[-1]), dtype=bool)
+    slots[(indptr[1:, None] - width + np.arange(width)).ravel()] = True  # the latent slots
+    data = np.empty(slots.size, dtype=np.float32)
+    indices = np.empty(slots.size, dtype=np.int32)
+    data[~slots] = sparse.data * np.float32(np.sqrt(1.0 - weight))
+    indices[~slots] = sparse.indices
+    data[slots] = (latent * np.float32(np.sqrt(weight))).ravel()
+    indices[slots] = np.tile(np.arange(n_terms, n_terms + width, dtype=np.int32), n)
+    del slots, latent
+    combined = sp.csr_matrix((data, indices, indptr), shape=(n, n_terms + width))
     combined.eliminate_zeros()
     return _unit_rows(combined)
 
 
 def _unit_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
-    matrix = matrix.tocsr().astype(np.float32)
+    matrix = matrix.tocsr().astype(np.float32, copy=False)
     norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel()).astype(np.float32)
     norms[norms == 0] = 1.0
     matrix.data /= np.repeat(norms, np.diff(matrix.indptr))
