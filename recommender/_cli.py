@@ -172,6 +172,12 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
         "--reference-date", default=None, help="date at which article ages are measured (default: newest article)"
     )
     parser.add_argument("--n-jobs", type=int, default=None, help="parallel jobs for the neighbour search")
+    parser.add_argument(
+        "--mode",
+        choices=("exact", "approx"),
+        default=defaults.mode,
+        help="neighbour search: exact, or approx for large corpora (default %(default)s)",
+    )
     _control_options(parser, saved=True)
 
 
@@ -223,6 +229,7 @@ def _build(args: argparse.Namespace) -> int:
         fallback_days=args.fallback_days,
         reference_date=args.reference_date,
         n_jobs=args.n_jobs,
+        mode=args.mode,
         **_controls(args),
     ).fit(articles, progress=False if args.quiet else None)
     version = model.save(args.out)
@@ -357,6 +364,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         "fallback_days": args.fallback_days,
         "reference_date": args.reference_date,
         "n_jobs": args.n_jobs,
+        "mode": args.mode,
         **_controls(args),
     }
     with warnings.catch_warnings(record=True) as caught:

@@ -16,6 +16,7 @@ import datetime as dt
 import logging
 import numbers
 import os
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -308,6 +309,7 @@ class Recommender(BaseEstimator):
             )
         self._check_params()
         params = self.text_params()
+        clock = _Stages()
         table = validate_articles(articles)
         rejected = list(table.attrs.get("rejected", ()))
         if len(table) == 0:
@@ -315,15 +317,18 @@ class Recommender(BaseEstimator):
             raise SchemaError(f"No valid articles to fit: {len(rejected)} rows rejected ({reasons}).")
         if rejected:
             logger.warning("fit: %d rows rejected; see model.rejected_", len(rejected))
+        clock.done("validated %d articles", len(table))
 
         with _bar(progress, total=1, desc="vectorising", unit="step") as bar:
             vocabulary, vectors = fit_vocabulary({f: table[f].tolist() for f in FIELDS}, params)
             bar.update(1)
+        clock.done("vectorised: %d terms, %d stored values", len(vocabulary), vectors.nnz)
         published_ns = _to_ns(table["published"])
         reference = self._reference(published_ns)
         views = table["views"].to_numpy(np.float64)
         self.text_keys_ = text_keys(table["title"], table["summary"], table["body"])
         self.title_keys_ = title_keys(table["title"].tolist())
+        clock.done("text and title keys")
         with _bar(progress, total=vectors.shape[0], desc="neighbours", unit="article") as bar:
             self.neighbours_, self.similarities_ = top_neighbours(
                 vectors,
@@ -333,6 +338,7 @@ class Recommender(BaseEstimator):
                 mode=self.mode,
                 progress=bar.update,
             )
+        clock.done("neighbours (%s, pool %d)", self.mode, int(self.pool_size))
         self.popularity_scale_ = popularity_scale(views, published_ns, _ns(reference))
         self.popularity_ = popularity(views, published_ns, _ns(reference), self.popularity_scale_)
         self.vocabulary_ = vocabulary
@@ -345,7 +351,9 @@ class Recommender(BaseEstimator):
         self.bans_: dict[str, set[str]] = {}
         self.drift_counts_ = np.zeros(2, dtype=np.int64)  # (out-of-vocabulary tokens, tokens) of later articles
         self.groups_ = self._duplicate_groups()
+        clock.done("duplicate groups")
         self._index()
+        clock.done("lookup index")
         return self
 
     def _reference(self, published_ns: np.ndarray) -> pd.Timestamp | None:
@@ -1505,6 +1513,18 @@ class _ListCache:
 def _rounded(values: np.ndarray) -> np.ndarray:
     """Shared-term contributions as shown: float64, rounded to 6 decimals (the same on every path)."""
     return np.round(np.asarray(values, dtype=np.float64), 6)
+
+
+class _Stages:
+    """Logs how long each step of ``fit`` took (logger ``recommender``, level INFO)."""
+
+    def __init__(self) -> None:
+        self.start = self.last = time.perf_counter()
+
+    def done(self, message: str, *args: Any) -> None:
+        now = time.perf_counter()
+        logger.info("fit: " + message + " in %.1f s (%.1f s so far)", *args, now - self.last, now - self.start)
+        self.last = now
 
 
 def _bar(progress: bool | None, **options: Any) -> Any:
