@@ -9,6 +9,7 @@ cosine similarity -> re-ranked with view counts as a popularity prior.
 
 from ._articles import (
     COLUMNS,
+    flagged_frame,
     load_articles,
     load_interactions,
     read_mind_behaviors,
@@ -52,6 +53,7 @@ __all__ = [
     "__version__",
     "demo_corpus_path",
     "evaluate",
+    "flagged_frame",
     "interactions_from_mind",
     "load_articles",
     "load_interactions",

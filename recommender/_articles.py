@@ -25,6 +25,9 @@ Rejected rows are listed in ``articles.attrs["rejected"]``: a list of records
 ``{"source", "row", "article_id", "reason"}`` (``row`` is the 1-based data row or
 line in its source). ``pandas.DataFrame(articles.attrs["rejected"])`` shows them
 as a table.
+
+Rows that are kept but look wrong (today: a publication date in the future) are
+listed the same way in ``articles.attrs["flagged"]`` (see :func:`flagged_frame`).
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ __all__ = [
     "ALIASES",
     "COLUMNS",
     "Source",
+    "flagged_frame",
     "load_articles",
     "rejected_frame",
     "validate_articles",
@@ -153,7 +157,7 @@ def load_articles(
         frame["__order__"] = position
         frames.append(frame)
         read_problems.extend(dict(p, __order__=position) for p in problems)
-    table, row_problems = _validate_frames(frames, strict=False, keep=keep)
+    table, row_problems, flags = _validate_frames(frames, strict=False, keep=keep)
     # Report every problem in input order: by source, then by row.
     problems = sorted(
         read_problems + row_problems,
@@ -162,6 +166,7 @@ def load_articles(
     if strict and problems:
         raise ArticleValidationError(_describe(problems[0]))
     table.attrs["rejected"] = [_public(p) for p in problems]
+    table.attrs["flagged"] = [_public(p) for p in flags]
     return table
 
 
@@ -183,20 +188,25 @@ def validate_articles(
     -------
     DataFrame
         The canonical table; ``.attrs["rejected"]`` lists the rejected rows,
-        after those already in the input's ``attrs``.
+        after those already in the input's ``attrs``; ``.attrs["flagged"]`` the
+        kept rows that look wrong (a date in the future), each article once.
     """
     parts = [frames] if isinstance(frames, pd.DataFrame) else list(frames)
     carried: list[dict[str, Any]] = []
+    carried_flags: list[dict[str, Any]] = []
     for part in parts:
         carried.extend(dict(r) for r in part.attrs.get("rejected", ()))
-    valid, problems = _validate_frames(parts, strict=strict, keep=keep)
+        carried_flags.extend(dict(r) for r in part.attrs.get("flagged", ()))
+    valid, problems, flags = _validate_frames(parts, strict=strict, keep=keep)
     valid.attrs["rejected"] = carried + [_public(p) for p in problems]
+    known = {(f.get("article_id"), f.get("reason")) for f in carried_flags}
+    valid.attrs["flagged"] = carried_flags + [_public(f) for f in flags if (f["article_id"], f["reason"]) not in known]
     return valid
 
 
 def _validate_frames(
     parts: list[pd.DataFrame], *, strict: bool, keep: Sequence[str] = ()
-) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+) -> tuple[pd.DataFrame, list[dict[str, Any]], list[dict[str, Any]]]:
     canonical = [_canonical_columns(p, keep) for p in parts]
     table = pd.concat(canonical, ignore_index=True) if len(canonical) > 1 else canonical[0]
     return _validate(table, strict=strict, extra=[name for name in keep if name not in COLUMNS])
@@ -213,6 +223,17 @@ def rejected_frame(articles: pd.DataFrame) -> pd.DataFrame:
     nothing was rejected.
     """
     records = list(articles.attrs.get("rejected", ()))
+    return pd.DataFrame.from_records(records, columns=list(REJECTED_COLUMNS))
+
+
+def flagged_frame(articles: pd.DataFrame) -> pd.DataFrame:
+    """The kept-but-flagged rows of a table returned by :func:`load_articles`.
+
+    A row is flagged, and kept, when its ``published`` date is later than the
+    time it was read (a scheduled article, or a clock or time-zone error). Columns
+    ``source, row, article_id, reason``; empty when nothing was flagged.
+    """
+    records = list(articles.attrs.get("flagged", ()))
     return pd.DataFrame.from_records(records, columns=list(REJECTED_COLUMNS))
 
 
@@ -443,7 +464,7 @@ def _canonical_columns(frame: pd.DataFrame, keep: Sequence[str] = ()) -> pd.Data
 
 def _validate(
     table: pd.DataFrame, *, strict: bool, extra: Sequence[str] = ()
-) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+) -> tuple[pd.DataFrame, list[dict[str, Any]], list[dict[str, Any]]]:
     n = len(table)
     reasons: list[str | None] = [None] * n
     ids = [_as_id(v) for v in table["article_id"].tolist()]
@@ -489,6 +510,18 @@ def _validate(
         for i in range(n)
         if reasons[i] is not None
     ]
+    now = pd.Timestamp.now(tz="UTC")
+    flags = [
+        {
+            "source": sources[i],
+            "row": _plain(rows[i]),
+            "article_id": ids[i],
+            "reason": f"published in the future: {published[i].isoformat()} is after {now:%Y-%m-%d %H:%M} UTC (kept)",
+            "__order__": orders[i],
+        }
+        for i in range(n)
+        if keep[i] and isinstance(published[i], pd.Timestamp) and published[i] > now
+    ]
     valid = pd.DataFrame(
         {
             "article_id": pd.Series([ids[i] for i in range(n) if keep[i]], dtype=object),
@@ -510,7 +543,7 @@ def _validate(
         valid[name] = valid[name].astype(object)
     for name in extra:
         valid[name] = table[name].to_numpy()[keep]
-    return valid, problems
+    return valid, problems, flags
 
 
 def _plain(value: Any) -> Any:
@@ -579,7 +612,8 @@ def _as_timestamp(value: Any) -> pd.Timestamp | str:
         return pd.NaT
     try:
         if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
-            stamp = pd.Timestamp(float(value), unit="s")  # numbers are Unix seconds
+            number = float(value)  # Unix seconds, or milliseconds beyond 1e11 (year 5138 in seconds)
+            stamp = pd.Timestamp(number / 1000.0 if abs(number) >= 1e11 else number, unit="s")
         else:
             stamp = pd.Timestamp(value.strip() if isinstance(value, str) else value)
     except (ValueError, TypeError, OverflowError):
@@ -587,7 +621,10 @@ def _as_timestamp(value: Any) -> pd.Timestamp | str:
     if stamp is pd.NaT:
         return pd.NaT
     stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-    return stamp
+    try:
+        return stamp.as_unit("ns")
+    except (ValueError, OverflowError):  # pandas' OutOfBoundsDatetime is a ValueError
+        return f"published is out of range (years 1678 to 2261): {str(value)[:40]!r}"
 
 
 def _as_tags(value: Any) -> tuple[str, ...]:

@@ -239,6 +239,11 @@ def _build(args: argparse.Namespace) -> int:
         print(f"  {count:>8,}  {kind}")
     if rejected:
         print(f"Rejected rows and reasons: {args.out}/{version}/rejected.csv")
+    if model.flagged_:
+        print(
+            f"Flagged {len(model.flagged_):,} articles, kept: published in the future "
+            f"(list: {args.out}/{version}/flagged.csv)."
+        )
     groups = model.duplicate_groups()
     print(f"Duplicate groups: {groups['group'].nunique() if len(groups) else 0:,} ({len(groups):,} articles).")
     print(f"Vocabulary: {len(model.vocabulary_):,} terms; reference date: {_date(model.reference_date_)}.")
@@ -332,7 +337,7 @@ def _info(args: argparse.Namespace) -> int:
         f"Format:           {manifest['format']} v{manifest['format_version']} (recommender {manifest.get('library_version', '?')})"
     )
     print(
-        f"Articles:         {counts.get('articles', 0):,} (rejected rows: {counts.get('rejected', 0):,}; exact copies: {counts.get('copies', 0):,})"
+        f"Articles:         {counts.get('articles', 0):,} (rejected rows: {counts.get('rejected', 0):,}; flagged: {counts.get('flagged', 0):,}; exact copies: {counts.get('copies', 0):,})"
     )
     print(f"Vocabulary:       {counts.get('terms', 0):,} terms")
     print(f"Candidate pool:   {counts.get('pool_size', 0)} per article")

@@ -169,6 +169,9 @@ class Recommender(BaseEstimator):
     reference_date_ : Timestamp or None
     rejected_ : list of dict
         Rows rejected while reading and fitting (``source, row, article_id, reason``).
+    flagged_ : list of dict
+        Articles kept but reported, with the same keys: a publication date in the
+        future (see :func:`recommender.flagged_frame`).
 
     Examples
     --------
@@ -317,6 +320,9 @@ class Recommender(BaseEstimator):
             raise SchemaError(f"No valid articles to fit: {len(rejected)} rows rejected ({reasons}).")
         if rejected:
             logger.warning("fit: %d rows rejected; see model.rejected_", len(rejected))
+        flagged = list(table.attrs.get("flagged", ()))
+        if flagged:
+            logger.warning("fit: %d articles dated in the future (kept); see model.flagged_", len(flagged))
         clock.done("validated %d articles", len(table))
 
         with _bar(progress, total=1, desc="vectorising", unit="step") as bar:
@@ -346,6 +352,7 @@ class Recommender(BaseEstimator):
         self.reference_date_ = reference
         self.articles_ = table[["article_id", *DISPLAY_FIELDS, "views", "tags"]].reset_index(drop=True)
         self.rejected_ = rejected
+        self.flagged_ = flagged
         self.blocked_: set[str] = set()
         self.pins_: dict[str, list[str]] = {}
         self.bans_: dict[str, set[str]] = {}
@@ -364,6 +371,10 @@ class Recommender(BaseEstimator):
                 raise ValueError(f"reference_date must be a date, got {self.reference_date!r}.") from None
             return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
         known = published_ns[published_ns != NAT]
+        # A future date (flagged at ingest) must not age every other article: the
+        # newest date up to now is the reference, unless every date is in the future.
+        past = known[known <= pd.Timestamp.now(tz="UTC").value]
+        known = past if past.size else known
         return pd.Timestamp(int(known.max()), unit="ns", tz="UTC") if known.size else None
 
     def _duplicate_groups(self) -> np.ndarray:
@@ -1241,6 +1252,13 @@ class Recommender(BaseEstimator):
             raise ArticleValidationError("No articles given.")
         return table
 
+    def _flag(self, table: pd.DataFrame) -> None:
+        """Add the flagged rows of a validated table of new articles to ``flagged_``."""
+        known = {(f.get("article_id"), f.get("reason")) for f in self.flagged_}
+        self.flagged_ = list(self.flagged_) + [
+            dict(f) for f in table.attrs.get("flagged", ()) if (f.get("article_id"), f.get("reason")) not in known
+        ]
+
     def _writable(self) -> None:
         """Copy memory-mapped arrays before changing them."""
         for name in ("neighbours_", "similarities_", "popularity_", "text_keys_", "title_keys_", "groups_"):
@@ -1294,6 +1312,7 @@ class Recommender(BaseEstimator):
         self.similarities_ = np.vstack([self.similarities_, np.zeros((len(table), pool), dtype=np.float32)])
         new_rows = np.arange(n_old, n_old + len(table))
         affected = np.union1d(new_rows, self._qualifying(new_rows))
+        self._flag(table)
         return self._refresh(affected, changed=new_rows, always=new_rows)
 
     def update_articles(self, articles: pd.DataFrame) -> list[str]:
@@ -1326,6 +1345,7 @@ class Recommender(BaseEstimator):
         self.text_keys_[rows] = text_keys(table["title"], table["summary"], table["body"])
         self.title_keys_[rows] = title_keys(table["title"].tolist())
         affected = np.union1d(np.union1d(rows, holders), self._qualifying(rows))
+        self._flag(table)
         return self._refresh(affected, changed=rows, always=np.union1d(rows, holders))
 
     def remove_articles(self, article_ids: Iterable[str]) -> list[str]:
@@ -1355,6 +1375,8 @@ class Recommender(BaseEstimator):
         self.text_keys_ = self.text_keys_[keep]
         self.title_keys_ = self.title_keys_[keep]
         self.groups_ = self.groups_[keep]  # relabelled in _refresh
+        gone = set(ids)
+        self.flagged_ = [f for f in self.flagged_ if f.get("article_id") not in gone]
         affected = new_row[holders[keep[holders]]]
         changed = self._refresh(affected, changed=np.empty(0, np.int64), always=affected)
         return sorted(set(changed) | set(ids))
@@ -1604,6 +1626,7 @@ def _restore(
     drift_counts: np.ndarray,
     rejected: list[dict[str, Any]],
     editorial: Mapping[str, Any],
+    flagged: list[dict[str, Any]] = (),  # type: ignore[assignment]
 ) -> Recommender:
     """Set fitted state from stored arrays (used by the store module)."""
     model.articles_ = articles
@@ -1619,6 +1642,7 @@ def _restore(
     model.popularity_scale_ = popularity_scale
     model.drift_counts_ = drift_counts
     model.rejected_ = rejected
+    model.flagged_ = list(flagged)
     model.blocked_ = {str(a) for a in editorial.get("blocked", [])}
     model.pins_ = {str(k): [str(a) for a in v] for k, v in editorial.get("pins", {}).items()}
     model.bans_ = {str(k): {str(a) for a in v} for k, v in editorial.get("bans", {}).items()}

@@ -8,7 +8,8 @@ A model directory holds numbered versions and a pointer to the current one::
     └── version-000002/
         ├── manifest.json        # format, versions, parameters, counts, reference date, SHA-256 of every file
         ├── neighbours.npy       # (n, pool) int32 ... one .npy file per array
-        └── rejected.csv         # rows rejected while reading and fitting (when there were any)
+        ├── rejected.csv         # rows rejected while reading and fitting (when there were any)
+        └── flagged.csv          # rows kept but reported, e.g. dated in the future (when there were any)
 
 :func:`save_model` writes a new version into a temporary folder, renames it
 into place, and then replaces ``CURRENT`` with an atomic rename, so a reader
@@ -43,10 +44,13 @@ from ._text import Vocabulary
 if TYPE_CHECKING:
     from ._model import Recommender
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "load_model", "read_manifest", "save_model"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "OLDEST_FORMAT_VERSION", "load_model", "read_manifest", "save_model"]
 
 FORMAT = "recommender-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Format history. 1: the first format. 2: adds ``flagged.csv``; a format-1 model
+#: loads as a model with nothing flagged. Versions below this one cannot be read.
+OLDEST_FORMAT_VERSION = 1
 POINTER = "CURRENT"
 MANIFEST = "manifest.json"
 _VERSION_NAME = re.compile(r"^version-(\d{6,})$")
@@ -85,13 +89,14 @@ def save_model(model: Recommender, path: str | os.PathLike[str], *, keep: int = 
         files: dict[str, dict[str, Any]] = {}
         for name, array in _arrays(model).items():
             files[f"{name}.npy"] = _write_array(staging / f"{name}.npy", array)
-        if model.rejected_:
-            target = staging / "rejected.csv"
-            pd.DataFrame.from_records(model.rejected_, columns=["source", "row", "article_id", "reason"]).to_csv(
-                target, index=False
-            )
-            _fsync(target)
-            files["rejected.csv"] = _describe_file(target)
+        for name, records in (("rejected.csv", model.rejected_), ("flagged.csv", model.flagged_)):
+            if records:
+                target = staging / name
+                pd.DataFrame.from_records(records, columns=["source", "row", "article_id", "reason"]).to_csv(
+                    target, index=False
+                )
+                _fsync(target)
+                files[name] = _describe_file(target)
         editorial = staging / "editorial.json"
         editorial.write_text(
             json.dumps(
@@ -119,6 +124,7 @@ def save_model(model: Recommender, path: str | os.PathLike[str], *, keep: int = 
                 "pool_size": int(model.neighbours_.shape[1]),
                 "vector_entries": int(model.vectors_.nnz),
                 "rejected": len(model.rejected_),
+                "flagged": len(model.flagged_),
                 "copies": int((model.copy_groups_ >= 0).sum()),
                 "duplicate_groups": int((np.bincount(np.asarray(model.groups_)) > 1).sum()),
                 "blocked": len(model.blocked_),
@@ -328,8 +334,14 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ModelFormatError(f"'{version}' is not a recommender model (manifest format is not {FORMAT!r}).")
     found = manifest.get("format_version")
-    if not isinstance(found, int) or found < 1:
+    if not isinstance(found, int) or isinstance(found, bool):
         raise ModelFormatError(f"'{version}' has an invalid format_version {found!r}.")
+    if found < OLDEST_FORMAT_VERSION:
+        raise ModelFormatError(
+            f"'{version}' was written in model format {found} by recommender "
+            f"{manifest.get('library_version', '?')}; this version reads formats {OLDEST_FORMAT_VERSION} to "
+            f"{FORMAT_VERSION}. Rebuild the model from the articles: recommender build ARTICLES --out MODEL_DIR."
+        )
     if found > FORMAT_VERSION:
         raise ModelFormatError(
             f"'{version}' was written in model format {found} by recommender "
@@ -405,12 +417,18 @@ def load_model(path: str | os.PathLike[str], *, verify: bool = True) -> Recommen
         raise ModelFormatError(f"Model '{version}' lacks {exc}: it is incomplete.") from None
     except (TypeError, ValueError) as exc:
         raise ModelFormatError(f"Model '{version}' is inconsistent: {exc}") from None
-    rejected: list[dict[str, Any]] = []
-    if "rejected.csv" in files:
-        frame = pd.read_csv(version / "rejected.csv", dtype=str, keep_default_na=False)
-        rejected = [_rejected_record(r) for r in frame.to_dict("records")]
+    reports: dict[str, list[dict[str, Any]]] = {
+        "rejected.csv": [],
+        "flagged.csv": [],
+    }  # flagged.csv: format 2 and later
+    for name in reports:
+        if name in files:
+            frame = pd.read_csv(version / name, dtype=str, keep_default_na=False)
+            reports[name] = [_rejected_record(r) for r in frame.to_dict("records")]
     editorial = _read_editorial(version / "editorial.json") if "editorial.json" in files else {}
-    model = _restore(model, rejected=rejected, editorial=editorial, **state)
+    model = _restore(
+        model, rejected=reports["rejected.csv"], flagged=reports["flagged.csv"], editorial=editorial, **state
+    )
     model.version_ = manifest["version"]
     model.path_ = str(path)
     return model
@@ -448,7 +466,7 @@ def _read_editorial(path: Path) -> dict[str, Any]:
 
 
 def _rejected_record(record: dict[str, str]) -> dict[str, Any]:
-    """A rejected.csv row as fit() recorded it: empty cells are None, ``row`` is an int."""
+    """A rejected.csv (or flagged.csv) row as fit() recorded it: empty cells are None, ``row`` is an int."""
     out: dict[str, Any] = {key: (value if value != "" else None) for key, value in record.items()}
     if out.get("row") is not None and out["row"].isdigit():
         out["row"] = int(out["row"])

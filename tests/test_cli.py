@@ -24,6 +24,7 @@ import pytest
 
 import recommender as rec
 from recommender._cli import main
+from recommender._store import FORMAT_VERSION
 
 CSV = """\
 article_id,title,body,published,views
@@ -541,7 +542,7 @@ def test_info_describes_the_model(model_dir: Path, capsys: pytest.CaptureFixture
     assert main(["info", str(model_dir)]) == 0
     stdout = capsys.readouterr().out
     terms = len(rec.load_model(model_dir).vocabulary_)
-    assert "recommender-model v1" in stdout
+    assert f"recommender-model v{FORMAT_VERSION}" in stdout
     assert "version-000001" in stdout
     assert "Articles:         6 (rejected rows: 3" in stdout
     assert f"Vocabulary:       {terms} terms" in stdout
@@ -579,7 +580,7 @@ def test_build_and_info_without_dates(tmp_path: Path, capsys: pytest.CaptureFixt
 def test_info_json_is_the_manifest(model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["info", str(model_dir), "--json"]) == 0
     manifest = json.loads(capsys.readouterr().out)
-    assert manifest["format_version"] == 1
+    assert manifest["format_version"] == FORMAT_VERSION
     assert manifest["counts"]["articles"] == 6
     assert manifest["counts"]["rejected"] == 3
     assert manifest["version"] == "version-000001"

@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 
 import recommender as rec
+from recommender._store import FORMAT_VERSION, OLDEST_FORMAT_VERSION
 
 FOOTBALL = ["f1", "f2", "f3"]
 ELECTION = ["e1", "e2", "e3"]
@@ -350,14 +351,14 @@ def test_manifest_describes_the_model_and_every_file(saved: Path) -> None:
     manifest = json.loads((version / "manifest.json").read_text(encoding="utf-8"))
 
     assert manifest["format"] == "recommender-model"
-    assert manifest["format_version"] == 1
+    assert manifest["format_version"] == FORMAT_VERSION == 2
     assert manifest["library_version"] == rec.__version__
     assert manifest["parameters"]["min_df"] == 1
     assert manifest["parameters"]["max_df"] == 1.0
     assert manifest["parameters"]["popularity_weight"] == 0.1
     assert manifest["parameters"]["ngram_range"] == [1, 1]
     assert manifest["counts"]["articles"] == 6
-    assert manifest["counts"]["rejected"] == 0
+    assert manifest["counts"]["rejected"] == manifest["counts"]["flagged"] == 0
     assert manifest["counts"]["copies"] == 0
     assert manifest["counts"]["duplicate_groups"] == 0
     assert {manifest["counts"][name] for name in ("blocked", "pins", "bans")} == {0}
@@ -512,11 +513,54 @@ def test_foreign_format_fails(saved: Path) -> None:
 
 
 def test_newer_format_version_says_upgrade_or_rebuild(saved: Path) -> None:
-    rewrite_manifest(current_version(saved), lambda m: m.update(format_version=2, library_version="9.0.0"))
-    with pytest.raises(rec.ModelFormatError, match="format 2") as caught:
+    newer = FORMAT_VERSION + 1
+    rewrite_manifest(current_version(saved), lambda m: m.update(format_version=newer, library_version="9.0.0"))
+    with pytest.raises(rec.ModelFormatError, match=f"format {newer}") as caught:
         rec.load_model(saved)
     message = str(caught.value)
     assert "Upgrade recommender" in message and "rebuild" in message and "9.0.0" in message
+
+
+FORMAT_1 = Path(__file__).parent / "data" / "model-format-1"
+
+
+def test_a_format_1_model_still_loads_and_gives_its_lists(tmp_path: Path) -> None:
+    # Written by recommender 0.1.0 in format 1 (see tests/data/model-format-1/README.md);
+    # format 2 added flagged.csv, which a format-1 model does not have.
+    expected = json.loads((FORMAT_1 / "expected.json").read_text(encoding="utf-8"))
+    assert expected["format_version"] == 1 < FORMAT_VERSION
+    model = rec.load_model(FORMAT_1 / "model")
+    assert model.flagged_ == [] and model.bans_ == {"foot-1": {"foot-3"}}
+    for source, items in expected["lists"].items():
+        got = model.recommend(source, k=expected["k"])
+        assert [r.article_id for r in got] == [a for a, _ in items], source
+        np.testing.assert_allclose([r.score for r in got], [score for _, score in items], atol=1e-5)
+    # and it is saved again in the current format
+    model.save(tmp_path / "again")
+    assert rec.read_manifest(tmp_path / "again")["format_version"] == FORMAT_VERSION
+
+
+def test_a_format_older_than_readable_says_how_to_rebuild(saved: Path) -> None:
+    older = OLDEST_FORMAT_VERSION - 1
+    rewrite_manifest(current_version(saved), lambda m: m.update(format_version=older, library_version="0.0.1"))
+    with pytest.raises(rec.ModelFormatError, match=f"format {older}") as caught:
+        rec.load_model(saved)
+    assert "recommender build ARTICLES --out MODEL_DIR" in str(caught.value) and "0.0.1" in str(caught.value)
+
+
+def test_flagged_rows_are_saved_and_restored(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    frame = six_articles(published=["2024-03-01", "2200-01-01", None, "2024-03-04", "2024-03-05", "2024-03-06"])
+    model = fit(frame)
+    assert [f["article_id"] for f in model.flagged_] == [frame["article_id"][1]]
+    assert "future" in model.flagged_[0]["reason"]
+    # the future date does not become the reference date, which would age every other article
+    assert model.reference_date_ == pd.Timestamp("2024-03-06", tz="UTC")
+    model.save(tmp_path / "m")
+    version = current_version(tmp_path / "m")
+    assert (version / "flagged.csv").exists()
+    loaded = rec.load_model(tmp_path / "m")
+    assert loaded.flagged_ == model.flagged_
+    assert rec.read_manifest(tmp_path / "m")["counts"]["flagged"] == 1
 
 
 @pytest.mark.parametrize(
