@@ -996,7 +996,7 @@ class Recommender(BaseEstimator):
         controls = self.controls(**overrides)
         limit = int(self.text_limit)
         fields = {name: [str(value or "")[:limit]] for name, value in zip(FIELDS, (title, summary, body), strict=True)}
-        if self._counter is None:
+        if self._counter is None and len(self.vocabulary_):  # no terms at all: vectorise gives zeros
             self._counter = make_counter(self.vocabulary_, self.text_params())
         query = vectorise(fields, self.vocabulary_, self.text_params(), self._counter)
         similarities = self._text_similarities(query)
@@ -1268,7 +1268,7 @@ class Recommender(BaseEstimator):
         params = self.text_params()
         fields = {f: table[f].tolist() for f in FIELDS}
         self.drift_counts_ = np.asarray(self.drift_counts_) + np.array(unknown_tokens(fields, self.vocabulary_, params))
-        if self._counter is None:
+        if self._counter is None and len(self.vocabulary_):  # no terms at all: vectorise gives zeros
             self._counter = make_counter(self.vocabulary_, params)
         return vectorise(fields, self.vocabulary_, params, self._counter)
 
