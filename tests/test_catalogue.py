@@ -77,9 +77,10 @@ def test_one_article_gives_a_model_with_empty_lists_but_no_crash(tmp_path: Path)
     assert model.recommend("a0") == []
     assert [r.article_id for r in model.popular(3)] == ["a0"]
     assert {r.article_id for r in model.recommend_for_text(title="storm at the harbour")} <= {"a0"}
-    assert "a1" in model.add_articles(articles(2).iloc[1:])  # no vocabulary: added, with a fallback list
     model.save(tmp_path / "m")
     assert rec.load_model(tmp_path / "m").recommend("a0") == []
+    assert "a1" in model.add_articles(articles(2).iloc[1:])  # no vocabulary: added, with a fallback list
+    assert [(r.article_id, r.reason) for r in model.recommend("a1")] == [("a0", "fallback")]
 
 
 def test_nan_text_is_empty_text_and_all_nan_text_is_rejected() -> None:
