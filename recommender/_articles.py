@@ -383,6 +383,8 @@ def _read_pages(folder: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     except PageFormatError as exc:
         raise SchemaError(str(exc)) from None
     frame = _frame_from_records([dict(r, __source__=f"{r['article_id']}.txt", __row__=1) for r in records])
+    if not records:  # every page rejected: an empty table, the rejections say why
+        frame = pd.DataFrame(columns=["article_id", "title", "summary", "body", "__source__", "__row__"])
     problems = [
         {"source": r.get("source", folder.name), "row": 1, "article_id": r.get("article_id"), "reason": r["reason"]}
         for r in rejections
