@@ -84,7 +84,8 @@ def save_model(model: Recommender, path: str | os.PathLike[str], *, keep: int = 
     if root.exists() and not root.is_dir():
         raise ModelFormatError(f"Cannot save a model to '{root}': it is a file, expected a directory.")
     root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=root))
+    _remove_leftovers(root)
+    staging = Path(tempfile.mkdtemp(prefix=f".staging-{os.getpid()}-", dir=root))
     try:
         files: dict[str, dict[str, Any]] = {}
         for name, array in _arrays(model).items():
@@ -270,6 +271,40 @@ def _publish(root: Path, staging: Path) -> str:
     os.replace(pointer, root / POINTER)
     _fsync(root)
     return name
+
+
+_LEFTOVER = re.compile(r"^\.(?:staging-(\d+)-.+|CURRENT\.(\d+)\.tmp)$")
+
+
+def _remove_leftovers(root: Path) -> None:
+    """Delete staging folders and pointer files left by a save that was killed.
+
+    Their names carry the writer's process id; those of a process still running
+    (another save in progress) are left alone.
+    """
+    for entry in root.iterdir():
+        found = _LEFTOVER.match(entry.name)
+        if not found:
+            continue
+        pid = int(found.group(1) or found.group(2))
+        if pid == os.getpid() or _running(pid):
+            continue
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    if os.name == "nt":  # os.kill(pid, 0) would send CTRL_C there: never guess, keep the leftover
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists (another user's), or cannot tell: leave it
+    return True
 
 
 def _prune(root: Path, *, keep: int) -> None:
