@@ -139,6 +139,42 @@ def fit_stages(lines: list[str]) -> list[tuple[str, float]]:
     return out
 
 
+def recall_check(model_dir: Path, sample: int, k: int) -> tuple[float, float, float]:
+    """The model's first k pool entries against exact search, on ``sample`` random articles.
+
+    Returns the tie-aware recall@k (a listed neighbour counts when its exact
+    similarity is at least the k-th best exact similarity minus 1e-6, as ``peers.py``
+    measures it), and the mean and minimum over articles of the similarity captured:
+    the sum of the k listed similarities over the sum of the k best. The article
+    itself and its exact copies are never neighbours.
+    """
+    import recommender as rec
+
+    model = rec.load_model(model_dir, verify=False)
+    vectors = model.vectors_.tocsr()
+    n = vectors.shape[0]
+    rows = np.sort(np.random.default_rng(0).choice(n, size=min(sample, n), replace=False))
+    pools = np.asarray(model.neighbours_)[rows, :k]
+    copies = np.asarray(model.copy_groups_)
+    hits = total = 0
+    captured = []
+    for start in range(0, len(rows), 50):
+        chunk = rows[start : start + 50]
+        exact = (vectors[chunk] @ vectors.T).toarray()
+        for i, row in enumerate(chunk):
+            exact[i, row] = -np.inf
+            if copies[row] >= 0:
+                exact[i, copies == copies[row]] = -np.inf
+            best = np.partition(exact[i], -k)[-k:]
+            kth = best.min()
+            listed = pools[start + i]
+            listed = listed[listed >= 0]
+            hits += int(np.sum(exact[i, listed] >= kth - 1e-6))
+            total += k
+            captured.append(exact[i, listed].sum() / best.sum() if best.sum() > 0 else 1.0)
+    return hits / total, float(np.mean(captured)), float(np.min(captured))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=100_000, help="articles (default 100000)")
@@ -148,7 +184,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="--n-jobs of build (default: all cores)")
     ap.add_argument("--workdir", type=Path, default=ROOT / "models" / "pipeline")
     ap.add_argument("--clean", action="store_true", help="remove the model and the lists afterwards")
+    ap.add_argument("--recall-sample", type=int, default=1000, help="articles for the recall@k check (0 = skip)")
+    ap.add_argument("--recall-of", type=Path, default=None, help="only measure recall@k of this model directory")
     args = ap.parse_args(argv)
+    if args.recall_of is not None:
+        started = time.perf_counter()
+        recall, mean, least = recall_check(args.recall_of, args.recall_sample, args.k)
+        print(
+            f"{args.recall_of}, first {args.k} of each pool against exact search, {args.recall_sample} sampled "
+            f"articles: recall@{args.k} {recall:.4f} (tie-aware); similarity captured: mean {mean:.4f}, "
+            f"min {least:.4f} ({time.perf_counter() - started:.0f} s)"
+        )
+        return 0
 
     if not (BENCH / "peers.py").exists():
         print(f"skipped: {BENCH / 'peers.py'} (SynthCorpus) is not present")
@@ -197,6 +244,12 @@ def main(argv: list[str] | None = None) -> int:
         f"| **ingest to all lists written** | **{total:.1f}** ({total / 60:.1f} min) | "
         f"{max(build['peak_rss_mb'], precompute['peak_rss_mb']):,.0f} MB |"
     )
+    if args.recall_sample:
+        recall, mean, least = recall_check(model, args.recall_sample, args.k)
+        print(
+            f"\nfirst {args.k} of each pool against exact search, {args.recall_sample} sampled articles: "
+            f"recall@{args.k} {recall:.4f} (tie-aware); similarity captured: mean {mean:.4f}, min {least:.4f}"
+        )
     if args.clean:
         shutil.rmtree(model, ignore_errors=True)
         lists.unlink(missing_ok=True)
