@@ -199,8 +199,8 @@ def validate_articles(
         carried_flags.extend(dict(r) for r in part.attrs.get("flagged", ()))
     valid, problems, flags = _validate_frames(parts, strict=strict, keep=keep)
     valid.attrs["rejected"] = carried + [_public(p) for p in problems]
-    known = {(f.get("article_id"), f.get("reason")) for f in carried_flags}
-    valid.attrs["flagged"] = carried_flags + [_public(f) for f in flags if (f["article_id"], f["reason"]) not in known]
+    known = {f.get("article_id") for f in carried_flags}  # each article flagged once
+    valid.attrs["flagged"] = carried_flags + [_public(f) for f in flags if f["article_id"] not in known]
     return valid
 
 
@@ -518,7 +518,7 @@ def _validate(
             "source": sources[i],
             "row": _plain(rows[i]),
             "article_id": ids[i],
-            "reason": f"published in the future: {published[i].isoformat()} is after {now:%Y-%m-%d %H:%M} UTC (kept)",
+            "reason": f"published in the future: {published[i].isoformat()} (kept)",
             "__order__": orders[i],
         }
         for i in range(n)

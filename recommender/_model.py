@@ -1253,10 +1253,10 @@ class Recommender(BaseEstimator):
         return table
 
     def _flag(self, table: pd.DataFrame) -> None:
-        """Add the flagged rows of a validated table of new articles to ``flagged_``."""
-        known = {(f.get("article_id"), f.get("reason")) for f in self.flagged_}
-        self.flagged_ = list(self.flagged_) + [
-            dict(f) for f in table.attrs.get("flagged", ()) if (f.get("article_id"), f.get("reason")) not in known
+        """Replace the flags of the articles in a validated table of new or edited articles by theirs."""
+        ids = set(table["article_id"])
+        self.flagged_ = [f for f in self.flagged_ if f.get("article_id") not in ids] + [
+            dict(f) for f in table.attrs.get("flagged", ())
         ]
 
     def _writable(self) -> None:

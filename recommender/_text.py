@@ -246,7 +246,10 @@ def _fit_components(sparse: sp.csr_matrix, params: TextParams) -> np.ndarray | N
     if params.latent_weight <= 0 or count < 1:
         return None
     svd = TruncatedSVD(n_components=count, algorithm="randomized", n_iter=7, random_state=0)
-    svd.fit(sparse)
+    with np.errstate(
+        invalid="ignore", divide="ignore"
+    ):  # explained_variance_ratio_ (unused) is 0/0 when all rows agree
+        svd.fit(sparse)
     return svd.components_.astype(np.float32)
 
 

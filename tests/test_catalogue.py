@@ -191,3 +191,17 @@ def test_corrupt_raw_pages_are_rejected_one_by_one_and_the_rest_kept(tmp_path: P
     assert kept | set(rejected) == {"good-1", "good-2", "binary", "empty", "banner-only", "nul", "truncated"}
     assert not kept & set(rejected)
     assert all(isinstance(r, str) and r and "\n" not in r for r in rejected.values())
+
+
+def test_flags_follow_added_edited_and_removed_articles() -> None:
+    model = rec.Recommender(min_df=1).fit(rec.load_articles(articles(4, published=["2024-01-01"] * 4)))
+    assert model.flagged_ == []
+    model.add_articles(articles(6, published=["2024-01-01"] * 4 + ["2200-01-01", "2024-01-02"]).iloc[4:])
+    assert [f["article_id"] for f in model.flagged_] == ["a4"]
+    edited = articles(6, published=["2024-01-01"] * 4 + ["2200-01-01", "2201-01-01"]).iloc[4:]
+    model.update_articles(edited)  # a4 still in the future (flagged once), a5 now too
+    assert sorted(f["article_id"] for f in model.flagged_) == ["a4", "a5"]
+    model.update_articles(articles(6, published=["2024-01-01"] * 6).iloc[[5]])  # a5 back in the past
+    assert [f["article_id"] for f in model.flagged_] == ["a4"]
+    model.remove_articles(["a4"])
+    assert model.flagged_ == []
