@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import html
 import re
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -142,8 +143,9 @@ def _clean(text: str) -> str:
         text = _TAG.sub(" ", text)
     if "&" in text:
         text = html.unescape(text)
-    text = text.lower()
-    return text if text.isascii() else strip_accents_unicode(text)
+    if not text.isascii():  # first: the compatibility forms it unfolds may be capitals (U+1D6E2 -> U+0391)
+        text = strip_accents_unicode(text)
+    return text.lower()
 
 
 def _counter(params: TextParams, vocabulary: Mapping[str, int] | None = None) -> CountVectorizer:
@@ -313,7 +315,11 @@ def vectorise(
 def make_counter(vocabulary: Vocabulary, params: TextParams) -> CountVectorizer:
     """A term counter fixed to a fitted vocabulary."""
     counter = _counter(params, {str(t): i for i, t in enumerate(vocabulary.terms)})
-    counter.fit([])  # fixed vocabulary: validates it, learns nothing
+    with warnings.catch_warnings():
+        # Every term came out of this same analyzer (lower-cased), so it matches; scikit-learn's
+        # str.isupper() check can still fire on rare letters without a lower-case form.
+        warnings.filterwarnings("ignore", message="Upper case characters found in vocabulary", category=UserWarning)
+        counter.fit([])  # fixed vocabulary: validates it, learns nothing
     return counter
 
 
