@@ -1626,7 +1626,7 @@ def _restore(
     drift_counts: np.ndarray,
     rejected: list[dict[str, Any]],
     editorial: Mapping[str, Any],
-    flagged: list[dict[str, Any]] = (),  # type: ignore[assignment]
+    flagged: Sequence[Mapping[str, Any]] = (),
 ) -> Recommender:
     """Set fitted state from stored arrays (used by the store module)."""
     model.articles_ = articles
@@ -1642,7 +1642,7 @@ def _restore(
     model.popularity_scale_ = popularity_scale
     model.drift_counts_ = drift_counts
     model.rejected_ = rejected
-    model.flagged_ = list(flagged)
+    model.flagged_ = [dict(f) for f in flagged]
     model.blocked_ = {str(a) for a in editorial.get("blocked", [])}
     model.pins_ = {str(k): [str(a) for a in v] for k, v in editorial.get("pins", {}).items()}
     model.bans_ = {str(k): {str(a) for a in v} for k, v in editorial.get("bans", {}).items()}

@@ -273,7 +273,8 @@ def _publish(root: Path, staging: Path) -> str:
     return name
 
 
-_LEFTOVER = re.compile(r"^\.(?:staging-(\d+)-.+|CURRENT\.(\d+)\.tmp)$")
+# what save_model and _publish name their temporary entries: ".staging-<pid>-..." and ".CURRENT.<pid>.tmp"
+_LEFTOVER = re.compile(rf"^\.(?:staging-(\d+)-.+|{re.escape(POINTER)}\.(\d+)\.tmp)$")
 
 
 def _remove_leftovers(root: Path) -> None:

@@ -10,6 +10,7 @@ layouts (``test_pages.py``). The README's "Input rules and guarantees" states th
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -50,8 +51,6 @@ def reasons(table: pd.DataFrame, kind: str = "rejected") -> dict[str, str]:
 def test_an_empty_file_is_a_clear_error_naming_the_file(tmp_path: Path, name: str) -> None:
     path = tmp_path / name
     if name.endswith(".gz"):
-        import gzip
-
         path.write_bytes(gzip.compress(b""))
     else:
         path.write_bytes(b"")
