@@ -65,6 +65,8 @@ _QUERY_TERMS = 32
 _CANDIDATES = 100
 _MAX_POSTINGS = 1000
 _FAN = 20
+#: Rows ahead whose entries are prefetched while re-scoring candidates (their entries are mostly not in cache).
+_AHEAD = 2
 #: Source rows per call of a compiled kernel (``progress`` is called after each).
 _CHUNK = 8192
 
@@ -637,11 +639,13 @@ def _approx_rows(
     count = sources.shape[0]
     out_sims = np.full((count, pool), floor, dtype=np.float32)
     out_rows = np.full((count, pool), -1, dtype=np.int32)
-    last = pool - 1
+    longest = 0  # the longest cut posting list: a source row reads at most query_terms of them
+    for term in range(n_terms):
+        longest = max(longest, c_indptr[term + 1] - c_indptr[term])
     for t in numba.prange(threads):
-        acc = np.zeros(n, dtype=np.float32)
-        seen = np.zeros((n >> 6) + 1, dtype=np.uint64)  # bit j: j already reached from this source row
-        touched = np.empty(n, dtype=np.int32)
+        acc = np.zeros(n, dtype=np.float32)  # partial scores; zero again after every source row
+        touched = np.empty(min(query_terms, n_terms) * longest + 1, dtype=np.int32)  # one per posting read, at most
+        part = np.empty(touched.shape[0] if d > 0 else 0, dtype=np.float32)  # touched rows' partial scores
         query = np.zeros(n_terms, dtype=np.float32)  # the source row's term weights, scattered
         cand_sims = np.empty(candidates, dtype=np.float32)
         cand_rows = np.empty(candidates, dtype=np.int32)
@@ -675,28 +679,27 @@ def _approx_rows(
                 term = indices[p]
                 for q in range(c_indptr[term], c_indptr[term + 1]):
                     j = c_rows[q]
-                    word = j >> 6
-                    bit = np.uint64(1) << np.uint64(j & 63)
-                    if not seen[word] & bit:
-                        seen[word] |= bit
-                        acc[j] = 0.0
-                        touched[reached] = j
-                        reached += 1
-                    acc[j] += weight * c_data[q]
+                    v = acc[j]
+                    # listed without a branch when still zero, i.e. on first touch; a sum that comes back to
+                    # exactly zero lists its row again, and such repeats are skipped below
+                    touched[reached] = j
+                    reached += v == 0.0
+                    acc[j] = v + weight * c_data[q]
             # candidates: the best by partial term score plus dense part. First the best by partial score
             # alone give a bar; then only rows whose partial score plus the Cauchy-Schwarz bound of the dense
             # part can pass the bar need their dense part computed. The set is the same as with no bound.
             gi = groups[i]
-            own_norm = dense_norms[i] + np.float32(1e-5)
-            for c in range(d):
-                own_dense[c] = dense_rows[i, c]
             kept = 0
             for m in range(reached):
                 j = touched[m]
-                if j == i or (gi >= 0 and groups[j] == gi):
-                    acc[j] = -np.inf
-                    continue
                 v = acc[j]
+                acc[j] = -np.inf  # seen: a repeat of j reads -inf
+                if v == -np.inf or j == i or (gi >= 0 and groups[j] == gi):
+                    if d > 0:
+                        part[m] = -np.inf
+                    continue
+                if d > 0:
+                    part[m] = v
                 if kept < candidates:
                     kept += 1
                     _insert(cand_sims[:kept], cand_rows[:kept], v, j)
@@ -704,46 +707,72 @@ def _approx_rows(
                     v == cand_sims[candidates - 1] and j < cand_rows[candidates - 1]
                 ):
                     _insert(cand_sims, cand_rows, v, j)
-            for m in range(kept):  # re-rank those by partial + dense; they are done (acc = -inf)
-                j = cand_rows[m]
-                v = acc[j]
-                acc[j] = -np.inf
+            if d > 0:
+                own_norm = dense_norms[i] + np.float32(1e-5)
                 for c in range(d):
-                    v += own_dense[c] * dense_rows[j, c]
-                scored_sims[m] = v
-                scored_rows[m] = j
-            for m in range(kept):  # insertion into the growing sorted prefix
-                _insert(cand_sims[: m + 1], cand_rows[: m + 1], scored_sims[m], scored_rows[m])
-            if kept == candidates and d > 0:
-                for m in range(reached):
-                    j = touched[m]
-                    v = acc[j]
-                    if v + own_norm * dense_norms[j] < cand_sims[candidates - 1]:
-                        continue  # also skips -inf: self, copies, rows already ranked
+                    own_dense[c] = dense_rows[i, c]
+                for m in range(kept):  # re-rank those by partial + dense, and mark them ranked (acc = +inf)
+                    j = cand_rows[m]
+                    v = cand_sims[m]
+                    acc[j] = np.inf
                     for c in range(d):
                         v += own_dense[c] * dense_rows[j, c]
-                    if v > cand_sims[candidates - 1] or (
-                        v == cand_sims[candidates - 1] and j < cand_rows[candidates - 1]
-                    ):
-                        _insert(cand_sims, cand_rows, v, j)
+                    scored_sims[m] = v
+                    scored_rows[m] = j
+                for m in range(kept):  # insertion into the growing sorted prefix
+                    _insert(cand_sims[: m + 1], cand_rows[: m + 1], scored_sims[m], scored_rows[m])
+                if kept == candidates:
+                    for m in range(reached):
+                        v = part[m]
+                        j = touched[m]
+                        if v + own_norm * dense_norms[j] < cand_sims[candidates - 1] or acc[j] == np.inf:
+                            continue  # also skips -inf: self, copies, repeats
+                        for c in range(d):
+                            v += own_dense[c] * dense_rows[j, c]
+                        if v > cand_sims[candidates - 1] or (
+                            v == cand_sims[candidates - 1] and j < cand_rows[candidates - 1]
+                        ):
+                            _insert(cand_sims, cand_rows, v, j)
+            for m in range(reached):
+                acc[touched[m]] = 0.0
             for p in range(a, b):
                 query[indices[p]] = data[p]
-            own_sims = out_sims[s]
-            own_rows = out_rows[s]
-            for m in range(kept):
-                j = cand_rows[m]
-                v = np.float32(0.0)
-                for c in range(d):  # adding a zero product leaves the sum unchanged: same sum as the exact engine
-                    v += dense_rows[i, c] * dense_rows[j, c]
-                for q in range(indptr[j], indptr[j + 1]):
-                    v += query[indices[q]] * data[q]
-                if v > floor and (v > own_sims[last] or (v == own_sims[last] and j < own_rows[last])):
-                    _insert(own_sims, own_rows, v, j)
+            _rescore(i, cand_rows, kept, query, indptr, indices, data, dense_rows, floor, out_sims[s], out_rows[s])
             for p in range(a, b):
                 query[indices[p]] = 0.0
-            for m in range(reached):
-                seen[touched[m] >> 6] = 0
     return out_rows, out_sims
+
+
+def _rescore(i, rows, count, query, indptr, indices, data, dense_rows, floor, own_sims, own_rows):  # pragma: no cover
+    """Offer the exact similarity of ``i`` to ``rows[:count]`` to the pool ``own_*``: the dense columns, then the
+    shared term columns ascending (the exact engine's order; a zero product leaves the sum unchanged), so a
+    kept similarity is bit-for-bit the exact one. ``query`` holds ``i``'s term weights, scattered.
+
+    Each row's entries are mostly not in cache: they are prefetched :data:`_AHEAD` rows ahead."""
+    d = dense_rows.shape[1]
+    last = own_sims.shape[0] - 1
+    for m in range(min(_AHEAD, count)):
+        _fetch_row(rows[m], indptr, indices, data, dense_rows)
+    for m in range(count):
+        if m + _AHEAD < count:
+            _fetch_row(rows[m + _AHEAD], indptr, indices, data, dense_rows)
+        j = rows[m]
+        v = np.float32(0.0)
+        for c in range(d):
+            v += dense_rows[i, c] * dense_rows[j, c]
+        for q in range(indptr[j], indptr[j + 1]):
+            v += query[indices[q]] * data[q]
+        if v > floor and (v > own_sims[last] or (v == own_sims[last] and j < own_rows[last])):
+            _insert(own_sims, own_rows, v, j)
+
+
+def _fetch_row(j, indptr, indices, data, dense_rows):  # pragma: no cover - compiled
+    """Ask for row ``j``'s entries to be brought into cache (no effect on results)."""
+    for q in range(indptr[j], indptr[j + 1], 16):  # 16 4-byte values per 64-byte cache line
+        _prefetch(indices, q)
+        _prefetch(data, q)
+    if dense_rows.shape[1] > 0:
+        _prefetch(dense_rows[j], 0)
 
 
 def _champions(t_indptr, t_rows, t_data, limit):  # pragma: no cover
@@ -788,7 +817,6 @@ def _refine_rows(
     """Pass 2 of ``approx``: a row's pool among its pass-1 list and the first ``fan`` of its first ``fan``
     neighbours' pass-1 lists, every candidate re-scored exactly (the exact engine's summation order)."""
     n = indptr.shape[0] - 1
-    d = dense_rows.shape[1]
     count = sources.shape[0]
     width = first_rows.shape[1]
     out_sims = np.full((count, pool), floor, dtype=np.float32)
@@ -796,7 +824,7 @@ def _refine_rows(
     last = pool - 1
     for t in numba.prange(threads):
         seen = np.zeros((n >> 6) + 1, dtype=np.uint64)
-        touched = np.empty(width + fan * fan, dtype=np.int64)
+        touched = np.empty(width + fan * fan, dtype=np.int32)
         query = np.zeros(n_terms, dtype=np.float32)
         for s in range(t, count, threads):
             i = sources[s]
@@ -804,24 +832,21 @@ def _refine_rows(
             own = lookup[i]
             own_sims = out_sims[s]
             own_rows = out_rows[s]
-            reached = 0
+            listed = 0
             for m in range(width):  # the pass-1 list: already exact
                 j = first_rows[own, m]
                 if j < 0:
                     break
                 seen[j >> 6] |= np.uint64(1) << np.uint64(j & 63)
-                touched[reached] = j
-                reached += 1
+                listed += 1
                 v = first_sims[own, m]
                 if v > own_sims[last] or (v == own_sims[last] and j < own_rows[last]):
                     _insert(own_sims, own_rows, v, j)
-            for p in range(indptr[i], indptr[i + 1]):
-                query[indices[p]] = data[p]
-            for m in range(min(fan, width)):
-                u = first_rows[own, m]
-                if u < 0:
-                    break
-                via = lookup[u]
+            for m in range(listed):
+                touched[m] = first_rows[own, m]
+            reached = listed
+            for m in range(min(fan, listed)):  # the new rows among the neighbours' lists
+                via = lookup[first_rows[own, m]]
                 for r in range(min(fan, width)):
                     j = first_rows[via, r]
                     if j < 0:
@@ -833,13 +858,21 @@ def _refine_rows(
                     seen[word] |= bit
                     touched[reached] = j
                     reached += 1
-                    v = np.float32(0.0)
-                    for c in range(d):
-                        v += dense_rows[i, c] * dense_rows[j, c]
-                    for q in range(indptr[j], indptr[j + 1]):
-                        v += query[indices[q]] * data[q]
-                    if v > floor and (v > own_sims[last] or (v == own_sims[last] and j < own_rows[last])):
-                        _insert(own_sims, own_rows, v, j)
+            for p in range(indptr[i], indptr[i + 1]):
+                query[indices[p]] = data[p]
+            _rescore(
+                i,
+                touched[listed:reached],
+                reached - listed,
+                query,
+                indptr,
+                indices,
+                data,
+                dense_rows,
+                floor,
+                own_sims,
+                own_rows,
+            )
             for p in range(indptr[i], indptr[i + 1]):
                 query[indices[p]] = 0.0
             for m in range(reached):
@@ -850,12 +883,62 @@ def _refine_rows(
 _COMPILED: dict = {}
 
 
+def _prefetch(array, index):  # pragma: no cover - replaced by _prefetch_instruction() before compiling
+    """Hint that ``array[index]`` will be read soon (no effect on results)."""
+
+
+def _prefetch_instruction():
+    """A compiled ``_prefetch``: LLVM's prefetch intrinsic (read, keep in all cache levels), or a no-op where this
+    numba/LLVM cannot emit it. Either way results are the same; only speed differs."""
+    from llvmlite import ir
+    from numba.core import cgutils, types
+    from numba.extending import intrinsic
+
+    def make(name):
+        @intrinsic
+        def prefetch(typingctx, array, index):
+            def codegen(context, builder, signature, args):
+                array_type = signature.args[0]
+                view = context.make_array(array_type)(context, builder, args[0])
+                pointer = cgutils.get_item_pointer(context, builder, array_type, view, [args[1]], wraparound=False)
+                byte_pointer = ir.IntType(8).as_pointer()
+                int32 = ir.IntType(32)
+                function = cgutils.get_or_insert_function(
+                    builder.module, ir.FunctionType(ir.VoidType(), [byte_pointer, int32, int32, int32]), name
+                )
+                # (address, 0 = read, 3 = keep in all levels, 1 = data cache)
+                arguments = [builder.bitcast(pointer, byte_pointer), int32(0), int32(3), int32(1)]
+                builder.call(function, arguments)
+                return context.get_dummy_value()
+
+            return types.void(array, index), codegen
+
+        return prefetch
+
+    for name in ("llvm.prefetch.p0", "llvm.prefetch.p0i8"):
+        prefetch = make(name)
+
+        def probe(values, prefetch=prefetch):
+            prefetch(values, 1)
+            return values[1]
+
+        try:
+            if numba.njit(probe)(np.arange(2.0)) == 1.0:
+                return prefetch
+        except Exception:  # an LLVM that rejects this name: try the next, else no prefetch
+            continue
+    return numba.njit(inline="always")(lambda array, index: None)
+
+
 def _kernels():
     """The compiled kernels (compiled on first call, cached on disk by numba)."""
     if not _COMPILED:
-        global _insert, _accumulate
+        global _insert, _accumulate, _rescore, _fetch_row, _prefetch
+        _prefetch = _prefetch_instruction()
         _insert = numba.njit(cache=True, nogil=True, inline="always")(_insert)
         _accumulate = numba.njit(cache=True, nogil=True)(_accumulate)
+        _fetch_row = numba.njit(cache=True, nogil=True, inline="always")(_fetch_row)
+        _rescore = numba.njit(cache=True, nogil=True)(_rescore)
         parallel = numba.njit(cache=True, nogil=True, parallel=True)
         _COMPILED["all"] = parallel(_all_rows_span)
         _COMPILED["merge"] = parallel(_merge_parts)

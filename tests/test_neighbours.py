@@ -214,6 +214,46 @@ def test_approx_contract(data, n, terms, pool, query_terms):
         assert keys == sorted(keys)
 
 
+@pytest.mark.parametrize("dense_column", [False, True])
+def test_approx_counts_a_row_once_when_its_partial_score_returns_to_zero(dense_column):
+    """Row 1's partial score from row 0 is +x, then exactly -x (negative weight), back to zero, then positive:
+    the scatter lists it again on the next touch. It must still be one candidate with its exact similarity."""
+    rng = np.random.default_rng(3)
+    dense = np.zeros((20, 8))
+    dense[:, 0] = 1.0 if dense_column else 0.0  # a column in every row is handled as a dense column
+    dense[0, 1:5] = 1.0
+    dense[1, 1:5] = [1.0, -1.0, 1.0, 1.0]
+    for k in range(2, 20):  # every other row shares one of columns 1-4 with rows 0 and 1 (each in < half the rows)
+        dense[k, 1 + k % 4] = rng.uniform(0.2, 1.0)
+    dense[2:, 5:] = rng.uniform(0.0, 1.0, (18, 3))
+    vectors = unit_rows(dense)
+    exact = top_neighbours(vectors, 19)
+    approx = top_neighbours(vectors, 19, mode="approx", query_terms=8, candidates=20)
+    assert (exact[0][0] >= 0).all()  # row 0 reaches every row
+    np.testing.assert_array_equal(approx[0], exact[0])
+    np.testing.assert_array_equal(approx[1], exact[1])
+    assert list(approx[0][0]).count(1) == 1
+
+
+def test_prefetch_hint_compiles_and_changes_nothing():
+    from numba import njit
+
+    from recommender._neighbours import _prefetch_instruction
+
+    prefetch = _prefetch_instruction()
+
+    @njit
+    def total(values):
+        result = values[0] * 0
+        for k in range(values.shape[0]):
+            prefetch(values, min(k + 8, values.shape[0] - 1))
+            result += values[k]
+        return result
+
+    assert total(np.arange(100, dtype=np.int32)) == 4950
+    assert total(np.linspace(0.0, 1.0, 5, dtype=np.float32)) == np.float32(2.5)
+
+
 def test_approx_rows_threads_and_reruns_give_identical_pools():
     vectors = news_like(300, 60, 4, seed=5)
     full = top_neighbours(vectors, 8, mode="approx", query_terms=5, candidates=20)
