@@ -307,6 +307,9 @@ def _approx_engine(sources, arrays, dense_t, labels, pool, threads, floor, appro
     dense_rows = np.ascontiguousarray(dense_t.T)
     dense_norms = np.sqrt(np.einsum("ij,ij->i", dense_rows, dense_rows, dtype=np.float64)).astype(np.float32)
     champions = kernels["champions"](*arrays[3:], max_postings)
+    # Rows are visited grouped by their two heaviest term columns: neighbouring visits then read the same cut
+    # posting lists and mostly the same candidates, which are still in cache (a row's pool does not depend on it).
+    heaviest, second = kernels["heaviest"](*arrays[:3])
     width = max(pool, fan)
     # pass 1 on the sources and (for rows=) on their pass-1 neighbours, whose lists pass 2 reads
     if count == n and (sources == np.arange(n)).all():
@@ -322,6 +325,7 @@ def _approx_engine(sources, arrays, dense_t, labels, pool, threads, floor, appro
     for _ in range(2):  # the sources, then (rows=) the rows their pass-2 candidates come from
         if len(todo) == 0:
             break
+        todo = todo[np.lexsort((second[todo], heaviest[todo]))]
         lookup[todo] = np.arange(len(first_rows), len(first_rows) + len(todo))
         rows_part = np.empty((len(todo), width), dtype=np.int32)
         sims_part = np.empty((len(todo), width), dtype=np.float32)
@@ -352,10 +356,11 @@ def _approx_engine(sources, arrays, dense_t, labels, pool, threads, floor, appro
         todo = np.unique(todo)
     out_rows = np.empty((count, pool), dtype=np.int32)
     out_sims = np.empty((count, pool), dtype=np.float32)
+    visit = np.lexsort((second[sources], heaviest[sources]))  # positions in sources, grouped as above
     for start in range(0, count, _CHUNK):
         stop = min(count, start + _CHUNK)
-        out_rows[start:stop], out_sims[start:stop] = kernels["refine"](
-            sources[start:stop],
+        out_rows[visit[start:stop]], out_sims[visit[start:stop]] = kernels["refine"](
+            sources[visit[start:stop]],
             lookup,
             first_rows,
             first_sims,
@@ -775,6 +780,27 @@ def _fetch_row(j, indptr, indices, data, dense_rows):  # pragma: no cover - comp
         _prefetch(dense_rows[j], 0)
 
 
+def _heaviest_terms(indptr, indices, data):  # pragma: no cover - compiled
+    """Each row's heaviest and second-heaviest term columns (ties: lower column; -1 where there is none)."""
+    n = indptr.shape[0] - 1
+    first = np.full(n, -1, dtype=np.int64)
+    second = np.full(n, -1, dtype=np.int64)
+    for i in numba.prange(n):
+        best = -np.inf
+        next_best = -np.inf
+        for p in range(indptr[i], indptr[i + 1]):
+            weight = data[p]
+            if weight > best:
+                next_best = best
+                second[i] = first[i]
+                best = weight
+                first[i] = indices[p]
+            elif weight > next_best:
+                next_best = weight
+                second[i] = indices[p]
+    return first, second
+
+
 def _champions(t_indptr, t_rows, t_data, limit):  # pragma: no cover
     """Each term's ``limit`` heaviest postings (weight descending, then row ascending), rows ascending."""
     n_terms = t_indptr.shape[0] - 1
@@ -945,5 +971,6 @@ def _kernels():
         _COMPILED["some"] = parallel(_some_rows)
         _COMPILED["approx"] = parallel(_approx_rows)
         _COMPILED["champions"] = parallel(_champions)
+        _COMPILED["heaviest"] = parallel(_heaviest_terms)
         _COMPILED["refine"] = parallel(_refine_rows)
     return _COMPILED
