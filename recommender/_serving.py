@@ -70,11 +70,14 @@ class ModelHolder:
         self.path = Path(path)
         self._warm = warm
         self._reloading = threading.Lock()
-        self._current = self._load()
+        self._current = self._load(*self._newest())
 
-    def _load(self) -> tuple[Recommender, str]:
+    def _newest(self) -> tuple[Path, str]:
+        """The directory's current version folder and the SHA-256 of its manifest."""
         version_dir = _version_dir(self.path)
-        digest = hashlib.sha256((version_dir / MANIFEST).read_bytes()).hexdigest()
+        return version_dir, hashlib.sha256((version_dir / MANIFEST).read_bytes()).hexdigest()
+
+    def _load(self, version_dir: Path, digest: str) -> tuple[Recommender, str]:
         model = load_model(version_dir)
         if self._warm:
             model.warm()
@@ -98,11 +101,10 @@ class ModelHolder:
         old version serving.
         """
         with self._reloading:
-            version_dir = _version_dir(self.path)
-            digest = hashlib.sha256((version_dir / MANIFEST).read_bytes()).hexdigest()
+            version_dir, digest = self._newest()
             if digest == self._current[1]:
                 return False
-            self._current = self._load()
+            self._current = self._load(version_dir, digest)
             return True
 
     def recommend(self, article_id: str, k: int = 5, *, exclude: Iterable[str] | None = None, **options: Any) -> Answer:

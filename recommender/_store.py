@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ._articles import REJECTED_COLUMNS
 from ._errors import ModelFormatError
 from ._text import Vocabulary
 
@@ -93,9 +94,7 @@ def save_model(model: Recommender, path: str | os.PathLike[str], *, keep: int = 
         for name, records in (("rejected.csv", model.rejected_), ("flagged.csv", model.flagged_)):
             if records:
                 target = staging / name
-                pd.DataFrame.from_records(records, columns=["source", "row", "article_id", "reason"]).to_csv(
-                    target, index=False
-                )
+                pd.DataFrame.from_records(records, columns=list(REJECTED_COLUMNS)).to_csv(target, index=False)
                 _fsync(target)
                 files[name] = _describe_file(target)
         editorial = staging / "editorial.json"
@@ -453,10 +452,8 @@ def load_model(path: str | os.PathLike[str], *, verify: bool = True) -> Recommen
         raise ModelFormatError(f"Model '{version}' lacks {exc}: it is incomplete.") from None
     except (TypeError, ValueError) as exc:
         raise ModelFormatError(f"Model '{version}' is inconsistent: {exc}") from None
-    reports: dict[str, list[dict[str, Any]]] = {
-        "rejected.csv": [],
-        "flagged.csv": [],
-    }  # flagged.csv: format 2 and later
+    # flagged.csv exists from format 2 on
+    reports: dict[str, list[dict[str, Any]]] = {"rejected.csv": [], "flagged.csv": []}
     for name in reports:
         if name in files:
             frame = pd.read_csv(version / name, dtype=str, keep_default_na=False)

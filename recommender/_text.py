@@ -248,9 +248,8 @@ def _fit_components(sparse: sp.csr_matrix, params: TextParams) -> np.ndarray | N
     if params.latent_weight <= 0 or count < 1:
         return None
     svd = TruncatedSVD(n_components=count, algorithm="randomized", n_iter=7, random_state=0)
-    with np.errstate(
-        invalid="ignore", divide="ignore"
-    ):  # explained_variance_ratio_ (unused) is 0/0 when all rows agree
+    # explained_variance_ratio_ (unused here) is 0/0 when all rows agree
+    with np.errstate(invalid="ignore", divide="ignore"):
         svd.fit(sparse)
     return svd.components_.astype(np.float32)
 
