@@ -160,7 +160,22 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
         "--duplicate-threshold",
         type=_threshold,
         default=defaults.duplicate_threshold,
-        help="word cosine at which two articles are one story, or 'none' for exact copies only (default %(default)s)",
+        help="containment (0-1] of the shorter text's 5-word shingles in the longer at which two articles are copies, "
+        "one story; 'none' for exact copies only (default %(default)s)",
+    )
+    parser.add_argument(
+        "--collapse",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.collapse,
+        help="show each duplicate group once (--no-collapse: no grouping at all; default on)",
+    )
+    parser.add_argument(
+        "--stop-words",
+        type=_stop_words,
+        default=defaults.stop_words,
+        metavar="LIST",
+        help="'news' (function words only), 'english' (scikit-learn's list), 'none', or a file of words, "
+        "one per line (default %(default)s)",
     )
     parser.add_argument(
         "--fallback-days",
@@ -183,6 +198,20 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
 
 def _threshold(text: str) -> float | None:
     return None if text.strip().lower() == "none" else float(text)
+
+
+def _stop_words(text: str) -> str | tuple[str, ...] | None:
+    """``news``, ``english``, ``none`` or the path of a file of stop words (one per line, ``#`` comments)."""
+    if text.strip().lower() in ("news", "english", "none"):
+        return None if text.strip().lower() == "none" else text.strip().lower()
+    try:
+        with open(text, encoding="utf-8") as handle:
+            lines = [line.split("#", 1)[0].strip() for line in handle]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise argparse.ArgumentTypeError(
+            f"expected news, english, none or a readable UTF-8 file of words, got {text!r} ({exc})"
+        ) from None
+    return tuple(line for line in lines if line)
 
 
 def _control_options(parser: argparse.ArgumentParser, *, saved: bool = False) -> None:
@@ -226,6 +255,8 @@ def _build(args: argparse.Namespace) -> int:
     model = Recommender(
         pool_size=args.pool_size,
         duplicate_threshold=args.duplicate_threshold,
+        collapse=args.collapse,
+        stop_words=args.stop_words,
         fallback_days=args.fallback_days,
         reference_date=args.reference_date,
         n_jobs=args.n_jobs,
@@ -366,6 +397,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     params = {
         "pool_size": args.pool_size,
         "duplicate_threshold": args.duplicate_threshold,
+        "collapse": args.collapse,
+        "stop_words": args.stop_words,
         "fallback_days": args.fallback_days,
         "reference_date": args.reference_date,
         "n_jobs": args.n_jobs,

@@ -27,8 +27,18 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 
 from ._articles import validate_articles
-from ._duplicates import copy_groups, duplicate_groups, representatives, text_keys, title_keys
-from ._errors import ArticleValidationError, NotFittedError, SchemaError, UnknownArticleError
+from ._duplicates import (
+    DEFAULT_THRESHOLD,
+    Signatures,
+    compare,
+    copy_groups,
+    duplicate_groups,
+    is_copy,
+    representatives,
+    signatures,
+    text_keys,
+)
+from ._errors import ArticleValidationError, ModelFormatError, NotFittedError, SchemaError, UnknownArticleError
 from ._neighbours import SIMILARITY_FLOOR, select_top, top_neighbours
 from ._ranking import (
     CONTROL_NAMES,
@@ -131,10 +141,19 @@ class Recommender(BaseEstimator):
     half_life_days, max_age_days, past_only, category_boost, tag_boost, same_category, categories, min_shared_tags, diversity, min_score, fallback
         Ranking controls, the defaults of every query; each can be overridden per
         call by keyword. See :class:`recommender._ranking.Controls`.
-    duplicate_threshold : float or None, default 0.8
-        Articles whose word cosine is at least this (or with the same normalised
-        title) form a duplicate group: one story, shown once. None: only exact
+    duplicate_threshold : float or None, default 0.7
+        Containment, in (0, 1], at which two articles are copies of each other:
+        the share of the shorter text's 5-word shingles found in the longer one,
+        on their own text without boilerplate (see ``recommender._duplicates``).
+        Copies form a duplicate group: one story, shown once. None: only exact
         copies are grouped.
+    collapse : bool, default True
+        Collapse duplicate groups in lists; False switches grouping off entirely
+        (every article is its own group).
+    stop_words : "news", "english", None or list of str, default "news"
+        Words left out of the vectors: ``"news"`` (function words only),
+        ``"english"`` (scikit-learn's list, which also drops content words such
+        as fire, bill and interest), None, or these words.
     fallback_days : float, default 30
         "Recent" for the popular fallback: published within this many days
         before the reference date.
@@ -166,6 +185,9 @@ class Recommender(BaseEstimator):
         The popularity scale (frozen after fit).
     groups_ : ndarray of shape (n_articles,), int64
         Duplicate-group label of each article (the first row of its group).
+    signatures_ : Signatures or None
+        The sampled shingle sets copies are judged on (None for a model saved
+        in format 1 or 2, before they existed).
     reference_date_ : Timestamp or None
     rejected_ : list of dict
         Rows rejected while reading and fitting (``source, row, article_id, reason``).
@@ -210,7 +232,9 @@ class Recommender(BaseEstimator):
         diversity: float = 0.0,
         min_score: float = 0.0,
         fallback: bool = True,
-        duplicate_threshold: float | None = 0.8,
+        duplicate_threshold: float | None = DEFAULT_THRESHOLD,
+        collapse: bool = True,
+        stop_words: str | Sequence[str] | None = "news",
         fallback_days: float = 30.0,
         text_limit: int = 20_000,
         reference_date: str | pd.Timestamp | None = None,
@@ -239,6 +263,8 @@ class Recommender(BaseEstimator):
         self.min_score = min_score
         self.fallback = fallback
         self.duplicate_threshold = duplicate_threshold
+        self.collapse = collapse
+        self.stop_words = stop_words
         self.fallback_days = fallback_days
         self.text_limit = text_limit
         self.reference_date = reference_date
@@ -260,6 +286,7 @@ class Recommender(BaseEstimator):
             ngram_range=(int(self.ngram_range[0]), int(self.ngram_range[1])),
             latent_components=self.latent_components,
             latent_weight=float(self.latent_weight),
+            stop_words=self.stop_words if isinstance(self.stop_words, (str, type(None))) else tuple(self.stop_words),
         )
 
     def controls(self, **overrides: Any) -> Controls:
@@ -279,6 +306,9 @@ class Recommender(BaseEstimator):
         threshold = self.duplicate_threshold
         if threshold is not None and (not isinstance(threshold, numbers.Real) or not 0 < threshold <= 1):
             raise ValueError(f"duplicate_threshold must be in (0, 1] or None, got {threshold!r}.")
+        if not isinstance(self.collapse, (bool, np.bool_)):
+            raise ValueError(f"collapse must be True or False, got {self.collapse!r}.")
+        self.text_params()
         if not isinstance(self.fallback_days, numbers.Real) or not self.fallback_days >= 0:
             raise ValueError(f"fallback_days must be a number >= 0, got {self.fallback_days!r}.")
         if not isinstance(self.text_limit, numbers.Integral) or self.text_limit < 1:
@@ -333,8 +363,8 @@ class Recommender(BaseEstimator):
         reference = self._reference(published_ns)
         views = table["views"].to_numpy(np.float64)
         self.text_keys_ = text_keys(table["title"], table["summary"], table["body"])
-        self.title_keys_ = title_keys(table["title"].tolist())
-        clock.done("text and title keys")
+        self.signatures_ = signatures(table["title"].tolist(), table["summary"].tolist(), table["body"].tolist())
+        clock.done("text keys and copy signatures")
         with _bar(progress, total=vectors.shape[0], desc="neighbours", unit="article") as bar:
             self.neighbours_, self.similarities_ = top_neighbours(
                 vectors,
@@ -378,44 +408,28 @@ class Recommender(BaseEstimator):
         return pd.Timestamp(int(known.max()), unit="ns", tz="UTC") if known.size else None
 
     def _duplicate_groups(self) -> np.ndarray:
-        if self.duplicate_threshold is None:  # only exact copies are one story
-            no_pairs = np.zeros(self.neighbours_.shape, dtype=np.float32)
-            no_titles = np.zeros_like(np.asarray(self.title_keys_))
-            return duplicate_groups(self.neighbours_, no_pairs, 2.0, self.text_keys_, no_titles)
-        return duplicate_groups(
-            self.neighbours_,
-            self._term_similarities(),
-            float(self.duplicate_threshold),
-            self.text_keys_,
-            self.title_keys_,
-        )
+        """Duplicate groups from the copy rule of ``recommender._duplicates`` (see there)."""
+        n = len(self.text_keys_)
+        if not self.collapse:
+            return np.arange(n, dtype=np.int64)
+        threshold = None if self.duplicate_threshold is None else float(self.duplicate_threshold)
+        return duplicate_groups(self._candidate_pairs(), np.asarray(self.text_keys_), self.signatures_, threshold)
 
-    def _term_similarities(self) -> np.ndarray:
-        """Cosine of the word parts of each pool pair (the latent blend left out), shape of ``neighbours_``.
+    def _candidate_pairs(self) -> np.ndarray:
+        """Pairs of rows judged for copies, shape (m, 2): the pool pairs, or every pair of a small model.
 
-        Duplicates are judged on shared words: two stories on one topic are close
-        in the latent space without being copies of each other. A dot product is a
-        sum over columns, so the word part of a pool similarity is the similarity
-        minus the dot product of the (few, dense) latent columns, divided by the
-        norms of the word parts.
+        Copies are each other's nearest neighbours, so the pools hold them; below
+        :data:`_ALL_PAIRS` articles every pair is judged, since a tiny corpus may
+        have too few kept terms for its pools to hold them.
         """
-        if self.vocabulary_.latent_weight == 0:
-            return np.asarray(self.similarities_)
-        n_terms = len(self.vocabulary_)
-        vectors = self.vectors_.tocsr()
-        latent = vectors[:, n_terms:].toarray()
-        squares = vectors.multiply(vectors)
-        word_norm = np.sqrt(np.asarray(squares[:, :n_terms].sum(axis=1)).ravel())
+        n = len(self.text_keys_)
+        if n <= _ALL_PAIRS:
+            a, b = np.triu_indices(n, 1)
+            return np.stack([a, b], axis=1)
         neighbours = np.asarray(self.neighbours_)
-        safe = np.where(neighbours >= 0, neighbours, 0)
-        latent_dot = np.empty(neighbours.shape)
-        for start in range(0, len(neighbours), 20_000):  # bounded memory: 20k x pool x latent floats
-            stop = start + 20_000
-            latent_dot[start:stop] = np.einsum("ij,ikj->ik", latent[start:stop], latent[safe[start:stop]])
-        denominator = word_norm[:, None] * word_norm[safe]
-        word_dot = np.asarray(self.similarities_, dtype=np.float64) - latent_dot
-        out = np.divide(word_dot, denominator, out=np.zeros(neighbours.shape), where=denominator > 0)
-        return np.where(neighbours >= 0, out, 0.0).astype(np.float32)
+        present = neighbours >= 0
+        sources = np.broadcast_to(np.arange(n)[:, None], neighbours.shape)[present]
+        return np.stack([sources, neighbours[present]], axis=1)
 
     @property
     def copy_groups_(self) -> np.ndarray:
@@ -989,7 +1003,8 @@ class Recommender(BaseEstimator):
         Uses the fitted vocabulary and the same ranking controls as
         :meth:`recommend`. Each field is cut to ``text_limit`` characters (20,000 by
         default) so a huge input cannot stall a web request. An article of the
-        model with exactly the same text is never recommended.
+        model that is a copy of the text (exactly, or by the copy rule of
+        ``duplicate_threshold``) is never recommended.
         """
         self._check_fitted()
         k = self._check_k(k)
@@ -1003,6 +1018,7 @@ class Recommender(BaseEstimator):
         key = text_keys(fields["title"], fields["summary"], fields["body"])[0]
         similarities[np.asarray(self.text_keys_) == key] = -np.inf
         rows, sims = select_top(similarities[None, :], self.neighbours_.shape[1], len(self._ids))
+        rows, sims = self._without_copies_of(fields, rows, sims)
         stamp = _timestamp(published)
         tag_list = [t.strip() for t in tags.split(";")] if isinstance(tags, str) else [str(t).strip() for t in tags]
         code = self._category_names.index(category) if category in self._category_names else -1
@@ -1014,6 +1030,26 @@ class Recommender(BaseEstimator):
         )
         ranked, reasons = self._lists(rows, sims, sources, [None], k, controls, exclude)
         return self._items(ranked, reasons, query, explain)[0]
+
+    def _without_copies_of(
+        self, fields: Mapping[str, list[str]], rows: np.ndarray, sims: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Drop the near copies of a draft from its candidates (``rows``, ``sims`` of shape (1, pool))."""
+        candidates = np.flatnonzero(rows[0] >= 0)
+        if self.signatures_ is None or not self.collapse or self.duplicate_threshold is None or not candidates.size:
+            return rows, sims
+        draft = signatures(fields["title"], fields["summary"], fields["body"])
+        shared, containment, _, sampled = compare(
+            draft, np.zeros(candidates.size, dtype=np.int64), self.signatures_, rows[0, candidates]
+        )
+        copies = candidates[is_copy(shared, containment, sampled, float(self.duplicate_threshold))]
+        if copies.size:
+            keep = np.ones(rows.shape[1], dtype=bool)
+            keep[copies] = False
+            pad = np.full(copies.size, -1, dtype=rows.dtype)
+            rows = np.concatenate([rows[0, keep], pad])[None, :]
+            sims = np.concatenate([sims[0, keep], np.zeros(copies.size, dtype=sims.dtype)])[None, :]
+        return rows, sims
 
     def recommend_frame(
         self,
@@ -1136,20 +1172,23 @@ class Recommender(BaseEstimator):
         ]
 
     def duplicate_groups(self) -> pd.DataFrame:
-        """The duplicate groups with more than one member.
+        """The duplicate groups with more than one member, and why each member is in its group.
 
         Returns
         -------
         DataFrame
             Columns ``group`` (numbered from 1), ``article_id``, ``title``,
             ``published``, ``views``, ``representative`` (True for the member shown
-            in lists), one row per member, representative first.
+            in lists), ``containment`` and ``resemblance`` (of the member's own
+            text and the representative's, see ``recommender._duplicates``; 1 for
+            exact copies and the representative itself; NaN for a model saved
+            before copy signatures), one row per member, representative first.
         """
         self._check_fitted()
         groups = np.asarray(self.groups_)
         counts = np.bincount(groups, minlength=len(groups))
         members = np.flatnonzero(counts[groups] > 1)
-        columns = ["group", "article_id", "title", "published", "views", "representative"]
+        columns = ["group", "article_id", "title", "published", "views", "representative", "containment", "resemblance"]
         if members.size == 0:
             return pd.DataFrame({c: [] for c in columns})
         is_rep = self._representative[members] == members
@@ -1157,6 +1196,16 @@ class Recommender(BaseEstimator):
         members = members[order]
         _, number = np.unique(groups[members], return_inverse=True)
         table = self.articles_.iloc[members]
+        shown = self._representative[members]
+        shown = np.where(shown >= 0, shown, groups[members])  # every member blocked: judged against the first
+        keys = np.asarray(self.text_keys_)
+        if self.signatures_ is None:
+            containment = resemblance = np.full(members.size, np.nan)
+        else:
+            _, containment, resemblance, _ = compare(self.signatures_, members, self.signatures_, shown)
+            exact = keys[members] == keys[shown]
+            containment = np.where(exact, 1.0, containment)
+            resemblance = np.where(exact, 1.0, resemblance)
         return pd.DataFrame(
             {
                 "group": number.ravel() + 1,
@@ -1165,6 +1214,8 @@ class Recommender(BaseEstimator):
                 "published": table["published"].to_numpy(),
                 "views": table["views"].to_numpy(),
                 "representative": self._representative[members] == members,
+                "containment": np.round(containment, 4),
+                "resemblance": np.round(resemblance, 4),
             }
         )
 
@@ -1259,9 +1310,18 @@ class Recommender(BaseEstimator):
             dict(f) for f in table.attrs.get("flagged", ())
         ]
 
+    def _check_signatures(self, method: str) -> None:
+        if self.signatures_ is None:
+            raise ModelFormatError(
+                f"{method}: this model was saved in model format 1 or 2, before copy signatures, so new or edited "
+                "articles cannot be judged for copies like the rest: rebuild it with this version "
+                "(`recommender build` or Recommender().fit) to add or edit articles. Its lists, blocks, pins, bans, "
+                "view updates and removals still work."
+            )
+
     def _writable(self) -> None:
         """Copy memory-mapped arrays before changing them."""
-        for name in ("neighbours_", "similarities_", "popularity_", "text_keys_", "title_keys_", "groups_"):
+        for name in ("neighbours_", "similarities_", "popularity_", "text_keys_", "groups_"):
             setattr(self, name, np.array(getattr(self, name)))
 
     def _vectorise(self, table: pd.DataFrame) -> sp.csr_matrix:
@@ -1286,6 +1346,7 @@ class Recommender(BaseEstimator):
             The ids whose lists changed (the new ones included), sorted.
         """
         self._check_fitted()
+        self._check_signatures("add_articles")
         table = self._prepare_new(articles)
         known = [a for a in table["article_id"] if a in self._row_of]
         if known:
@@ -1306,7 +1367,7 @@ class Recommender(BaseEstimator):
             [self.popularity_, popularity(views, published_ns, _ns(self.reference_date_), self.popularity_scale_)]
         )
         self.text_keys_ = np.concatenate([self.text_keys_, text_keys(table["title"], table["summary"], table["body"])])
-        self.title_keys_ = np.concatenate([self.title_keys_, title_keys(table["title"].tolist())])
+        self.signatures_ = self.signatures_.concat(_signatures_of(table))
         pool = self.neighbours_.shape[1]
         self.neighbours_ = np.vstack([self.neighbours_, np.full((len(table), pool), -1, dtype=np.int32)])
         self.similarities_ = np.vstack([self.similarities_, np.zeros((len(table), pool), dtype=np.float32)])
@@ -1321,6 +1382,7 @@ class Recommender(BaseEstimator):
         Every id must already be in the model. Returns the ids whose lists changed.
         """
         self._check_fitted()
+        self._check_signatures("update_articles")
         table = self._prepare_new(articles)
         rows = np.array([self.row_of(a) for a in table["article_id"]], dtype=np.int64)
         new_vectors = self._vectorise(table)
@@ -1343,7 +1405,7 @@ class Recommender(BaseEstimator):
             table["views"].to_numpy(np.float64), published_ns, _ns(self.reference_date_), self.popularity_scale_
         )
         self.text_keys_[rows] = text_keys(table["title"], table["summary"], table["body"])
-        self.title_keys_[rows] = title_keys(table["title"].tolist())
+        self.signatures_ = self.signatures_.replace(rows, _signatures_of(table))
         affected = np.union1d(np.union1d(rows, holders), self._qualifying(rows))
         self._flag(table)
         return self._refresh(affected, changed=rows, always=np.union1d(rows, holders))
@@ -1373,8 +1435,9 @@ class Recommender(BaseEstimator):
         self.articles_ = self.articles_[keep].reset_index(drop=True)
         self.popularity_ = self.popularity_[keep]
         self.text_keys_ = self.text_keys_[keep]
-        self.title_keys_ = self.title_keys_[keep]
-        self.groups_ = self.groups_[keep]  # relabelled in _refresh
+        if self.signatures_ is not None:
+            self.signatures_ = self.signatures_.take(np.flatnonzero(keep))
+        self.groups_ = _relabel(np.asarray(self.groups_)[keep])  # recomputed in _refresh when signatures exist
         gone = set(ids)
         self.flagged_ = [f for f in self.flagged_ if f.get("article_id") not in gone]
         affected = new_row[holders[keep[holders]]]
@@ -1437,7 +1500,8 @@ class Recommender(BaseEstimator):
             (old_rows != self.neighbours_[rows]).any(axis=1) | (old_sims != self.similarities_[rows]).any(axis=1)
         ]
         old_groups = np.asarray(self.groups_)
-        self.groups_ = self._duplicate_groups()
+        if self.signatures_ is not None or not self.collapse:
+            self.groups_ = self._duplicate_groups()
         old_rep = getattr(self, "_representative", None)
         self._index()
         moved = changed
@@ -1518,6 +1582,8 @@ class Recommender(BaseEstimator):
 
 #: Items per article kept by the request-path cache of default lists (see ``Recommender.warm``).
 _CACHE_DEPTH = 10
+#: Up to this many articles, every pair is judged for copies (not only the pool pairs).
+_ALL_PAIRS = 1000
 
 
 @dataclass(frozen=True)
@@ -1599,6 +1665,21 @@ def _views_mapping(views: Any) -> dict[str, float]:
     return out
 
 
+def _signatures_of(table: pd.DataFrame) -> Signatures:
+    return signatures(table["title"].tolist(), table["summary"].tolist(), table["body"].tolist())
+
+
+def _relabel(groups: np.ndarray) -> np.ndarray:
+    """Group labels as the smallest row of each group (after rows were removed)."""
+    n = groups.shape[0]
+    if n == 0:
+        return groups.astype(np.int64)
+    _, codes = np.unique(groups, return_inverse=True)
+    smallest = np.full(int(codes.max()) + 1, n, dtype=np.int64)
+    np.minimum.at(smallest, codes, np.arange(n))
+    return smallest[codes]
+
+
 def _to_ns(published: pd.Series) -> np.ndarray:
     """UTC timestamps -> int64 ns since the epoch, NaT -> int64 min."""
     values = pd.to_datetime(published, utc=True)
@@ -1619,7 +1700,7 @@ def _restore(
     similarities: np.ndarray,
     prior: np.ndarray,
     text_keys: np.ndarray,
-    title_keys: np.ndarray,
+    signatures: Signatures | None,
     groups: np.ndarray,
     reference_date: pd.Timestamp | None,
     popularity_scale: float,
@@ -1636,7 +1717,7 @@ def _restore(
     model.similarities_ = similarities
     model.popularity_ = prior
     model.text_keys_ = text_keys
-    model.title_keys_ = title_keys
+    model.signatures_ = signatures
     model.groups_ = groups
     model.reference_date_ = reference_date
     model.popularity_scale_ = popularity_scale

@@ -39,6 +39,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ._articles import REJECTED_COLUMNS
+from ._duplicates import Signatures
 from ._errors import ModelFormatError
 from ._text import Vocabulary
 
@@ -48,10 +49,17 @@ if TYPE_CHECKING:
 __all__ = ["FORMAT", "FORMAT_VERSION", "OLDEST_FORMAT_VERSION", "load_model", "read_manifest", "save_model"]
 
 FORMAT = "recommender-model"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 #: Format history. 1: the first format. 2: adds ``flagged.csv``; a format-1 model
-#: loads as a model with nothing flagged. Versions below this one cannot be read.
+#: loads as a model with nothing flagged. 3: adds the copy signatures
+#: (``signatures.*.npy``) and the parameters ``stop_words`` and ``collapse``, drops
+#: ``title_keys.npy``; a format-1 or 2 model loads with its stored duplicate groups,
+#: ``stop_words="english"`` (what it was fitted with) and no signatures, so
+#: ``add_articles``/``update_articles`` ask for a rebuild. Versions below this one
+#: cannot be read.
 OLDEST_FORMAT_VERSION = 1
+#: Parameters a manifest of an older format lacks, with the meaning they had then.
+_OLD_MEANING = {"stop_words": "english", "collapse": True}
 POINTER = "CURRENT"
 MANIFEST = "manifest.json"
 _VERSION_NAME = re.compile(r"^version-(\d{6,})$")
@@ -134,6 +142,7 @@ def save_model(model: Recommender, path: str | os.PathLike[str], *, keep: int = 
             "reference_date": None if model.reference_date_ is None else model.reference_date_.isoformat(),
             "popularity_scale": float(model.popularity_scale_),
             "latent_weight": float(model.vocabulary_.latent_weight),
+            "copy_signatures": model.signatures_ is not None,
             "drift_counts": [int(x) for x in np.asarray(model.drift_counts_)],
             "files": files,
         }
@@ -165,11 +174,20 @@ def _arrays(model: Recommender) -> dict[str, np.ndarray]:
         "similarities": np.asarray(model.similarities_, dtype=np.float32),
         "popularity": np.asarray(model.popularity_, dtype=np.float32),
         "text_keys": np.asarray(model.text_keys_, dtype=np.int64),
-        "title_keys": np.asarray(model.title_keys_, dtype=np.int64),
         "groups": np.asarray(model.groups_, dtype=np.int64),
         "published": _timestamps_to_ns(table["published"]),
         "views": table["views"].to_numpy(dtype=np.float64),
     }
+    signatures = model.signatures_
+    if signatures is not None:  # None: a model loaded from format 1 or 2 (saved again without them)
+        arrays.update(
+            {
+                "signatures.values": np.asarray(signatures.values, dtype=np.uint32),
+                "signatures.indptr": np.asarray(signatures.indptr, dtype=np.int64),
+                "signatures.level": np.asarray(signatures.level, dtype=np.uint8),
+                "signatures.size": np.asarray(signatures.size, dtype=np.int32),
+            }
+        )
     arrays.update(_encode_strings("vocabulary", model.vocabulary_.terms.tolist()))
     for column in _STRING_COLUMNS:
         arrays.update(_encode_strings(column, table[column].tolist()))
@@ -443,6 +461,7 @@ def load_model(path: str | os.PathLike[str], *, verify: bool = True) -> Recommen
     params = manifest.get("parameters", {})
     if not isinstance(params, dict):
         raise ModelFormatError(f"'{version / MANIFEST}' has parameters {params!r}, expected an object.")
+    params = {**_OLD_MEANING, **params}  # an older manifest lacks them: they keep the meaning they had then
     try:
         model = Recommender()
         model.set_params(**{k: tuple(v) if isinstance(v, list) else v for k, v in params.items()})
@@ -506,6 +525,19 @@ def _rejected_record(record: dict[str, str]) -> dict[str, Any]:
     return out
 
 
+def _signatures(arrays: dict[str, np.ndarray], n: int) -> Signatures | None:
+    """The copy signatures, checked; None when the model has none (written in format 1 or 2)."""
+    names = ("values", "indptr", "level", "size")
+    present = [f"signatures.{name}" in arrays for name in names]
+    if not any(present):
+        return None
+    if not all(present):
+        raise ValueError("the copy signatures are incomplete")
+    signatures = Signatures(*(np.asarray(arrays[f"signatures.{name}"]) for name in names))
+    signatures.check(n)
+    return signatures
+
+
 def _state(arrays: dict[str, np.ndarray], manifest: dict[str, Any]) -> dict[str, Any]:
     shape = tuple(int(x) for x in np.asarray(arrays["vectors.shape"]).tolist())
     if len(shape) != 2:
@@ -521,7 +553,6 @@ def _state(arrays: dict[str, np.ndarray], manifest: dict[str, Any]) -> dict[str,
         "similarities": (similarities, 2, np.float32),
         "popularity": (arrays["popularity"], 1, np.float32),
         "text_keys": (arrays["text_keys"], 1, np.int64),
-        "title_keys": (arrays["title_keys"], 1, np.int64),
         "groups": (arrays["groups"], 1, np.int64),
         "published": (arrays["published"], 1, np.int64),
         "views": (arrays["views"], 1, np.float64),
@@ -574,7 +605,7 @@ def _state(arrays: dict[str, np.ndarray], manifest: dict[str, Any]) -> dict[str,
         "similarities": similarities,
         "prior": arrays["popularity"],
         "text_keys": arrays["text_keys"],
-        "title_keys": arrays["title_keys"],
+        "signatures": _signatures(arrays, n),
         "groups": arrays["groups"],
         "reference_date": None if reference is None else pd.Timestamp(reference),
         "popularity_scale": float(manifest["popularity_scale"]),

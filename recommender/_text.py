@@ -3,7 +3,15 @@
 The maths, in one place:
 
 * Each field is tokenised by scikit-learn's word analyzer (lower case, accents
-  stripped, HTML tags and entities removed, English stop words dropped).
+  stripped, HTML tags and entities removed, words of two or more letters or
+  digits) and the stop words are dropped: by default :data:`NEWS_STOP_WORDS`,
+  function words only (articles, determiners, pronouns, auxiliaries and
+  modals, prepositions, conjunctions and a few function adverbs such as "not"
+  and "also"). scikit-learn's ``"english"`` list also removes content words
+  that carry news (fire, bill, interest, system, show, call, found, move, back,
+  part, side, top, front, full, serious, empty, detail, hundred, ...), so
+  "Notre Dame catches fire" would share no "fire" with "Hotel fire kills
+  three"; it stays available as ``stop_words="english"``.
 * The vocabulary is shared by all fields. A term's document frequency ``df``
   counts an article once if the term is in any of its fields; terms with
   ``df < min_df`` or ``df > max_df * n_articles`` are dropped.
@@ -42,6 +50,8 @@ from sklearn.feature_extraction.text import CountVectorizer, strip_accents_unico
 
 __all__ = [
     "FIELDS",
+    "NEWS_STOP_WORDS",
+    "STOP_LISTS",
     "TextParams",
     "Vocabulary",
     "build_analyzer",
@@ -55,6 +65,30 @@ FIELDS = ("title", "summary", "body")
 _BLOCK_ROWS = 65_536  # articles per block of the fitting temporaries
 _TAG = re.compile(r"<[^>]{0,2000}>")
 _WORD_PATTERN = r"(?u)\b\w\w+\b"
+
+#: The default stop list: English function words (and contraction pieces such as "ll", "ve"), no content word.
+NEWS_STOP_WORDS = frozenset(
+    """
+    the an this that these those each every either neither some any no all both such another other others
+    much many more most few fewer less least several own same
+    me my mine myself you your yours yourself yourselves he him his himself she her hers herself it its itself
+    we us our ours ourselves they them their theirs themselves who whom whose which what whatever whoever
+    whichever whom someone somebody something anyone anybody anything everyone everybody everything nobody
+    nothing none noone
+    be am is are was were been being have has had having do does did doing will would shall should can cannot
+    could may might must ought ll ve re isn aren wasn weren hasn haven hadn doesn didn shouldn wouldn couldn
+    mustn needn
+    about above across after against along amid amidst among amongst around as at before behind below beneath
+    beside besides between beyond by despite down during except for from in inside into near of off on onto
+    out outside over per since through throughout till to toward towards under underneath until unlike up upon
+    via with within without
+    and or but nor so yet because although though while whereas whilst if unless whether than when whenever
+    where wherever whereby how why
+    not also very too there here then thus hence however therefore just only even ever never rather quite
+    """.split()
+)
+#: Named stop lists of the ``stop_words`` parameter.
+STOP_LISTS = ("news", "english")
 
 
 @dataclass(frozen=True)
@@ -82,6 +116,10 @@ class TextParams:
         has fewer articles or terms.
     latent_weight : float
         Share of the latent cosine in the similarity, in [0, 1).
+    stop_words : "news", "english", None or tuple of str
+        Words left out: ``"news"`` (:data:`NEWS_STOP_WORDS`, the default),
+        ``"english"`` (scikit-learn's list), None (none) or the given words
+        (each one word as the tokeniser sees it; case and accents do not matter).
     """
 
     field_weights: Mapping[str, float]
@@ -92,8 +130,10 @@ class TextParams:
     max_chars: int = 100_000
     latent_components: int = 20
     latent_weight: float = 0.3
+    stop_words: str | tuple[str, ...] | None = "news"
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "stop_words", _stop_words(self.stop_words, self.token_pattern))
         unknown = set(self.field_weights) - set(FIELDS)
         if unknown:
             raise ValueError(f"field_weights has unknown fields {sorted(unknown)}; expected keys from {FIELDS}.")
@@ -148,10 +188,35 @@ def _clean(text: str) -> str:
     return text.lower()
 
 
+def _stop_words(value: object, token_pattern: str) -> str | tuple[str, ...] | None:
+    """Check a ``stop_words`` value; a list of words comes back as a sorted tuple of cleaned words."""
+    if value is None or value in STOP_LISTS:
+        return value  # type: ignore[return-value]
+    if isinstance(value, str) or not isinstance(value, (list, tuple, set, frozenset)):
+        raise ValueError(f"stop_words must be 'news', 'english', None or a list of words, got {value!r}.")
+    tokenise = re.compile(token_pattern).findall
+    words = set()
+    for word in value:
+        cleaned = _clean(word) if isinstance(word, str) else None
+        if cleaned is None or tokenise(cleaned) != [cleaned]:
+            raise ValueError(f"stop_words must be single words as the tokeniser reads them, got {word!r}.")
+        words.add(cleaned)
+    return tuple(sorted(words))
+
+
+def _stop_list(params: TextParams) -> str | list[str] | None:
+    """What scikit-learn's CountVectorizer takes for the stop words of ``params``."""
+    if params.stop_words == "news":
+        return sorted(NEWS_STOP_WORDS)
+    if isinstance(params.stop_words, tuple):
+        return list(params.stop_words)
+    return params.stop_words
+
+
 def _counter(params: TextParams, vocabulary: Mapping[str, int] | None = None) -> CountVectorizer:
     return CountVectorizer(
         preprocessor=_clean,
-        stop_words="english",
+        stop_words=_stop_list(params),
         token_pattern=params.token_pattern,
         ngram_range=tuple(params.ngram_range),
         vocabulary=vocabulary,

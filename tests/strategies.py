@@ -14,6 +14,18 @@ WORDS = (
 ).split()
 
 texts = st.lists(st.sampled_from(WORDS), min_size=1, max_size=12).map(" ".join)
+#: Sentences long enough to be judged for copies: bodies made of a few of them copy, overlap and chain.
+SENTENCES = (
+    "the striker scored a late goal and the coach praised the keeper after the cup final in the league",
+    "the minister said the election campaign would end with a vote count in every seat of parliament",
+    "a storm with strong wind and rain closed the harbour and the ferry to the coast for two days",
+    "the river flood reached the bridge and the road so the council closed both until the water fell",
+    "the bank said inflation and oil prices would slow growth and trade this season across the market",
+    "shares in the export firm rose after the bank cut rates and the price of oil fell in the market",
+    "the party campaign for the poll promised the minister a seat and a count of every ballot cast",
+    "the coach said the penalty decided the match and the season for the league and the cup final",
+)
+copied_texts = st.lists(st.sampled_from(SENTENCES), min_size=1, max_size=5).map(". ".join)
 optional_views = st.one_of(st.none(), st.integers(min_value=0, max_value=10**7))
 optional_dates = st.one_of(
     st.none(),
@@ -22,7 +34,9 @@ optional_dates = st.one_of(
 
 
 @st.composite
-def article_tables(draw: st.DrawFn, min_size: int = 2, max_size: int = 25) -> pd.DataFrame:
+def article_tables(
+    draw: st.DrawFn, min_size: int = 2, max_size: int = 25, bodies: st.SearchStrategy[str] = texts
+) -> pd.DataFrame:
     """Valid article tables: unique ids, some text, optional views and dates."""
     n = draw(st.integers(min_value=min_size, max_value=max_size))
     ids = draw(st.lists(st.text("abcdef0123456789-", min_size=1, max_size=6), min_size=n, max_size=n, unique=True))
@@ -30,7 +44,7 @@ def article_tables(draw: st.DrawFn, min_size: int = 2, max_size: int = 25) -> pd
         {
             "article_id": ids,
             "title": draw(st.lists(texts, min_size=n, max_size=n)),
-            "body": draw(st.lists(texts, min_size=n, max_size=n)),
+            "body": draw(st.lists(bodies, min_size=n, max_size=n)),
             "views": draw(st.lists(optional_views, min_size=n, max_size=n)),
             "published": draw(st.lists(optional_dates, min_size=n, max_size=n)),
         }

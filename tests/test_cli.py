@@ -44,10 +44,9 @@ JSONL = """\
 
 FOOTBALL = {"f1", "f2", "f3"}
 ELECTION = {"e1", "e2", "e3"}
-# Six different stories, but with this six-article vocabulary f1/f2 and e1/e2 are more than 0.8 alike (the default
-# duplicate threshold, see test_build_groups_near_identical_stories_by_default). Lists without the popular fallback
-# then hold exactly the other two articles of each topic.
-DISTINCT = ["--no-fallback", "--duplicate-threshold", "0.99"]
+# Six different stories (none a copy of another, see test_build_groups_copies_only). Lists without the popular
+# fallback hold exactly the other two articles of each topic.
+DISTINCT = ["--no-fallback"]
 
 
 @pytest.fixture
@@ -119,20 +118,34 @@ def test_build_options_reach_the_model(tmp_path: Path, inputs: list[str], capsys
     assert model.reference_date_ == pd.Timestamp("2024-04-01", tz="UTC")
 
 
-def test_build_groups_near_identical_stories_by_default(
-    tmp_path: Path, inputs: list[str], capsys: pytest.CaptureFixture[str]
-) -> None:
-    # f1 and f2 are both "late goal wins the cup final", e1 and e2 both "election vote count begins": at the default
-    # threshold each pair is one story, shown once by its newest member (f2, e2).
+STORY = (
+    "The harbour authority closed the northern pier on Tuesday after divers found deep cracks in two of the concrete "
+    "pillars that carry the ferry ramp. Ferries to the islands will use the southern quay until engineers have "
+    "inspected the rest of the structure, which was built in 1974."
+)
+
+
+def test_build_groups_copies_only(tmp_path: Path, inputs: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    # f1 and f2 (both about a late cup final goal), e1 and e2 (both about the vote count) are alike but distinct
+    # stories; a syndicated copy of the pier story (new headline, byline, footer) is one story with it.
     out = tmp_path / "model"
     assert main(["build", *inputs, "--out", str(out)]) == 0
-    assert "Duplicate groups: 2 (4 articles)." in capsys.readouterr().out
-    assert main(["info", str(out), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["counts"]["duplicate_groups"] == 2
+    assert "Duplicate groups: 0 (0 articles)." in capsys.readouterr().out
     assert main(["recommend", str(out), "f3", "--json", "--no-fallback"]) == 0
-    assert [i["article_id"] for i in json.loads(capsys.readouterr().out)] == ["f2"]
-    assert main(["recommend", str(out), "f1", "--json", "--no-fallback"]) == 0
-    assert [i["article_id"] for i in json.loads(capsys.readouterr().out)] == ["f3"]  # never its own story
+    assert {i["article_id"] for i in json.loads(capsys.readouterr().out)} == {"f1", "f2"}
+    pier = tmp_path / "pier.jsonl"
+    copy = f"By Staff Reporter\n{STORY}\nSign up for our newsletter for more news like this."
+    pier.write_text(
+        json.dumps({"id": "p1", "title": "Pier closed after cracks found", "text": STORY, "date": "2024-03-06"})
+        + "\n"
+        + json.dumps({"id": "p2", "title": "Ferry chaos as pier shuts", "text": copy, "date": "2024-03-07"})
+        + "\n",
+        encoding="utf-8",
+    )
+    assert main(["build", *inputs, str(pier), "--out", str(out)]) == 0
+    assert "Duplicate groups: 1 (2 articles)." in capsys.readouterr().out
+    assert main(["info", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["counts"]["duplicate_groups"] == 1
 
 
 def test_build_strict_fails_on_the_first_bad_row(

@@ -38,8 +38,10 @@ def story() -> pd.DataFrame:
             ],
             "body": [
                 f"Forecasters warn of heavy rain and a flood on the river avon. {FLOOD}",
-                f"The river avon burst its banks. {FLOOD} Police closed the bridge.",
-                f"The river avon burst its banks. {FLOOD} Police closed the bridge. Reporting by a partner.",
+                f"The river avon burst its banks on Saturday night. {FLOOD} Police closed the bridge and asked "
+                "drivers to use the bypass until the water falls.",
+                f"The river avon burst its banks on Saturday night. {FLOOD} Police closed the bridge and asked "
+                "drivers to use the bypass until the water falls.\nReporting by a partner agency.",
                 f"The bridge over the river avon reopened after the flood water fell. {FLOOD} repairs",
                 f"The river avon flooded the town and the bridge closed. {FLOOD} {FLOOD} record levels",
                 "United scored a late goal to win the cup final against City.",
@@ -102,14 +104,14 @@ def test_representative_falls_back_when_blocked(story):
     assert "wire-copy" in ids(model.recommend("source", k=5))
 
 
-def test_same_normalised_title_is_a_duplicate(story):
+def test_the_same_normalised_title_alone_is_not_a_duplicate(story):
     extra = pd.DataFrame(
         {"article_id": ["retitled"], "title": ["flood CLOSES bridge over the river avon!"], "body": ["cup final goal"]}
     )
     model = model_of(pd.concat([story, extra], ignore_index=True))
     groups = model.duplicate_groups()
     wire_group = groups.loc[groups["article_id"] == "wire", "group"].item()
-    assert "retitled" in groups.loc[groups["group"] == wire_group, "article_id"].tolist()
+    assert groups.loc[groups["group"] == wire_group, "article_id"].tolist() == ["wire-copy", "wire"]
 
 
 # --------------------------------------------------------------------------- freshness
@@ -344,14 +346,18 @@ def test_articles_sharing_nothing_are_not_similar_even_with_the_latent_blend():
 
 
 def test_a_collapsed_group_shows_the_representatives_own_similarity():
+    final = (
+        "United scored a late goal to win the cup final against City on Saturday, and the striker who scored it "
+        "said the team had worked all season for this night in front of their own fans"
+    )
     articles = pd.DataFrame(
         {
             "article_id": list("abcxy"),
             "title": ["Cup final goal", "Cup final goal late", "Cup final report", "Vote count", "Vote ballots"],
             "body": [
-                "late goal wins cup final",
-                "late goal wins cup final again",
-                "cup final report",
+                final,
+                final + " and the coach agreed",
+                "cup final report late goal",
                 "vote count",
                 "vote ballots",
             ],
@@ -359,6 +365,7 @@ def test_a_collapsed_group_shows_the_representatives_own_similarity():
         }
     )
     model = rec.Recommender(min_df=1, max_df=1.0, latent_components=0, fallback=False).fit(articles)
+    assert model.groups_[0] == model.groups_[1]
     (item,) = model.recommend("c", k=1)
     assert item.article_id == "b"  # a and b are one story; b is newer
     cosine = float((model.vectors_[model.row_of("c")] @ model.vectors_[model.row_of("b")].T).toarray()[0, 0])

@@ -1,34 +1,376 @@
-"""Duplicate groups: exact copies, near copies, repeated headlines, representatives."""
+"""Copies and duplicate groups: the copy rule on texts a reader can check by eye, and its invariants."""
 
 from __future__ import annotations
 
-import numpy as np
+import itertools
 
-from recommender._duplicates import copy_groups, duplicate_groups, representatives, text_keys, title_keys
+import numpy as np
+import pandas as pd
+import pytest
+from handmade import flood_and_final, volcano, volcano_later
+from hypothesis import given
+from hypothesis import strategies as st
+from strategies import copied_texts
+
+import recommender as rec
+from recommender._duplicates import (
+    DEFAULT_THRESHOLD,
+    MIN_SHINGLES,
+    compare,
+    copy_groups,
+    duplicate_groups,
+    is_copy,
+    own_text,
+    representatives,
+    signatures,
+    text_keys,
+)
 
 NAT = np.iinfo(np.int64).min
+
+STORY = (
+    "The harbour authority closed the northern pier on Tuesday after divers found deep cracks in two of the "
+    "concrete pillars that carry the ferry ramp.\n\n"
+    "Ferries to the islands will use the southern quay until engineers have inspected the rest of the structure, "
+    "which was built in 1974 and last repaired eleven years ago.\n\n"
+    "The authority said the inspection would take at least three weeks and cost about 400,000. Ferry operators "
+    "warned that the southern quay can take only two boats at a time, so some crossings will be cancelled.\n\n"
+    "Fishermen who moor at the northern pier have been offered berths in the marina free of charge."
+)
+OTHER = (
+    "The city library will open on Sundays from next month, after the council agreed to pay for two more "
+    "librarians and longer heating hours in the reading rooms.\n\n"
+    "Visitors asked for Sunday opening in a survey last spring, and the library expects about six hundred readers "
+    "each Sunday, mostly families and students preparing for exams."
+)
+
+
+def judged(a: tuple[str, str, str], b: tuple[str, str, str], threshold: float = DEFAULT_THRESHOLD) -> bool:
+    """The copy rule on one pair of (title, summary, body)."""
+    left, right = signatures(*([x] for x in a)), signatures(*([x] for x in b))
+    shared, containment, _, sampled = compare(left, np.array([0]), right, np.array([0]))
+    return bool(is_copy(shared, containment, sampled, threshold)[0])
+
+
+def pair_groups(frame: pd.DataFrame, **params) -> dict[str, int]:
+    model = rec.Recommender(popularity_weight=0, **params).fit(frame)
+    return dict(zip(model.article_ids, np.asarray(model.groups_).tolist(), strict=True))
+
+
+# --------------------------------------------------------------------------- own text
+
+
+def test_own_text_drops_boilerplate_and_keeps_the_story():
+    body = (
+        "By Maria Costa | Coastal Wire\n"
+        "PORTSMOUTH (Reuters) - " + STORY + "\n"
+        "Photo: Harbour authority\n"
+        "This story was first published by Coastal Wire and is republished with permission.\n"
+        "Sign up for our newsletter to get the day's stories in your inbox.\n"
+        "© 2024 Coastal Wire. All rights reserved.\n"
+        "Related:\nFerry fares rise again\nNew marina opens in the spring\n"
+    )
+    text = own_text("Pier closed", "", body)
+    assert text == STORY.replace("\n\n", "\n")
+
+
+def test_own_text_drops_quoted_lines_attributions_and_a_signature():
+    reply = (
+        "In article <1993Apr2.1234@news.example.org> pat@example.org (Pat Doe) writes:\n"
+        "> The northern pier has been unsafe for years and nobody listened.\n"
+        "> It should have been closed long ago.\n"
+        "GK> and the ferries are always late\n"
+        "Sam Lee wrote:\n"
+        "I agree with you about the pier.\n"
+        "--\n"
+        "Sam Lee, harbour users' association\n"
+        "sam@example.org"
+    )
+    assert own_text("Re: pier", "", reply) == "I agree with you about the pier."
+
+
+def test_own_text_keeps_paragraphs_that_only_mention_such_words():
+    body = (
+        "By noon, divers had found cracks in two pillars of the northern pier.\n"
+        "From the start the authority said it would follow the engineers' advice.\n"
+        "The company said it had two million subscribers and would publish its results in March."
+    )
+    assert own_text("", "", body) == body
+
+
+def test_own_text_reads_html_and_falls_back_to_the_title():
+    html = "<p>The pier &amp; the quay</p><p>are <b>closed</b>.</p>"
+    assert own_text("", "", html).split() == ["The", "pier", "&", "the", "quay", "are", "closed", "."]
+    assert own_text("Only a headline here", "", "") == "Only a headline here"
+
+
+# --------------------------------------------------------------------------- the copy rule, pair by pair
+
+
+def test_a_syndicated_copy_with_a_new_headline_and_a_footer_is_a_copy():
+    syndicated = (
+        "By Staff Reporter\n" + STORY + "\n\nThis article was originally published by Coastal Wire.\n"
+        "Follow us on Twitter for the latest news."
+    )
+    assert judged(("Cracks close the northern pier", "", STORY), ("Ferry chaos as pier shuts", "", syndicated))
+
+
+def test_a_copy_cut_after_two_paragraphs_is_a_copy():
+    cut = "\n\n".join(STORY.split("\n\n")[:2])
+    assert judged(("Pier closed", "", STORY), ("Pier closed", "", cut))
+
+
+def test_light_edits_are_a_copy_and_a_rewrite_is_not():
+    corrected = STORY.replace("1974", "1975").replace("eleven years", "twelve years").replace("400,000", "450,000")
+    assert judged(("Pier closed", "", STORY), ("Pier closed", "", corrected))
+    # every fifth word changed: far beyond the edit budget
+    words = STORY.split(" ")
+    rewritten = " ".join(w if i % 5 else "changed" for i, w in enumerate(words))
+    assert not judged(("Pier closed", "", STORY), ("Pier closed", "", rewritten))
+
+
+def test_case_punctuation_whitespace_and_html_do_not_matter():
+    formatted = "<p>" + STORY.upper().replace("'", "\u2019").replace(",", "").replace("\n\n", "</p>\r\n<p>") + "</p>"
+    assert judged(("Pier closed", "", STORY), ("PIER CLOSED", "", formatted))
+
+
+def test_an_equal_title_alone_never_makes_two_articles_one_story():
+    assert not judged(
+        ("Northern pier closed after cracks", "", STORY), ("Northern pier closed after cracks", "", OTHER)
+    )
+    frame = pd.DataFrame(
+        {"article_id": ["a", "b"], "title": ["Northern pier closed after cracks"] * 2, "body": [STORY, OTHER]}
+    )
+    groups = pair_groups(frame)
+    assert groups["a"] != groups["b"]
+
+
+def test_a_shared_footer_does_not_make_two_short_articles_copies():
+    footer = (
+        "\nSign up for our newsletter to get the day's top stories in your inbox every morning.\n"
+        "This article was first published by Coastal Wire. © 2024 Coastal Wire. All rights reserved.\n"
+        "Follow us on Twitter and Facebook for the latest news from the harbour and the islands."
+    )
+    a = ("Pier closed", "", "Divers found cracks in the northern pier, which is closed until further notice." + footer)
+    b = ("Library open", "", "The library will open on Sundays from next month, the council said." + footer)
+    assert not judged(a, b)
+
+
+def test_texts_too_short_to_judge_are_copies_only_when_exactly_equal():
+    short = ("Pier closed", "", "The northern pier is closed after divers found cracks.")
+    edited = ("Pier closed", "", "The northern pier is closed after divers found two cracks.")
+    assert not judged(short, edited)  # fewer than MIN_SHINGLES shingles: too little text to call a copy
+    frame = pd.DataFrame(
+        {"article_id": ["a", "b", "c"], "title": ["Pier closed"] * 3, "body": [short[2], short[2], edited[2]]}
+    )
+    groups = pair_groups(frame)
+    assert groups["a"] == groups["b"] != groups["c"]  # the exact copy is still one story
+
+
+def test_a_quoting_reply_is_not_a_copy_of_its_parent():
+    parent = ("Winter tents", "", STORY)
+    reply_body = "\n".join("> " + line for line in STORY.splitlines()) + "\n\nThanks, that is useful to know."
+    assert not judged(parent, ("Re: Winter tents", "", reply_body))
+
+
+def test_templated_reports_about_two_companies_are_distinct():
+    a = (
+        "NORTHWIND CORP 4TH QTR NET", "",
+        "Shr 42 cts vs 37 cts\nNet 12.4 mln vs 10.9 mln\nRevs 310.2 mln vs 287.6 mln\nYear\nShr 1.61 dlrs vs 1.40 "
+        "dlrs\nNet 47.5 mln vs 41.3 mln\nRevs 1.21 billion vs 1.13 billion\nNote: Northwind Corp said results include a "
+        "gain of 2.1 mln dlrs from the sale of its packaging unit.",
+    )  # fmt: skip
+    b = (
+        "BLUE RIVER INC 4TH QTR NET", "",
+        "Shr 18 cts vs 22 cts\nNet 3.1 mln vs 3.8 mln\nRevs 95.6 mln vs 99.0 mln\nYear\nShr 71 cts vs 80 cts\nNet "
+        "12.2 mln vs 13.9 mln\nRevs 377.4 mln vs 390.1 mln\nNote: Blue River Inc said results include a charge of "
+        "1.4 mln dlrs for the closing of its Ohio plant.",
+    )  # fmt: skip
+    assert not judged(a, b)
+
+
+def test_containment_and_resemblance_of_a_cut_copy():
+    cut = STORY.split("\n\n")[0]
+    left = signatures(["a", "b"], ["", ""], [STORY, cut])
+    shared, containment, resemblance, sampled = compare(left, np.array([0]), left, np.array([1]))
+    assert containment[0] == 1.0  # the cut copy is wholly contained in the story
+    assert 0 < resemblance[0] < 0.5  # but resembles it in part only
+    assert shared[0] == sampled[0] >= MIN_SHINGLES
+
+
+# --------------------------------------------------------------------------- groups, through the model
+
+
+def test_volcano_lists_show_the_follow_up_and_the_added_article_but_not_the_copy():
+    model = rec.Recommender(popularity_weight=0).fit(volcano())
+    groups = model.duplicate_groups()
+    assert sorted(groups["article_id"]) == ["kelvar-syndicated", "kelvar-wire"]
+    assert (groups["containment"] > 0.95).all()
+    listed = [r.article_id for r in model.recommend("kelvar-wire", k=3, half_life_days=7)]
+    assert "kelvar-follow-up" in listed and "kelvar-syndicated" not in listed
+    model.add_articles(volcano_later())
+    assert sorted(model.duplicate_groups()["article_id"]) == ["kelvar-syndicated", "kelvar-wire"]
+    listed = [r.article_id for r in model.recommend("kelvar-wire", k=3, half_life_days=7)]
+    assert {"kelvar-follow-up", "kelvar-ash-flights"} <= set(listed), listed
+    later = [r.article_id for r in model.recommend("kelvar-ash-flights", k=3, half_life_days=7)]
+    # the wire story and its copy are one story, shown once
+    assert len({"kelvar-wire", "kelvar-syndicated"} & set(later)) == 1 and "kelvar-follow-up" in later
+
+
+def test_two_articles_about_one_final_stay_in_each_other_lists():
+    model = rec.Recommender(popularity_weight=0).fit(flood_and_final())
+    assert model.duplicate_groups().empty
+    assert model.recommend("final-report", k=1)[0].article_id == "final-coach"
+    assert model.recommend("final-coach", k=1)[0].article_id == "final-report"
+
+
+def test_replies_in_one_thread_with_one_subject_line_are_distinct_posts():
+    bodies = [
+        "I want a tent for winter camping in the mountains, light enough to carry for a week but strong in wind. "
+        "Has anyone used a tunnel tent above the tree line in January?",
+        "> Has anyone used a tunnel tent above the tree line in January?\n\nYes, for three winters. Tunnel tents are "
+        "fine in wind if you pitch them with the back into it and use every guy line. Take snow pegs.",
+        "> Take snow pegs.\n\nSnow pegs are heavy; I bury stuff sacks filled with snow instead, which works in powder "
+        "too. My dome tent survived a storm that flattened two tunnel tents next to it.",
+        "> My dome tent survived a storm that flattened two tunnel tents next to it.\n\nDomes stand alone, which "
+        "helps on frozen ground where pegs do not go in. I would still carry a shovel to build a wall of snow.",
+    ]
+    frame = pd.DataFrame(
+        {"article_id": [f"post-{i}" for i in range(4)], "title": ["Re: Winter tent?"] * 4, "body": bodies}
+    )
+    model = rec.Recommender(popularity_weight=0, min_df=1, max_df=1.0).fit(frame)
+    assert model.duplicate_groups().empty
+    assert {r.article_id for r in model.recommend("post-1", k=3)} == {"post-0", "post-2", "post-3"}
+
+
+def test_groups_never_chain_near_misses():
+    # b is a + c; a and c share nothing: a copies b, c copies b, a does not copy c
+    first, second = STORY, OTHER
+    frame = pd.DataFrame(
+        {"article_id": ["a", "b", "c"], "title": ["x", "y", "z"], "body": [first, first + "\n\n" + second, second]}
+    )
+    groups = pair_groups(frame)
+    assert groups["a"] == groups["b"] != groups["c"]  # the stronger pair (the longer part) wins
+
+
+def test_no_collapse_and_exact_only_thresholds():
+    frame = volcano()
+    assert all(len(set(g.values())) == len(frame) for g in [pair_groups(frame, collapse=False)])
+    exact = frame.assign(article_id=frame["article_id"] + "-again")
+    doubled = pd.concat([frame, exact], ignore_index=True)
+    groups = pair_groups(doubled, duplicate_threshold=None)
+    # only exact copies: each article with its "-again" twin, the syndicated copy apart from the wire story
+    assert groups["kelvar-wire"] == groups["kelvar-wire-again"] != groups["kelvar-syndicated"]
+    assert len(set(groups.values())) == len(frame)
+    with pytest.raises(ValueError, match="duplicate_threshold"):
+        rec.Recommender(duplicate_threshold=1.5).fit(frame)
+    with pytest.raises(ValueError, match="collapse"):
+        rec.Recommender(collapse="yes").fit(frame)
+
+
+def test_a_draft_never_gets_its_own_near_copy_recommended():
+    model = rec.Recommender(popularity_weight=0).fit(volcano())
+    wire = volcano().set_index("article_id").loc["kelvar-wire"]
+    draft = wire["body"] + "\n\nSubscribe to our newsletter for more news like this."
+    listed = [r.article_id for r in model.recommend_for_text(title="A new headline", body=draft, k=5)]
+    assert not {"kelvar-wire", "kelvar-syndicated"} & set(listed)
+    assert "kelvar-follow-up" in listed
+
+
+def test_adding_updating_and_loading_judge_copies_like_fit(tmp_path):
+    frame = volcano()
+    together = rec.Recommender(popularity_weight=0).fit(pd.concat([frame, volcano_later()], ignore_index=True))
+    split = rec.Recommender(popularity_weight=0).fit(frame.iloc[[0, 2, 3, 4, 5, 6, 7, 8, 9]])
+    split.add_articles(pd.concat([frame.iloc[[1]], volcano_later()], ignore_index=True))
+    assert _named_groups(split) == _named_groups(together)
+    split.save(tmp_path / "m")
+    loaded = rec.load_model(tmp_path / "m")
+    assert _named_groups(loaded) == _named_groups(together)
+    np.testing.assert_array_equal(loaded.signatures_.values, split.signatures_.values)
+    # an edit that makes the copy a different story splits the group; the edit back joins it again
+    loaded.update_articles(frame.iloc[[1]].assign(body=OTHER))
+    assert _named_groups(loaded) == set()
+    loaded.update_articles(frame.iloc[[1]])
+    assert _named_groups(loaded) == _named_groups(together)
+    loaded.remove_articles(["kelvar-wire"])
+    assert _named_groups(loaded) == set()
+
+
+def _named_groups(model: rec.Recommender) -> set[frozenset[str]]:
+    frame = model.duplicate_groups()
+    return {frozenset(g["article_id"]) for _, g in frame.groupby("group")}
+
+
+# --------------------------------------------------------------------------- invariants
+
+
+@st.composite
+def copied_corpora(draw: st.DrawFn) -> pd.DataFrame:
+    """Articles made of the same few sentences, so that copies, near-misses and chains all occur."""
+    n = draw(st.integers(min_value=2, max_value=10))
+    bodies = draw(st.lists(copied_texts, min_size=n, max_size=n))
+    return pd.DataFrame({"article_id": [f"a{i}" for i in range(n)], "title": ["t"] * n, "body": bodies})
+
+
+@given(copied_corpora(), st.sampled_from([0.5, DEFAULT_THRESHOLD, 0.9]))
+def test_every_pair_in_a_group_is_a_copy(frame, threshold):
+    model = rec.Recommender(popularity_weight=0, min_df=1, max_df=1.0, duplicate_threshold=threshold).fit(frame)
+    groups = np.asarray(model.groups_)
+    keys = np.asarray(model.text_keys_)
+    for label in np.unique(groups):
+        members = np.flatnonzero(groups == label)
+        for a, b in itertools.combinations(members.tolist(), 2):
+            shared, containment, _, sampled = compare(
+                model.signatures_, np.array([a]), model.signatures_, np.array([b])
+            )
+            assert keys[a] == keys[b] or is_copy(shared, containment, sampled, threshold)[0], (a, b, containment)
+
+
+@given(copied_corpora())
+def test_groups_do_not_depend_on_the_order_of_candidate_pairs(frame):
+    sigs = signatures(frame["title"].tolist(), [""] * len(frame), frame["body"].tolist())
+    keys = text_keys(frame["title"], [""] * len(frame), frame["body"])
+    a, b = np.triu_indices(len(frame), 1)
+    pairs = np.stack([a, b], axis=1)
+    expected = duplicate_groups(pairs, keys, sigs, DEFAULT_THRESHOLD)
+    reversed_pairs = pairs[::-1][:, ::-1]
+    assert duplicate_groups(np.concatenate([reversed_pairs, pairs]), keys, sigs, DEFAULT_THRESHOLD).tolist() == (
+        expected.tolist()
+    )
+
+
+def test_signatures_take_concat_and_replace_equal_recomputing():
+    bodies = [STORY, OTHER, STORY.upper(), "short text", ""]
+    sigs = signatures(["t"] * 5, [""] * 5, bodies)
+    again = signatures(["t"] * 2, [""] * 2, [bodies[3], bodies[1]])
+    for got, want in (
+        (sigs.take(np.array([3, 1])), again),
+        (sigs.take(np.array([0])).concat(again), signatures(["t"] * 3, [""] * 3, [STORY, bodies[3], OTHER])),
+        (sigs.replace(np.array([0, 4]), again), signatures(["t"] * 5, [""] * 5, [bodies[3], OTHER, STORY.upper(), "short text", OTHER])),
+    ):  # fmt: skip
+        for name in ("values", "indptr", "level", "size"):
+            np.testing.assert_array_equal(getattr(got, name), getattr(want, name))
+    sigs.check(5)
+    with pytest.raises(ValueError):
+        sigs.check(4)
+
+
+def test_long_texts_are_sampled_and_still_compare_with_their_cut_copies():
+    long_story = "\n\n".join(f"{STORY} Part {i}." for i in range(12))
+    cut = "\n\n".join(long_story.split("\n\n")[:10])
+    sigs = signatures(["t", "t"], ["", ""], [long_story, cut])
+    assert sigs.level[0] > 0 and np.diff(sigs.indptr)[0] <= 128
+    shared, containment, _, sampled = compare(sigs, np.array([0]), sigs, np.array([1]))
+    assert is_copy(shared, containment, sampled, DEFAULT_THRESHOLD)[0]
+
+
+# --------------------------------------------------------------------------- exact copies and representatives
 
 
 def test_text_keys_ignore_case_and_spacing_only():
     keys = text_keys(["Storm", "storm ", "Storm"], ["", "", ""], ["Harbour  closed", "harbour closed", "Harbour shut"])
     assert keys[0] == keys[1] != keys[2]
     assert copy_groups(keys).tolist() == [0, 0, -1]
-
-
-def test_short_titles_never_match():
-    keys = title_keys(["Weather", "Weather", "Flood closes the Avon bridge", "flood closes the avon bridge!", "x y z"])
-    assert keys[0] == keys[1] == 0 and keys[4] == 0
-    assert keys[2] == keys[3] != 0
-
-
-def test_groups_are_connected_components_labelled_by_first_row():
-    # 0-1 similar, 1-2 similar (so 0,1,2 one group); 3 alone; 4 shares a title with 3
-    neighbours = np.array([[1, -1], [0, 2], [1, -1], [-1, -1], [-1, -1]])
-    similarities = np.array([[0.9, 0], [0.9, 0.85], [0.85, 0], [0, 0], [0, 0]], dtype=np.float32)
-    text = np.arange(5, dtype=np.int64)
-    titles = np.array([0, 0, 0, 7, 7], dtype=np.int64)
-    assert duplicate_groups(neighbours, similarities, 0.8, text, titles).tolist() == [0, 0, 0, 3, 3]
-    assert duplicate_groups(neighbours, similarities, 0.88, text, titles).tolist() == [0, 0, 2, 3, 3]
 
 
 def test_representative_is_newest_then_most_viewed_and_skips_blocked():

@@ -154,7 +154,8 @@ def test_loaded_arrays_are_read_only_memory_maps(saved: Path) -> None:
         "similarities_": loaded.similarities_,
         "popularity_": loaded.popularity_,
         "text_keys_": loaded.text_keys_,
-        "title_keys_": loaded.title_keys_,
+        "signatures_.values": loaded.signatures_.values,
+        "signatures_.indptr": loaded.signatures_.indptr,
         "groups_": loaded.groups_,
         "vectors_.data": loaded.vectors_.data,
         "vectors_.indices": loaded.vectors_.indices,
@@ -301,7 +302,8 @@ def test_editorial_state_and_duplicate_groups_survive_save_and_load(tmp_path: Pa
     assert loaded.bans_ == {"f1": {"f2"}}
     np.testing.assert_array_equal(loaded.groups_, model.groups_)
     np.testing.assert_array_equal(loaded.text_keys_, model.text_keys_)
-    np.testing.assert_array_equal(loaded.title_keys_, model.title_keys_)
+    for name in ("values", "indptr", "level", "size"):
+        np.testing.assert_array_equal(getattr(loaded.signatures_, name), getattr(model.signatures_, name))
     pd.testing.assert_frame_equal(loaded.duplicate_groups(), model.duplicate_groups())
     for article_id in model.article_ids:
         assert loaded.recommend(article_id, k=4) == model.recommend(article_id, k=4)
@@ -351,7 +353,7 @@ def test_manifest_describes_the_model_and_every_file(saved: Path) -> None:
     manifest = json.loads((version / "manifest.json").read_text(encoding="utf-8"))
 
     assert manifest["format"] == "recommender-model"
-    assert manifest["format_version"] == FORMAT_VERSION == 2
+    assert manifest["format_version"] == FORMAT_VERSION == 3
     assert manifest["library_version"] == rec.__version__
     assert manifest["parameters"]["min_df"] == 1
     assert manifest["parameters"]["max_df"] == 1.0
@@ -370,7 +372,9 @@ def test_manifest_describes_the_model_and_every_file(saved: Path) -> None:
     on_disk = {p.name for p in version.iterdir()} - {"manifest.json"}
     assert set(manifest["files"]) == on_disk
     assert {"neighbours.npy", "similarities.npy", "article_id.bytes.npy", "editorial.json"} <= on_disk
-    assert {"text_keys.npy", "title_keys.npy", "groups.npy"} <= on_disk
+    assert {"text_keys.npy", "groups.npy", "signatures.values.npy", "signatures.level.npy"} <= on_disk
+    assert manifest["copy_signatures"] is True
+    assert manifest["parameters"]["stop_words"] == "news" and manifest["parameters"]["collapse"] is True
     assert "copy_groups.npy" not in on_disk  # derived from text_keys on load
     for name, info in manifest["files"].items():
         assert info == describe(version / name), name
@@ -538,6 +542,28 @@ def test_a_format_1_model_still_loads_and_gives_its_lists(tmp_path: Path) -> Non
     # and it is saved again in the current format
     model.save(tmp_path / "again")
     assert rec.read_manifest(tmp_path / "again")["format_version"] == FORMAT_VERSION
+
+
+def test_a_format_1_model_keeps_its_old_rules_until_rebuilt(tmp_path: Path) -> None:
+    model = rec.load_model(FORMAT_1 / "model")
+    # fitted with scikit-learn's stop list and grouped by the rule of its time: both kept
+    assert model.stop_words == "english" and model.signatures_ is None
+    groups = np.asarray(model.groups_).copy()
+    assert model.text_params().stop_words == "english"
+    new = pd.DataFrame({"article_id": ["x1"], "title": ["Cup final"], "body": ["The cup final was won late."]})
+    with pytest.raises(rec.ModelFormatError, match="rebuild"):
+        model.add_articles(new)
+    with pytest.raises(rec.ModelFormatError, match="rebuild"):
+        model.update_articles(new.assign(article_id=model.article_ids[0]))
+    np.testing.assert_array_equal(model.groups_, groups)  # nothing changed
+    gone = model.article_ids[-1]
+    model.remove_articles([gone])
+    assert gone not in model.article_ids and len(model.groups_) == len(groups) - 1
+    # saved again, it is a format-3 model that still has no signatures and says so
+    model.save(tmp_path / "again")
+    assert rec.read_manifest(tmp_path / "again")["copy_signatures"] is False
+    with pytest.raises(rec.ModelFormatError, match="rebuild"):
+        rec.load_model(tmp_path / "again").add_articles(new)
 
 
 def test_a_format_older_than_readable_says_how_to_rebuild(saved: Path) -> None:

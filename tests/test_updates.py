@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from strategies import WORDS, article_tables, texts
+from strategies import WORDS, article_tables, copied_texts, texts
 
 import recommender as rec
-from recommender._duplicates import copy_groups, duplicate_groups
+from recommender._duplicates import copy_groups, duplicate_groups, signatures, text_keys
 from recommender._neighbours import top_neighbours
 
 
@@ -24,13 +24,22 @@ def fresh_pools(model: rec.Recommender) -> tuple[np.ndarray, np.ndarray]:
     return top_neighbours(model.vectors_, model.neighbours_.shape[1], groups=copy_groups(model.text_keys_))
 
 
-def assert_consistent(model: rec.Recommender) -> None:
+def assert_consistent(model: rec.Recommender, current: dict[str, tuple[str, str]] | None = None) -> None:
+    """Pools and groups equal a recomputation; with ``current`` (id -> title, body), so do keys and signatures."""
     rows, sims = fresh_pools(model)
     np.testing.assert_array_equal(model.neighbours_, rows)
     np.testing.assert_allclose(model.similarities_, sims, rtol=1e-6)
-    refit_groups = duplicate_groups(
-        rows, model._term_similarities(), model.duplicate_threshold, model.text_keys_, model.title_keys_
-    )
+    keys, sigs = model.text_keys_, model.signatures_
+    if current is not None:
+        titles = [current[a][0] for a in model.article_ids]
+        bodies = [current[a][1] for a in model.article_ids]
+        keys = text_keys(titles, [""] * len(titles), bodies)
+        sigs = signatures(titles, [""] * len(titles), bodies)
+        np.testing.assert_array_equal(model.text_keys_, keys)
+        for name in ("values", "indptr", "level", "size"):
+            np.testing.assert_array_equal(getattr(model.signatures_, name), getattr(sigs, name))
+    a, b = np.triu_indices(model.n_articles, 1)  # a small model judges every pair
+    refit_groups = duplicate_groups(np.stack([a, b], axis=1), np.asarray(keys), sigs, model.duplicate_threshold)
     np.testing.assert_array_equal(model.groups_, refit_groups)
     assert len(model.article_ids) == len(model.articles_) == model.vectors_.shape[0]
 
@@ -160,16 +169,20 @@ def test_updates_survive_save_and_load(base, tmp_path):
 
 
 operation = st.one_of(
-    st.tuples(st.just("add"), st.lists(texts, min_size=1, max_size=3)),
-    st.tuples(st.just("update"), st.integers(0, 100), texts),
+    st.tuples(st.just("add"), st.lists(st.one_of(texts, copied_texts), min_size=1, max_size=3)),
+    st.tuples(st.just("update"), st.integers(0, 100), st.one_of(texts, copied_texts)),
     st.tuples(st.just("remove"), st.integers(0, 100)),
     st.tuples(st.just("views"), st.integers(0, 100), st.integers(0, 10**6)),
 )
 
 
-@given(table=article_tables(min_size=3, max_size=12), operations=st.lists(operation, min_size=1, max_size=5))
+@given(
+    table=article_tables(min_size=3, max_size=12, bodies=st.one_of(texts, copied_texts)),
+    operations=st.lists(operation, min_size=1, max_size=5),
+)
 def test_any_sequence_of_updates_equals_a_recomputation(table, operations):
     model = rec.Recommender(min_df=1, max_df=1.0, pool_size=3, fallback=False).fit(table)
+    current = {a: (t, b) for a, t, b in zip(table["article_id"], table["title"], table["body"], strict=True)}
     counter = 0
     for op in operations:
         before = lists(model, k=3)
@@ -179,18 +192,21 @@ def test_any_sequence_of_updates_equals_a_recomputation(table, operations):
                 {"article_id": [f"new{counter}-{i}" for i in range(len(op[1]))], "title": op[1], "body": op[1]}
             )
             changed = model.add_articles(new)
+            current.update({a: (t, t) for a, t in zip(new["article_id"], op[1], strict=True)})
         elif op[0] == "update":
             article_id = model.article_ids[op[1] % model.n_articles]
             changed = model.update_articles(
                 pd.DataFrame({"article_id": [article_id], "title": [op[2]], "body": [WORDS[0]]})
             )
+            current[article_id] = (op[2], WORDS[0])
         elif op[0] == "remove":
             if model.n_articles <= 2:
                 continue
             article_id = model.article_ids[op[1] % model.n_articles]
             changed = model.remove_articles([article_id])
+            del current[article_id]
         else:
             article_id = model.article_ids[op[1] % model.n_articles]
             changed = model.update_views({article_id: op[2]})
-        assert_consistent(model)
+        assert_consistent(model, current)
         assert changed_lists(before, lists(model, k=3)) <= set(changed)
