@@ -144,49 +144,71 @@ CONTROL_NAMES = (
 )
 
 
-def _number(name: str, value: Any, *, low: float = 0.0, allow_none: bool = False, integer: bool = False) -> None:
+def _number(
+    name: str,
+    value: Any,
+    *,
+    low: float = 0.0,
+    high: float | None = None,
+    allow_none: bool = False,
+    integer: bool = False,
+    above: bool = False,
+) -> None:
+    """Check one numeric control against its range; the error is one line naming the range and the value."""
     if value is None and allow_none:
         return
     kind = numbers.Integral if integer else numbers.Real
-    if isinstance(value, bool) or not isinstance(value, kind) or not np.isfinite(value) or value < low:
+    ok = not isinstance(value, bool) and isinstance(value, kind) and bool(np.isfinite(value))
+    ok = ok and (value > low if above else value >= low) and (high is None or value <= high)
+    if not ok:
         what = "an integer" if integer else "a finite number"
+        bound = f"> {low:g}" if above else f">= {low:g}"
+        if high is not None:
+            bound = f"in [{low:g}, {high:g}]"
         extra = " or None" if allow_none else ""
-        raise ValueError(f"{name} must be {what} >= {low:g}{extra}, got {value!r}.")
+        raise ValueError(f"{name} must be {what} {bound}{extra}, got {value!r}.")
 
 
 @dataclass(frozen=True)
 class Controls:
     """The ranking controls: set on the model, overridable per call by keyword.
 
+    Every control has a range; a value outside it raises ``ValueError`` (one
+    line naming the control, the range and the value).
+
     Attributes
     ----------
-    popularity_weight : float, default 0.1
+    popularity_weight : float >= 0, default 0.1
         How much the popularity prior scales similarity (0 = content only).
-    half_life_days : float or None, default None
+    half_life_days : float > 0 or None, default None
         Soft freshness: a candidate's score halves for every ``half_life_days``
         between its publication and the source's. None = off.
-    max_age_days : float or None, default None
+    max_age_days : float >= 0 or None, default None
         Hard window: drop candidates published more than this many days before or
         after the source. None = off.
     past_only : bool, default False
         Only candidates published no later than the source (for archives).
-    category_boost : float, default 0.1
+    category_boost : float >= 0, default 0.1
         Extra score share for a candidate in the source's category.
-    tag_boost : float, default 0.05
+    tag_boost : float >= 0, default 0.05
         Extra score share per tag shared with the source (up to 4 tags).
     same_category : bool, default False
         Only candidates in the source's category (no filter when the source has none).
     categories : tuple of str or None, default None
         Only candidates in one of these categories.
-    min_shared_tags : int, default 0
+    min_shared_tags : int >= 0, default 0
         Only candidates sharing at least this many tags with the source.
-    diversity : float, default 0.0
+    diversity : float in [0, 1], default 0.0
         Maximal marginal relevance: subtract ``diversity`` times the highest
-        similarity to an item already in the list (0 = off).
-    min_score : float, default 0.0
+        similarity to an item already in the list (0 = off, 1 = a candidate as
+        similar to a listed item as to the source is worth nothing).
+    min_score : float >= 0, default 0.0
         Drop similar candidates scoring below this (before diversity).
     fallback : bool, default True
         Fill lists shorter than ``k`` from the popular articles (``reason="fallback"``).
+
+    Whatever the controls, an item whose score is not positive is never listed as
+    similar: it is dropped, and the fallback (when on) fills its slot.
     """
 
     popularity_weight: float = 0.1
@@ -204,12 +226,12 @@ class Controls:
 
     def __post_init__(self) -> None:
         _number("popularity_weight", self.popularity_weight)
-        _number("half_life_days", self.half_life_days, low=1e-9, allow_none=True)
+        _number("half_life_days", self.half_life_days, above=True, allow_none=True)
         _number("max_age_days", self.max_age_days, allow_none=True)
         _number("category_boost", self.category_boost)
         _number("tag_boost", self.tag_boost)
         _number("min_shared_tags", self.min_shared_tags, integer=True)
-        _number("diversity", self.diversity)
+        _number("diversity", self.diversity, high=1.0)
         _number("min_score", self.min_score)
         for name in ("past_only", "same_category", "fallback"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
@@ -370,16 +392,18 @@ def rank(
     s2 = s1 * factor
     same = (category == sources.category[:, None]) & (category >= 0)
     s3 = s2 * (1.0 + controls.category_boost * same + controls.tag_boost * np.minimum(shared, TAG_CAP))
-    valid &= s3 >= controls.min_score
+    valid &= (s3 > 0) & (s3 >= controls.min_score)  # a score that is not positive is not "similar"
 
     keyed = np.where(valid, s3, -np.inf)
     order = np.argsort(-keyed, axis=1, kind="stable")
     if controls.diversity > 0 and pair_similarity is not None:
         chosen, penalty = _mmr(order, keyed, shown, controls.diversity, k, pair_similarity)
+        present = chosen >= 0
+        chosen = np.where(present, chosen, 0)
     else:
         chosen = order[:, :k]
         penalty = np.zeros(chosen.shape)
-    present = np.isfinite(np.take_along_axis(keyed, chosen, axis=1)) if chosen.size else np.zeros(chosen.shape, bool)
+        present = np.isfinite(np.take_along_axis(keyed, chosen, axis=1)) if chosen.size else np.zeros(chosen.shape, bool)
 
     def pick(values: np.ndarray) -> np.ndarray:
         return np.where(present, np.take_along_axis(values, chosen, axis=1), 0.0)
@@ -469,10 +493,15 @@ def _mmr(
     k: int,
     pair_similarity: Callable[[np.ndarray], np.ndarray],
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Greedy maximal marginal relevance over the best ``3k`` candidates of each row."""
+    """Greedy maximal marginal relevance over the best ``3k`` candidates of each row.
+
+    Returns the chosen positions into the pool (-1 for an empty slot) and their
+    penalties. Picking stops when no candidate's penalised score is positive.
+    """
     m = order.shape[0]
     depth = min(order.shape[1], 3 * k)
-    chosen = np.zeros((m, min(k, depth)), dtype=np.int64)
+    width = min(k, order.shape[1])
+    chosen = np.full((m, width), -1, dtype=np.int64)
     penalty = np.zeros(chosen.shape)
     for i in range(m):
         top = order[i, :depth]
@@ -480,21 +509,19 @@ def _mmr(
         live = np.isfinite(scores)
         top, scores = top[live], scores[live]
         if top.size == 0:
-            chosen[i] = order[i, : chosen.shape[1]]
             continue
         pairs = pair_similarity(shown[i, top])
         best_overlap = np.zeros(top.size)
         taken = np.zeros(top.size, dtype=bool)
-        picks: list[int] = []
-        for _ in range(min(chosen.shape[1], top.size)):
+        for slot in range(min(width, top.size)):
             value = np.where(taken, -np.inf, scores - diversity * best_overlap)
             j = int(np.argmax(value))  # first maximum: ties keep score order
-            picks.append(j)
-            penalty[i, len(picks) - 1] = diversity * best_overlap[j]
+            if not value[j] > 0:
+                break
+            chosen[i, slot] = top[j]
+            penalty[i, slot] = diversity * best_overlap[j]
             taken[j] = True
             best_overlap = np.maximum(best_overlap, pairs[j])
-        filler = [p for p in order[i] if p not in set(top[picks].tolist())][: chosen.shape[1] - len(picks)]
-        chosen[i] = np.concatenate([top[picks], np.asarray(filler, dtype=np.int64)])
     return chosen, penalty
 
 

@@ -463,13 +463,16 @@ def test_recommend_half_life_days_favours_articles_near_the_source_date(
 def test_recommend_diversity_moves_a_near_repeat_down(news_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     before = ids(recommended(capsys, news_dir, "s1", "--no-fallback"))
     assert before[0] == "s3" and before.index("s2") < before.index("s6")
-    items = recommended(capsys, news_dir, "s1", "--no-fallback", "--diversity", "1")
+    items = recommended(capsys, news_dir, "s1", "--no-fallback", "--diversity", "0.5")
     after = ids(items)
     # s2 repeats s3 (the islands), which is already first; s6 (rain) is a different story and now comes before it.
     assert after[0] == "s3" and after.index("s6") < after.index("s2")
     assert set(after) == set(before)
     parts = {i["article_id"]: i["diversity_part"] for i in items}
     assert parts["s3"] == 0.0 and parts["s2"] < 0
+    # at full weight, the repeat's score is no longer positive: it leaves the list rather than show as "similar"
+    full = recommended(capsys, news_dir, "s1", "--no-fallback", "--diversity", "1")
+    assert "s2" not in ids(full) and ids(full)[0] == "s3" and all(i["score"] > 0 for i in full)
 
 
 def test_recommend_json_has_reasons_score_parts_and_shared_terms(
@@ -532,12 +535,13 @@ def test_precompute_explain_writes_the_part_columns(
     [
         (["recommend", "{model}", "s1", "--min-shared-tags", "-1"], "min_shared_tags must be an integer >= 0, got -1"),
         (["recommend", "{model}", "s1", "--half-life-days", "0"], "half_life_days must be"),
-        (["recommend", "{model}", "s1", "--diversity", "-0.5"], "diversity must be a finite number >= 0"),
+        (["recommend", "{model}", "s1", "--diversity", "-0.5"], "diversity must be a finite number in [0, 1]"),
+        (["recommend", "{model}", "s1", "--diversity", "7"], "diversity must be a finite number in [0, 1], got 7.0"),
         (["recommend", "{model}", "s1", "--popularity-weight", "nan"], "popularity_weight must be a finite number"),
         (["precompute", "{model}", "--out", "{tmp}/lists.csv", "--max-age-days", "-3"], "max_age_days must be"),
         (["build", "{news}", "--out", "{tmp}/other", "--category-boost", "-1"], "category_boost must be"),
     ],
-    ids=["min-shared-tags", "half-life-zero", "diversity", "popularity-nan", "precompute", "build"],
+    ids=["min-shared-tags", "half-life-zero", "diversity", "diversity-7", "popularity-nan", "precompute", "build"],
 )
 def test_invalid_control_value_fails_with_one_line(
     news_dir: Path, tmp_path: Path, argv: list[str], message: str, capsys: pytest.CaptureFixture[str]

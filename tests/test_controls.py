@@ -387,6 +387,48 @@ def test_frame_and_recommend_explain_fallback_items_alike(story):
     assert set(frame["reason"]) == {"fallback"}
 
 
+@given(
+    table=article_tables(min_size=3, max_size=15),
+    controls=st.fixed_dictionaries(
+        {
+            "half_life_days": st.sampled_from([None, 1e-3, 30.0]),
+            "diversity": st.sampled_from([0.0, 0.5, 1.0]),
+            "min_score": st.sampled_from([0.0, 0.05]),
+            "fallback": st.booleans(),
+        }
+    ),
+)
+def test_an_item_without_a_positive_score_is_never_similar(table, controls):
+    model = rec.Recommender(min_df=1, max_df=1.0, fallback=False).fit(table)
+    frame = model.recommend_frame(k=5, **controls)
+    similar_items = frame[frame["reason"] == "similar"]
+    assert (similar_items["score"] > 0).all(), similar_items
+    assert (similar_items["score"] >= controls["min_score"] - controls["diversity"]).all()
+    for article_id in table["article_id"].tolist()[:2]:
+        assert all(r.score > 0 for r in model.recommend(article_id, k=5, **controls) if r.reason == "similar")
+
+
+def test_a_list_with_nothing_positive_left_is_filled_by_the_fallback(story):
+    # diversity 1: every later candidate about the flood overlaps the first one more than it matches the source
+    model = model_of(story)
+    items = model.recommend("source", k=4, diversity=1.0)
+    assert all(r.score > 0 for r in items if r.reason == "similar")
+    assert [r.reason for r in items].count("fallback") >= 1
+    assert len(items) == 4
+
+
+@pytest.mark.parametrize(
+    ("control", "value"),
+    [("diversity", 1.5), ("diversity", -0.1), ("half_life_days", 0), ("popularity_weight", float("inf"))],
+)
+def test_a_control_outside_its_range_is_a_one_line_error(story, control, value):
+    model = model_of(story)
+    with pytest.raises(ValueError, match=rf"^{control} must be [^\n]*got {value!r}\.$"):
+        model.recommend("source", **{control: value})
+    with pytest.raises(ValueError, match=control):
+        rec.Recommender(**{control: value}).fit(story)
+
+
 @given(table=article_tables(min_size=3, max_size=15), data=st.data())
 def test_no_excluded_blocked_or_banned_article_ever_appears(table, data):
     model = rec.Recommender(min_df=1, max_df=1.0).fit(table)
