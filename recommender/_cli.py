@@ -383,7 +383,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     import warnings
 
     from ._articles import COLUMNS, load_interactions
-    from ._evaluate import evaluate
+    from ._evaluate import BLIND, evaluate
 
     labels = args.labels
     try:
@@ -417,14 +417,15 @@ def _evaluate(args: argparse.Namespace) -> int:
             window=args.window,
             sample=args.sample,
         )
-    table = result.pivot(index="method", columns="metric", values="value").reindex(
-        ["random", "most-popular", "content-only", "model"]
-    )
+    order = [m for m in ("random", "most-popular", "content-only", "model", BLIND) if m in set(result["method"])]
+    table = result.pivot(index="method", columns="metric", values="value").reindex(order)
     import pandas as pd
 
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.4f}".format):
         print(f"Evaluation at k={args.k} over {int(result['n'].max()):,} lists")
         print(table.to_string())
+    for method, note in result.loc[result["note"] != "", ["method", "note"]].drop_duplicates().itertuples(index=False):
+        print(f"{method}: {note}")
     for warning in caught:
         print(f"warning: {warning.message}")
     if args.out:

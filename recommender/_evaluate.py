@@ -18,6 +18,14 @@ Three families of figures, each for the configured model and the baselines
   truth found in the list; the ranking is over the full catalogue (no sampled
   negatives). ``pairs`` counts (query, ground-truth article) pairs; fewer than
   ``min_pairs`` gives a warning that the figures are too noisy to trust.
+* **Honest figures.** When the label column is a signal the ranking uses (the
+  model's ``category`` with ``category_boost``, ``same_category`` or
+  ``categories``; its ``tags`` with ``tag_boost`` or ``min_shared_tags``), the
+  model's label figures are partly the label ranked by itself: ``evaluate``
+  then also reports :data:`BLIND` (the same model with those signals off) and
+  raises an :class:`EvaluationWarning` naming them. A baseline that cannot mean
+  anything on the data, ``most-popular`` when no article has views, is reported
+  with ``value`` NaN and a ``note`` saying why, not as a figure.
 * **List health**: ``mean_similarity`` (mean cosine between source and
   recommended article: a relevance proxy where there are no labels),
   ``coverage`` (share of the catalogue that appears in any
@@ -72,8 +80,18 @@ CONTENT_ONLY = {
 }
 
 
+#: The method row of the model with the ranking signals taken from the label column switched off.
+BLIND = "model (label signals off)"
+#: Controls that rank by each column a label may come from, and their values when off.
+LABEL_SIGNALS = {
+    "category": {"category_boost": 0.0, "same_category": False, "categories": None},
+    "tags": {"tag_boost": 0.0, "min_shared_tags": 0},
+}
+NO_VIEWS = "not measured: no article has views, so most-popular would be an arbitrary order"
+
+
 class EvaluationWarning(UserWarning):
-    """Figures computed from too little data to be trusted."""
+    """Figures that cannot be trusted: too little data, or a label the ranking itself uses."""
 
 
 # --------------------------------------------------------------------------- interactions
@@ -336,9 +354,17 @@ def evaluate(
     Returns
     -------
     DataFrame
-        Columns ``method, metric, k, value, n``: ``method`` in ``random,
-        most-popular, content-only, model``; ``n`` is the number of lists (or
-        queries) a figure rests on.
+        Columns ``method, metric, k, value, n, note``: ``method`` in ``random,
+        most-popular, content-only, model`` (and :data:`BLIND` when the label
+        column is a ranking signal); ``n`` is the number of lists (or queries) a
+        figure rests on; ``note`` says why a figure is not measured (``value``
+        NaN), else it is empty.
+
+    Warns
+    -----
+    EvaluationWarning
+        Fewer than ``min_pairs`` co-reading pairs, or a label column that the
+        ranking uses (see the module docstring).
     """
     if isinstance(model, Recommender):
         configured = clone(model)  # the caller's model is left as it was
@@ -368,6 +394,20 @@ def evaluate(
             )
     fitted = configured.fit(table)
     content = Recommender(**{**fitted.get_params(), **CONTENT_ONLY}).fit(table)
+    label_values = _labels(articles, labels, fitted.article_ids)
+    leaks = _label_signals(fitted, labels, label_values)
+    methods: list[tuple[str, Recommender | None]] = [(m, None) for m in METHODS]
+    if leaks:
+        used = ", ".join(f"{name}={value!r}" for name, value in leaks.items())
+        warnings.warn(
+            f"The label column {labels!r} is a signal the ranking uses ({used}): the model's label figures rank "
+            f"articles by their own label. Compare the row {BLIND!r}, the same model with it off.",
+            EvaluationWarning,
+            stacklevel=2,
+        )
+        off = {name: value for column in LABEL_SIGNALS.values() for name, value in column.items() if name in leaks}
+        methods.append((BLIND, Recommender(**{**fitted.get_params(), **off}).fit(table)))
+    has_views = bool(np.isfinite(table["views"].to_numpy(dtype=float)).any())
     n = fitted.n_articles
     rng = np.random.default_rng(seed)
     rows = np.arange(n) if sample is None or sample >= n else np.sort(rng.choice(n, size=sample, replace=False))
@@ -376,25 +416,42 @@ def evaluate(
         query_rows = np.array(sorted({fitted.row_of(a) for a in pairs["article_id"]}), dtype=np.int64)
     needed = np.union1d(rows, query_rows)
     at = np.searchsorted(needed, rows)
-    label_values = _labels(articles, labels, fitted.article_ids)
     records = []
-    for method in METHODS:
-        lists = _lists(method, fitted, content, k, needed, seed)
+    for method, other in methods:
+        lists = _lists("model" if other is not None else method, other or fitted, content, k, needed, seed)
         mine = lists[at]
+        note = NO_VIEWS if method == "most-popular" and not has_views else ""
+        figures_of: list[tuple[dict[str, float], int]] = []
         if label_values is not None:
             labelled = pd.notna(label_values[rows])
             if labelled.any():
-                figures = _label_metrics(mine[labelled], rows[labelled], label_values, k)
-                for name, value in figures.items():
-                    records.append((method, name, k, value, int(labelled.sum())))
+                figures_of.append(
+                    (_label_metrics(mine[labelled], rows[labelled], label_values, k), int(labelled.sum()))
+                )
         if pairs is not None:
             figures = _co_reading(fitted, lists, needed, pairs, k)
-            queries = int(figures.pop("queries"))
+            figures_of.append((figures, int(figures.pop("queries"))))
+        figures_of.append((_health(fitted, mine, rows), len(rows)))
+        for figures, n in figures_of:
             for name, value in figures.items():
-                records.append((method, name, k, value, queries))
-        for name, value in _health(fitted, mine, rows).items():
-            records.append((method, name, k, value, len(rows)))
-    return pd.DataFrame.from_records(records, columns=["method", "metric", "k", "value", "n"])
+                records.append((method, name, k, float("nan") if note else value, n, note))
+    return pd.DataFrame.from_records(records, columns=["method", "metric", "k", "value", "n", "note"])
+
+
+def _label_signals(model: Recommender, labels: str | None, values: np.ndarray | None) -> dict[str, Any]:
+    """The ranking controls of ``model`` that rank by the label column itself, with their values (empty if none)."""
+    if labels is None or values is None:
+        return {}
+    column = next((c for c in LABEL_SIGNALS if labels == c or labels.strip().lower() in ALIASES[c]), None)
+    if column is None:  # another column: still a leak if it holds the model's categories
+        category = model.articles_["category"].to_numpy(dtype=object)
+        both = pd.notna(values) & pd.notna(category)
+        same = bool(both.any()) and all(str(a) == str(b) for a, b in zip(values[both], category[both], strict=True))
+        column = "category" if same else None
+    if column is None:
+        return {}
+    params = model.get_params()
+    return {name: params[name] for name, off in LABEL_SIGNALS[column].items() if params[name] != off}
 
 
 def _labels(articles: pd.DataFrame, labels: str | None, article_ids: list[str]) -> np.ndarray | None:

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import recommender as rec
-from recommender._evaluate import _label_metrics, co_reading_pairs, gini
+from recommender._evaluate import BLIND, _label_metrics, co_reading_pairs, gini
 
 T = pd.Timestamp("2024-01-10", tz="UTC")
 
@@ -113,7 +113,7 @@ def table(result: pd.DataFrame) -> pd.DataFrame:
 
 def test_planted_co_reading_signal_is_detected():
     articles = corpus()
-    params = {"min_df": 1, "max_df": 1.0, "latent_components": 0}
+    params = {"min_df": 1, "max_df": 1.0, "latent_components": 0, "category_boost": 0.0}
     planted = table(rec.evaluate(articles, params, interactions=planted_log(articles, True), split_time=T))
     assert planted.loc["content-only", "hit_rate"] > planted.loc["random", "hit_rate"] + 0.3
     assert planted.loc["model", "recall"] > 2 * planted.loc["most-popular", "recall"]
@@ -128,7 +128,7 @@ def test_nothing_after_the_split_reaches_the_recommenders():
     flood = pd.DataFrame(
         {"user_id": [f"x{i}" for i in range(500)], "article_id": "t0-0", "timestamp": T + pd.Timedelta("1h")}
     )
-    params = {"min_df": 1, "max_df": 1.0, "latent_components": 0, "popularity_weight": 1.0}
+    params = {"min_df": 1, "max_df": 1.0, "latent_components": 0, "popularity_weight": 1.0, "category_boost": 0.0}
     base = rec.evaluate(articles, params, interactions=log, split_time=T)
     flooded = rec.evaluate(articles, params, interactions=pd.concat([log, flood]), split_time=T)
     # 500 reads after T change no list: popularity only counts reads before T
@@ -140,8 +140,8 @@ def test_nothing_after_the_split_reaches_the_recommenders():
 
 
 def test_label_agreement_and_health_rows():
-    articles = corpus()
-    result = rec.evaluate(articles, {"min_df": 1, "max_df": 1.0, "latent_components": 0}, k=3)
+    articles = corpus().assign(views=100.0)
+    result = rec.evaluate(articles, {"min_df": 1, "max_df": 1.0, "latent_components": 0, "category_boost": 0}, k=3)
     wide = table(result)
     assert set(wide.index) == {"random", "most-popular", "content-only", "model"}
     assert {"precision", "ndcg", "coverage", "intra_list_similarity", "duplicate_rate", "popularity_gini",
@@ -149,19 +149,68 @@ def test_label_agreement_and_health_rows():
     assert wide.loc["content-only", "precision"] == pytest.approx(1.0)  # every topic has 4 same-topic neighbours
     assert wide.loc["random", "precision"] < 0.5
     assert wide.loc["most-popular", "coverage"] < wide.loc["content-only", "coverage"]
-    assert (result["n"] == len(articles)).all()
+    assert (result["n"] == len(articles)).all() and (result["note"] == "").all()
+
+
+def test_most_popular_without_views_is_marked_not_measured():
+    result = rec.evaluate(corpus(), {"min_df": 1, "max_df": 1.0, "category_boost": 0}, k=3)
+    popular = result[result["method"] == "most-popular"]
+    assert popular["value"].isna().all() and popular["note"].str.contains("no article has views").all()
+    others = result[result["method"] != "most-popular"]
+    assert others["value"].notna().any() and (others["note"] == "").all()
+
+
+def crossed() -> pd.DataFrame:
+    """Two sections whose articles share words across the sections: a category boost changes the lists."""
+    rows = []
+    for i in range(6):
+        for section, topic in (("sport", "stadium"), ("money", "budget")):
+            other = "budget" if topic == "stadium" else "stadium"
+            words = f"{topic} {other} city council plan vote" if i % 2 else f"{topic} {topic} city council plan"
+            rows.append(
+                {"article_id": f"{section}-{i}", "title": words, "body": f"{words} w{section}{i}", "section": section}
+            )
+    return pd.DataFrame(rows)
+
+
+def test_a_label_the_ranking_uses_is_reported_with_that_signal_off():
+    articles = crossed()
+    params = {"min_df": 1, "max_df": 1.0, "latent_components": 0, "category_boost": 1.0, "fallback": False}
+    with pytest.warns(rec.EvaluationWarning, match=r"'section' is a signal the ranking uses \(category_boost=1.0\)"):
+        result = rec.evaluate(articles, params, k=3, labels="section")
+    wide = table(result)
+    assert BLIND in wide.index
+    # the blind row is the same model with the boost off, computed here independently
+    blind = rec.Recommender(**{**params, "category_boost": 0.0}).fit(articles)
+    lists = blind.recommend_frame(k=3)
+    section = dict(zip(articles["article_id"], articles["section"], strict=True))
+    agree = lists["recommended_id"].map(section) == lists["article_id"].map(section)
+    assert wide.loc[BLIND, "precision"] == pytest.approx(agree.sum() / (3 * len(articles)))
+    assert wide.loc["model", "precision"] > wide.loc[BLIND, "precision"]
+
+
+def test_a_label_the_ranking_does_not_use_gives_no_warning():
+    articles = crossed().assign(desk=lambda f: np.where(f.index % 3 == 0, "night", "day"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = rec.evaluate(articles, {"min_df": 1, "max_df": 1.0, "category_boost": 1.0}, k=3, labels="desk")
+        rec.evaluate(articles, {"min_df": 1, "max_df": 1.0, "category_boost": 0.0}, k=3, labels="section")
+    assert BLIND not in set(result["method"])
+    tagged = crossed().assign(keywords=lambda f: f["section"])
+    with pytest.warns(rec.EvaluationWarning, match="tag_boost=0.05"):
+        rec.evaluate(tagged, {"min_df": 1, "max_df": 1.0, "category_boost": 0.0}, k=3, labels="keywords")
 
 
 def test_too_few_pairs_warn():
     articles = corpus()
     log = planted_log(articles, True).head(20)
     with pytest.warns(rec.EvaluationWarning, match="too noisy"):
-        rec.evaluate(articles, {"min_df": 1, "max_df": 1.0}, interactions=log, split_time=T)
+        rec.evaluate(articles, {"min_df": 1, "max_df": 1.0, "category_boost": 0}, interactions=log, split_time=T)
 
 
 def test_evaluate_leaves_a_given_model_untouched():
     model = rec.Recommender(min_df=1, max_df=1.0)
-    rec.evaluate(corpus(), model, k=2)
+    rec.evaluate(corpus(), model, k=2, labels=None)
     assert not hasattr(model, "neighbours_")
 
 
@@ -201,7 +250,9 @@ def test_cli_evaluate(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert code == 0
     assert "content-only" in printed and "hit_rate" in printed and "precision" in printed
-    assert set(pd.read_csv(out)["method"]) == {"random", "most-popular", "content-only", "model"}
+    # the label column is the model's category, which the default category_boost ranks by: said, and measured off
+    assert "warning: The label column 'category' is a signal the ranking uses (category_boost=0.1)" in printed
+    assert set(pd.read_csv(out)["method"]) == {"random", "most-popular", "content-only", "model", BLIND}
 
 
 def test_hit_rate_and_recall_by_hand():
