@@ -18,7 +18,9 @@ prune to a dozen words on a small site):
    syndication and copyright credits, newsletter, social and "Related:" lines
    (with the short link lines after them), photo credits, agency datelines and
    sign-offs, quoted lines of a reply (``>``, ``AB>``, ``|``, ``:``, "In article
-   ... writes:", "... wrote:"), and a short signature block after a separator line. No statistic of the corpus is used,
+   ... writes:", "... wrote:"), and a signature block at the end (after a ``--``
+   line followed by at most ten lines of text, or else after a line of dashes or
+   underscores followed by at most five). No statistic of the corpus is used,
    so a ten-article site gets the same judgement as a large one.
 2. *Shingles*: the set of 5-word windows (:data:`SHINGLE_WORDS`) of the own
    text's words (letters and digits, lower case, accents and punctuation
@@ -131,7 +133,7 @@ BOILERPLATE = (
     r"(?:this|the) (?:story|article|report|post) (?:was|has been|is) (?:updated|corrected|amended)\b",
     r"(?:[a-z]{1,3}\s?)?>",
     r"[|}]",
-    r":(?:\s|>|$)",
+    r":",
     r"\$>",
     r"(?:in article|quoted from)\b",
 )
@@ -164,7 +166,8 @@ _LINK_WORDS = 15
 _SHORT_LINE = 300
 #: A signature block: at most this many lines after a separator line at the end of the text.
 _SIGNATURE_LINES = 10
-_SEPARATOR = re.compile(r"\s*(?:--|[-_=*~#]{3,})\s*$")
+_DELIMITER = re.compile(r"--\s*$")
+_SEPARATOR = re.compile(r"\s*[-_=*~#+]{3,}\s*$")
 _STARTS = re.compile(r"\s*(?:" + "|".join(BOILERPLATE) + ")", re.IGNORECASE)
 _PHRASES = re.compile("|".join(BOILERPLATE_PHRASES))
 _BYLINE = re.compile(r"\s*" + BYLINE)
@@ -227,11 +230,7 @@ def own_text(title: str, summary: str, body: str) -> str:
     if "&" in text:
         text = html.unescape(text)
     lines = text.splitlines()
-    # a signature block: a separator line followed by at most a few lines, at the end
-    for at in range(len(lines) - 1, max(0, len(lines) - 1 - _SIGNATURE_LINES), -1):
-        if at > 0 and _SEPARATOR.match(lines[at]):
-            lines = lines[:at]
-            break
+    lines = _without_signature(lines)
     kept = []
     in_links = False
     for line in lines:
@@ -249,6 +248,17 @@ def own_text(title: str, summary: str, body: str) -> str:
         if dateline:
             kept[0] = kept[0][dateline.end() :]
     return "\n".join(kept).strip()
+
+
+def _without_signature(lines: list[str]) -> list[str]:
+    """Lines before a signature block at the end: after the first "--" line among the last ten lines of
+    text, or else after the first line of dashes, underscores or the like followed by at most five."""
+    text = [at for at, line in enumerate(lines) if line.strip()]
+    for limit, pattern in ((_SIGNATURE_LINES, _DELIMITER), (_SIGNATURE_LINES // 2, _SEPARATOR)):
+        for at in text[max(1, len(text) - 1 - limit) :]:
+            if pattern.match(lines[at]):
+                return lines[:at]
+    return lines
 
 
 def _has_phrase(line: str) -> bool:
