@@ -468,9 +468,11 @@ def duplicate_groups(
     if threshold is not None and n and len(pairs):
         pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
         a, b = node[pairs[:, 0]], node[pairs[:, 1]]
-        a, b = np.minimum(a, b), np.maximum(a, b)
-        unique = np.unique(np.stack([a, b], axis=1)[a != b], axis=0)
-        if unique.size:
+        keys_ = np.minimum(a, b) * first.size + np.maximum(a, b)
+        keys_ = np.sort(keys_[a != b])
+        keys_ = keys_[np.concatenate([[True], keys_[1:] != keys_[:-1]])] if keys_.size else keys_
+        if keys_.size:
+            unique = np.stack([keys_ // first.size, keys_ % first.size], axis=1)
             parent = _complete_linkage(unique, first, signatures_, float(threshold), parent)
     # label: the smallest row of each group
     root = parent[node]
@@ -681,49 +683,47 @@ def _shingle_rows(buffer, ends, ascii_table, width, out, kept, level, size):  # 
 def _compare_pairs(
     values_a, indptr_a, level_a, values_b, indptr_b, level_b, rows_a, rows_b, inter, sizes, levels
 ):  # pragma: no cover - compiled by numba
-    """Shared sampled values and both sample sizes of each pair, at the larger of the two levels."""
+    """Shared sampled values and both sample sizes of each pair, at the larger of the two levels.
+
+    The side at the larger level is used whole; the other is thinned to that
+    level as the merge walks it (its values at the larger level are a subset).
+    """
     for p in range(rows_a.size):
         a = rows_a[p]
         b = rows_b[p]
-        chosen = max(level_a[a], level_b[b])
+        swap = level_a[a] > level_b[b]
+        # ``x`` is the side at the lower (or equal) level, thinned to the level of ``y``
+        if swap:
+            x_values, x_start, x_stop = values_b, indptr_b[b], indptr_b[b + 1]
+            y_values, y_start, y_stop = values_a, indptr_a[a], indptr_a[a + 1]
+            chosen = level_a[a]
+        else:
+            x_values, x_start, x_stop = values_a, indptr_a[a], indptr_a[a + 1]
+            y_values, y_start, y_stop = values_b, indptr_b[b], indptr_b[b + 1]
+            chosen = level_b[b]
         mask = np.uint32((1 << chosen) - 1) if chosen < 32 else np.uint32(0xFFFFFFFF)
-        i = indptr_a[a]
-        i_stop = indptr_a[a + 1]
-        j = indptr_b[b]
-        j_stop = indptr_b[b + 1]
-        count_a = 0
-        count_b = 0
         both = 0
-        while i < i_stop and j < j_stop:
-            x = values_a[i]
-            y = values_b[j]
-            if x & mask != 0:
-                i += 1
-            elif y & mask != 0:
-                j += 1
-            elif x < y:
-                count_a += 1
-                i += 1
-            elif y < x:
-                count_b += 1
-                j += 1
-            else:
-                both += 1
-                count_a += 1
-                count_b += 1
-                i += 1
-                j += 1
-        while i < i_stop:
-            if values_a[i] & mask == 0:
-                count_a += 1
+        count_x = 0
+        i = x_start
+        j = y_start
+        while i < x_stop:
+            x = x_values[i]
             i += 1
-        while j < j_stop:
-            if values_b[j] & mask == 0:
-                count_b += 1
-            j += 1
+            if x & mask != 0:
+                continue
+            count_x += 1
+            while j < y_stop and y_values[j] < x:
+                j += 1
+            if j < y_stop and y_values[j] == x:
+                both += 1
+                j += 1
         inter[p] = both
-        sizes[p, 0] = count_a
-        sizes[p, 1] = count_b
+        if swap:
+            sizes[p, 0] = y_stop - y_start
+            sizes[p, 1] = count_x
+        else:
+            sizes[p, 0] = count_x
+            sizes[p, 1] = y_stop - y_start
         levels[p] = chosen
 
 

@@ -363,8 +363,9 @@ class Recommender(BaseEstimator):
         reference = self._reference(published_ns)
         views = table["views"].to_numpy(np.float64)
         self.text_keys_ = text_keys(table["title"], table["summary"], table["body"])
+        clock.done("text keys")
         self.signatures_ = signatures(table["title"].tolist(), table["summary"].tolist(), table["body"].tolist())
-        clock.done("text keys and copy signatures")
+        clock.done("copy signatures")
         with _bar(progress, total=vectors.shape[0], desc="neighbours", unit="article") as bar:
             self.neighbours_, self.similarities_ = top_neighbours(
                 vectors,
@@ -416,17 +417,20 @@ class Recommender(BaseEstimator):
         return duplicate_groups(self._candidate_pairs(), np.asarray(self.text_keys_), self.signatures_, threshold)
 
     def _candidate_pairs(self) -> np.ndarray:
-        """Pairs of rows judged for copies, shape (m, 2): the pool pairs, or every pair of a small model.
+        """Pairs of rows judged for copies, shape (m, 2): each row with the first :data:`_COPY_CANDIDATES`
+        of its pool, or every pair of a small model.
 
-        Copies are each other's nearest neighbours, so the pools hold them; below
-        :data:`_ALL_PAIRS` articles every pair is judged, since a tiny corpus may
-        have too few kept terms for its pools to hold them.
+        Copies are each other's nearest neighbours, so the head of a pool holds
+        them (a story with more copies than that still forms one group: the
+        groups check the other pairs as they merge); up to :data:`_ALL_PAIRS`
+        articles every pair is judged, since a tiny corpus may have too few kept
+        terms for its pools to hold them.
         """
         n = len(self.text_keys_)
         if n <= _ALL_PAIRS:
             a, b = np.triu_indices(n, 1)
             return np.stack([a, b], axis=1)
-        neighbours = np.asarray(self.neighbours_)
+        neighbours = np.asarray(self.neighbours_)[:, :_COPY_CANDIDATES]
         present = neighbours >= 0
         sources = np.broadcast_to(np.arange(n)[:, None], neighbours.shape)[present]
         return np.stack([sources, neighbours[present]], axis=1)
@@ -1584,6 +1588,8 @@ class Recommender(BaseEstimator):
 _CACHE_DEPTH = 10
 #: Up to this many articles, every pair is judged for copies (not only the pool pairs).
 _ALL_PAIRS = 1000
+#: Pool positions (most similar first) whose pairs are judged for copies in a larger model.
+_COPY_CANDIDATES = 10
 
 
 @dataclass(frozen=True)
