@@ -661,3 +661,22 @@ def test_console_script_error_has_no_traceback(tmp_path: Path) -> None:
     assert done.stderr.splitlines() == [done.stderr.strip()]
     assert done.stderr.startswith("recommender: error: Model directory not found")
     assert "Traceback" not in done.stderr
+
+
+def test_build_stop_words_and_collapse_flags(
+    tmp_path: Path, inputs: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    words = tmp_path / "stop.txt"
+    words.write_text("# words of no use to us\ncup\nelection  # a comment\n\n", encoding="utf-8")
+    out = tmp_path / "model"
+    assert main(["build", *inputs, "--out", str(out), "--stop-words", str(words), "--no-collapse"]) == 0
+    capsys.readouterr()
+    model = rec.load_model(out)
+    assert model.stop_words == ("cup", "election") and model.collapse is False
+    assert not {"cup", "election"} & set(model.vocabulary_.terms)
+    assert main(["build", *inputs, "--out", str(out), "--stop-words", "english"]) == 0
+    capsys.readouterr()
+    assert rec.load_model(out).stop_words == "english"
+    with pytest.raises(SystemExit):
+        main(["build", *inputs, "--out", str(out), "--stop-words", str(tmp_path / "missing.txt")])
+    assert "--stop-words" in capsys.readouterr().err

@@ -665,3 +665,18 @@ def test_pickled_array_is_refused_and_never_unpickled(saved: Path, tmp_path: Pat
     with open(path, "rb") as handle:
         np.load(handle, allow_pickle=True)
     assert marker.exists()
+
+
+def test_stop_words_and_collapse_are_saved_and_used_after_loading(tmp_path: Path) -> None:
+    model = fit(six_articles(), stop_words=["cup", "election"], collapse=False)
+    assert "cup" not in set(model.vocabulary_.terms)
+    model.save(tmp_path / "m")
+    loaded = rec.load_model(tmp_path / "m")
+    assert loaded.stop_words == ("cup", "election") and loaded.collapse is False
+    assert loaded.text_params() == model.text_params()
+    # a draft is read with the saved stop list: "cup" and "election" add nothing, "goal" does
+    draft = {"title": "cup election goal", "k": 2}
+    assert [r.article_id for r in loaded.recommend_for_text(**draft)] == [
+        r.article_id for r in model.recommend_for_text(**draft)
+    ]
+    assert all(t != "cup" for r in loaded.recommend_for_text(**draft) for t, _ in r.shared_terms)

@@ -124,3 +124,54 @@ def test_latent_blend_mixes_the_two_cosines():
 def test_latent_blend_is_skipped_when_the_corpus_is_too_small():
     vocabulary, vectors = fit_vocabulary({"title": ["alpha beta"]}, params(latent_components=20))
     assert vocabulary.components is None and vectors.shape[1] == len(vocabulary)
+
+
+# --------------------------------------------------------------------------- stop words
+
+#: Content words that carry news and that scikit-learn's "english" list removes (from its own list).
+NEWS_WORDS = "fire bill interest system show call found move back part side top front full serious empty detail hundred"
+
+
+def test_the_news_stop_list_drops_function_words_and_keeps_news_words():
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    from recommender._text import NEWS_STOP_WORDS
+
+    news = build_analyzer(params())
+    english = build_analyzer(params(stop_words="english"))
+    assert news(NEWS_WORDS) == NEWS_WORDS.split()
+    assert english(NEWS_WORDS) == []
+    assert news("The fire was on the back of the bill and it could not be seen") == ["fire", "back", "bill", "seen"]
+    assert {"the", "a", "an", "he", "they", "is", "was", "have", "will", "of", "in", "on", "and", "but", "if"} <= (
+        NEWS_STOP_WORDS | {"a"}  # one-letter words never reach the stop list: the tokeniser drops them
+    )
+    assert len(NEWS_STOP_WORDS) < len(ENGLISH_STOP_WORDS)
+    assert not set(NEWS_WORDS.split()) & NEWS_STOP_WORDS
+
+
+def test_stop_words_none_and_a_list_of_words():
+    assert build_analyzer(params(stop_words=None))("the fire") == ["the", "fire"]
+    custom = params(stop_words=["Fire", "Café"])
+    assert custom.stop_words == ("cafe", "fire")  # cleaned as the tokeniser reads words
+    assert build_analyzer(custom)("the fire at the cafe") == ["the", "at", "the"]
+    for bad in ("french", ["two words"], [3], "fire"):
+        with pytest.raises(ValueError, match="stop_words"):
+            params(stop_words=bad)
+
+
+def test_a_fire_story_shares_fire_with_another_fire_story():
+    import pandas as pd
+
+    import recommender as rec
+
+    articles = pd.DataFrame(
+        {
+            "article_id": ["notre-dame", "hotel", "budget"],
+            "title": ["Notre Dame in Paris catches fire", "Hotel fire kills three", "Council approves budget"],
+            "body": ["Flames rose from the roof.", "Guests were trapped.", "Taxes will rise."],
+        }
+    )
+    for stop_words, expected in (("news", ["fire"]), ("english", [])):
+        model = rec.Recommender(min_df=1, max_df=1.0, latent_components=0, stop_words=stop_words, fallback=False)
+        items = model.fit(articles).recommend("notre-dame", k=2)
+        assert [t for t, _ in items[0].shared_terms] == expected if items else expected == []
