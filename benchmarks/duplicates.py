@@ -37,9 +37,16 @@ default ``Recommender()`` on the BBC corpus with the positives added and reads
 bar: precision >= 0.99 and recall >= 0.95), a threshold sweep, and the pairs nearest
 the boundary for checking by eye (``--show``).
 
+``--speed N`` instead measures what the copy rule costs in ``fit``: the default
+``Recommender(n_jobs=2)`` fitted on N ``SynthCorpus(seed=0)`` articles (split into title,
+summary and body as ``pipeline.py`` does), with the time of each step of ``fit`` from its
+log, the load average before and after. The bar: the copy steps (signatures, duplicate
+groups) take at most 10% of ``fit`` and at most 10 s at 100k articles.
+
 Usage::
 
     python benchmarks/duplicates.py [--per-corpus 250] [--seed 0] [--threshold 0.7] [--end-to-end] [--show 20]
+    python benchmarks/duplicates.py --speed 100000
 """
 
 from __future__ import annotations
@@ -429,6 +436,65 @@ def end_to_end(frame: pd.DataFrame, pairs: list[dict], negatives: list[dict]) ->
     print(f"  nearest negatives grouped together: {wrong}/{len(bbc_negatives)}; groups with 2+ members: {grouped:.0f}")
 
 
+def loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "n/a"
+
+
+def speed(n: int) -> int:
+    """Fit the default model on n SynthCorpus articles; print the time of each step of fit."""
+    import logging
+
+    bench = corpora.shared_dir() / "bench"
+    if not (bench / "peers.py").is_file():
+        print(f"skipped: {bench / 'peers.py'} (SynthCorpus) is not present")
+        return 0
+    sys.path.insert(0, str(bench))
+    from peers import SynthCorpus
+
+    corpus = SynthCorpus(seed=0)
+    texts: list[str] = []
+    block = 0
+    while len(texts) < n:
+        texts += corpus._block(block)[: n - len(texts)]
+        block += 1
+    rows = [t.split(". ", 2) for t in texts]
+    articles = pd.DataFrame(
+        {
+            "article_id": [f"s{i}" for i in range(n)],
+            "title": [r[0] for r in rows],
+            "summary": [r[1] if len(r) > 1 else "" for r in rows],
+            "body": [r[2] if len(r) > 2 else "" for r in rows],
+        }
+    )
+    stages: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            stages.append(record.getMessage())
+
+    logger = logging.getLogger("recommender")
+    logger.addHandler(Collect())
+    logger.setLevel(logging.INFO)
+    print(f"fit on {n:,} SynthCorpus articles, Recommender(n_jobs=2) defaults; loadavg before {loadavg()}", flush=True)
+    start = time.perf_counter()
+    rec.Recommender(n_jobs=2).fit(articles, progress=False)
+    total = time.perf_counter() - start
+    copy_steps = 0.0
+    for line in stages:
+        print(f"  {line}")
+        found = re.search(r" in ([0-9.]+) s \(", line)
+        if found and ("signatures" in line or "duplicate groups" in line):
+            copy_steps += float(found.group(1))
+    print(
+        f"fit {total:.1f} s; copy steps (keys and signatures, duplicate groups) {copy_steps:.1f} s = {copy_steps / total:.1%}"
+    )
+    print(f"loadavg after {loadavg()}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--per-corpus", type=int, default=250, help="articles sampled per corpus for each kind")
@@ -437,7 +503,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reference-drop", type=float, default=0.5)
     parser.add_argument("--end-to-end", action="store_true")
     parser.add_argument("--show", type=int, default=10, help="pairs nearest the boundary to print for checking by eye")
+    parser.add_argument("--speed", type=int, default=None, metavar="N", help="time the copy steps of fit at N articles")
     args = parser.parse_args(argv)
+    if args.speed:
+        return speed(args.speed)
     rng = np.random.default_rng(args.seed)
     frames = load_all()
     print(f"recommender {rec.__version__}; corpora: {', '.join(f'{k} ({len(v):,})' for k, v in frames.items())}")

@@ -27,15 +27,9 @@ import corpora
 
 import recommender as rec
 
-ORDER = ["random", "most-popular", "content-only", "model"]
+ORDER = ["random", "most-popular", "content-only", "model", "model (label signals off)"]
 COUNTS = {"pairs", "median_age_gap_days"}
-NOTES = {
-    "20newsgroups": (
-        " Replies in a thread share their subject line, which the duplicate groups treat as one story, so even"
-        " `content-only` (which keeps the default duplicate collapse) shows one post per thread; with the collapse off"
-        " (`duplicate_threshold=None`, as `benchmarks/quality.py` measures) precision@5 is higher."
-    )
-}
+NOTES: dict[str, str] = {}
 LABEL_METRICS = ["precision", "ndcg"]
 CO_READING = ["hit_rate", "recall", "pairs"]
 HEALTH = [
@@ -66,7 +60,8 @@ def markdown(frame: pd.DataFrame, digits: int = 3) -> str:
 
 
 def wide(result: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
-    table = result.pivot(index="method", columns="metric", values="value").reindex(ORDER)
+    table = result.pivot(index="method", columns="metric", values="value")
+    table = table.reindex([m for m in ORDER if m in table.index])
     table.index.name = "method"
     return table[[m for m in metrics if m in table.columns]]
 
@@ -116,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         sections.append(
             f"### MIND sample: {len(news):,} news items, {log['user_id'].nunique():,} users, {len(log):,} clicks\n\n"
             "Titles and abstracts only (no bodies, no publication dates). Label = MIND category; the model's "
-            "`category_boost` uses that same category, so its precision is flattered. The click log was sampled "
+            "`category_boost` uses that same category, so its precision is flattered: `evaluate` says so and adds "
+            "`model (label signals off)`, the same model with the boost off. The click log was sampled "
             "independently of the news file, so only a few hundred articles have clicks: treat the co-reading "
             "figures as a smoke test of the protocol, not as a result. Split at the 80th percentile of click "
             "times, window 2 days.\n\n" + markdown(table) + "\n" + notes
@@ -193,8 +189,9 @@ machine). Every figure below is printed by that script; rerun it to check them. 
 `recommender/_evaluate.py`: label agreement (precision@5, nDCG@5 of neighbours sharing the label), co-reading
 (hit rate@5 and recall@5 against what the same users read next after the split, full ranking, no sampled
 negatives, popularity from reads before the split only) and list health. Baselines in every table: `random`,
-`most-popular` (views per day; without views, the newest), `content-only` (the model's vectors with every
-non-content control off) and `model` (the configured model, here the defaults).
+`most-popular` (views per day; "n/a" where the corpus has no views, where it would be an arbitrary order),
+`content-only` (the model's vectors with every non-content control off) and `model` (the configured model, here
+the defaults); `model (label signals off)` where the label column is a signal the ranking uses.
 
 ## Label agreement and list health
 
