@@ -403,7 +403,9 @@ def rank(
     else:
         chosen = order[:, :k]
         penalty = np.zeros(chosen.shape)
-        present = np.isfinite(np.take_along_axis(keyed, chosen, axis=1)) if chosen.size else np.zeros(chosen.shape, bool)
+        present = (
+            np.isfinite(np.take_along_axis(keyed, chosen, axis=1)) if chosen.size else np.zeros(chosen.shape, bool)
+        )
 
     def pick(values: np.ndarray) -> np.ndarray:
         return np.where(present, np.take_along_axis(values, chosen, axis=1), 0.0)
