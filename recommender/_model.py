@@ -1361,6 +1361,8 @@ class Recommender(BaseEstimator):
         new_vectors = self._vectorise(table)
         self._writable()
         n_old = len(self._ids)
+        unseen = np.full(len(table), -1, dtype=np.int64)
+        before = (np.concatenate([self.groups_, unseen]), np.concatenate([self._representative, unseen]))
         published_ns = _to_ns(table["published"])
         views = table["views"].to_numpy(np.float64)
         self.vectors_ = sp.vstack([self.vectors_, new_vectors], format="csr")
@@ -1378,7 +1380,7 @@ class Recommender(BaseEstimator):
         new_rows = np.arange(n_old, n_old + len(table))
         affected = np.union1d(new_rows, self._qualifying(new_rows))
         self._flag(table)
-        return self._refresh(affected, changed=new_rows, always=new_rows)
+        return self._refresh(affected, changed=new_rows, always=new_rows, before=before)
 
     def update_articles(self, articles: pd.DataFrame) -> list[str]:
         """Replace edited articles (text, date, views, category, ...) without a refit.
@@ -1412,7 +1414,8 @@ class Recommender(BaseEstimator):
         self.signatures_ = self.signatures_.replace(rows, _signatures_of(table))
         affected = np.union1d(np.union1d(rows, holders), self._qualifying(rows))
         self._flag(table)
-        return self._refresh(affected, changed=rows, always=np.union1d(rows, holders))
+        before = (np.asarray(self.groups_).copy(), self._representative.copy())
+        return self._refresh(affected, changed=rows, always=np.union1d(rows, holders), before=before)
 
     def remove_articles(self, article_ids: Iterable[str]) -> list[str]:
         """Take articles out of the model and out of every list.
@@ -1441,11 +1444,14 @@ class Recommender(BaseEstimator):
         self.text_keys_ = self.text_keys_[keep]
         if self.signatures_ is not None:
             self.signatures_ = self.signatures_.take(np.flatnonzero(keep))
+        shown = self._representative
+        shown = np.where(shown >= 0, new_row[np.where(shown >= 0, shown, 0)], -1)[keep]  # -1: it was removed
         self.groups_ = _relabel(np.asarray(self.groups_)[keep])  # recomputed in _refresh when signatures exist
+        before = (np.asarray(self.groups_).copy(), shown)
         gone = set(ids)
         self.flagged_ = [f for f in self.flagged_ if f.get("article_id") not in gone]
         affected = new_row[holders[keep[holders]]]
-        changed = self._refresh(affected, changed=np.empty(0, np.int64), always=affected)
+        changed = self._refresh(affected, changed=np.empty(0, np.int64), always=affected, before=before)
         return sorted(set(changed) | set(ids))
 
     def update_views(self, views: Mapping[str, float] | pd.DataFrame | pd.Series) -> list[str]:
@@ -1484,8 +1490,16 @@ class Recommender(BaseEstimator):
         full = self.neighbours_[:, -1] >= 0
         return np.flatnonzero((best > SIMILARITY_FLOOR) & (~full | (best >= last - 1e-6)))
 
-    def _refresh(self, rows: np.ndarray, *, changed: np.ndarray, always: np.ndarray) -> list[str]:
-        """Recompute the pools of ``rows`` and everything derived; return the ids whose lists changed."""
+    def _refresh(
+        self, rows: np.ndarray, *, changed: np.ndarray, always: np.ndarray, before: tuple[np.ndarray, np.ndarray]
+    ) -> list[str]:
+        """Recompute the pools of ``rows`` and everything derived; return the ids whose lists changed.
+
+        ``before`` holds every current row's duplicate-group label and representative
+        before the update, in the current rows (-1 for a new row or a removed
+        representative), so that a group that splits, merges or changes its
+        representative reaches the lists that show it.
+        """
         rows = np.unique(np.asarray(rows, dtype=np.int64))
         old_rows = self.neighbours_[rows].copy()
         old_sims = self.similarities_[rows].copy()
@@ -1503,14 +1517,11 @@ class Recommender(BaseEstimator):
         pool_changed = rows[
             (old_rows != self.neighbours_[rows]).any(axis=1) | (old_sims != self.similarities_[rows]).any(axis=1)
         ]
-        old_groups = np.asarray(self.groups_)
         if self.signatures_ is not None or not self.collapse:
             self.groups_ = self._duplicate_groups()
-        old_rep = getattr(self, "_representative", None)
         self._index()
-        moved = changed
-        if old_rep is not None and old_rep.shape == self._representative.shape:
-            moved = np.union1d(moved, np.flatnonzero((old_rep != self._representative) | (old_groups != self.groups_)))
+        old_groups, old_rep = before
+        moved = np.union1d(changed, np.flatnonzero((old_rep != self._representative) | (old_groups != self.groups_)))
         result = np.union1d(np.union1d(pool_changed, always), self._sources_listing(moved))
         return self._ids_of(result)
 

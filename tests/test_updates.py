@@ -210,3 +210,34 @@ def test_any_sequence_of_updates_equals_a_recomputation(table, operations):
             changed = model.update_views({article_id: op[2]})
         assert_consistent(model, current)
         assert changed_lists(before, lists(model, k=3)) <= set(changed)
+
+
+def test_removing_a_representative_reports_the_lists_its_group_now_changes():
+    # y is a copy of x and of z, but x and z are not copies of each other: while x is there, x and y are one
+    # story (the stronger pair) and z another; without x, y and z are one story, shown as y.
+    from strategies import SENTENCES
+
+    minister, party, river, striker = SENTENCES[1], SENTENCES[6], SENTENCES[3], SENTENCES[0]
+    frame = pd.DataFrame(
+        {
+            "article_id": ["x", "y", "z", "goal-1", "goal-2"],
+            "title": ["x", "y", "z", "goal", "goal"],
+            "body": [
+                f"{minister}. {party}. {river}",
+                f"{minister}. {river}",
+                f"{river}. {striker}. {striker}. {minister}",
+                "late goal for the striker",
+                "the striker and the keeper",
+            ],
+        }
+    )
+    model = rec.Recommender(min_df=1, max_df=1.0, pool_size=3, fallback=False, latent_components=0).fit(frame)
+    groups = dict(zip(model.article_ids, np.asarray(model.groups_).tolist(), strict=True))
+    assert groups["x"] == groups["y"] != groups["z"]
+    before = lists(model)
+    changed = model.remove_articles(["x"])
+    groups = dict(zip(model.article_ids, np.asarray(model.groups_).tolist(), strict=True))
+    assert groups["y"] == groups["z"]
+    moved = changed_lists(before, lists(model))
+    assert moved - {"x"} and moved <= set(changed)
+    assert_consistent(model)
