@@ -19,8 +19,9 @@ prune to a dozen words on a small site):
    (with the short link lines after them), photo credits, agency datelines and
    sign-offs, quoted lines of a reply (``>``, ``AB>``, ``|``, ``:``, "In article
    ... writes:", "... wrote:"), and a signature block at the end (after a ``--``
-   line followed by at most ten lines of text, or else after a line of dashes or
-   underscores followed by at most five). No statistic of the corpus is used,
+   line followed by at most ten lines of text, or else after a rule of dashes,
+   underscores or the like followed by at most five, or by at most ten closed by
+   another rule). No statistic of the corpus is used,
    so a ten-article site gets the same judgement as a large one.
 2. *Shingles*: the set of 5-word windows (:data:`SHINGLE_WORDS`) of the own
    text's words (letters and digits, lower case, accents and punctuation
@@ -32,12 +33,12 @@ prune to a dozen words on a small site):
    or padded with a footer resembles its original only in part but is wholly
    contained in it.
 4. **The rule.** Two articles are copies when their normalised texts are equal
-   (:func:`text_keys`), or when (a) the shorter own text has at least
-   :data:`MIN_SHINGLES` (20) shingles, so that there is text enough to judge,
-   (b) they share at least :data:`MIN_SHINGLES` shingles of non-boilerplate text
-   (a shared footer or signature that the patterns miss cannot make two short
-   articles copies), and (c) containment is at least the threshold (the model's
-   ``duplicate_threshold``, default :data:`DEFAULT_THRESHOLD`).
+   (:func:`text_keys`), or when (a) they share at least :data:`MIN_SHINGLES`
+   (20) shingles of non-boilerplate text (about 24 words: a shared footer or
+   signature that the patterns miss cannot make two short articles copies, and a
+   text too short to judge is a copy only when exactly equal) and (b) the
+   containment is at least the threshold (the model's ``duplicate_threshold``,
+   default :data:`DEFAULT_THRESHOLD`).
 
    *The edit budget.* Changing a share ``e`` of the words at scattered places
    removes about ``1 - (1 - e) ** 5`` of the shingles: ``e = 5%`` leaves a
@@ -47,21 +48,32 @@ prune to a dozen words on a small site):
    company's names and figures, which changes far more.
 5. *Estimates at scale.* A long article keeps only the shingles whose hash has
    its lowest ``level`` bits zero, with ``level`` the smallest that leaves at
-   most :data:`SAMPLE_CAP` (128) values; short articles keep every shingle. Two
-   articles are compared at the larger of their two levels, on which both
-   samples are exact samples of their sets (a value kept at level ``L`` is kept
-   at every lower level), so a truncated copy is still wholly contained in its
-   original's sample. Counts at level ``L`` stand for ``2 ** L`` shingles; (a)
-   and (b) are checked on the sample (at least 20 sampled shingles of the
-   shorter text, at least 20 shingles estimated shared). The signatures are
-   stored in the model (:class:`Signatures`), so ``add_articles``,
-   ``update_articles`` and a loaded model judge exactly like ``fit``.
+   most :data:`SAMPLE_CAP` (128) values; an article of up to 128 shingles keeps
+   them all. Two articles are compared at the larger of their two levels, where
+   both samples are exact samples of their sets (a value kept at level ``L`` is
+   kept at every lower level), so a truncated copy is still wholly contained in
+   its original's sample; counts at level ``L`` stand for ``2 ** L`` shingles.
+   When the shorter text keeps fewer than 20 sampled shingles at that level (a
+   short text against a long one), the estimate is coarse: it must keep at least
+   :data:`MIN_SAMPLED` (8) and reach a containment of at least
+   :data:`FEW_SAMPLED_CONTAINMENT` (0.9). The signatures are stored in the model
+   (:class:`Signatures`), so ``add_articles``, ``update_articles`` and a loaded
+   model judge exactly like ``fit``.
 
-**Groups without chains.** The candidate pairs are the neighbour-pool pairs
-(copies are each other's nearest neighbours) plus all exact copies, so the cost
-is linear in the number of articles. Copy pairs are merged into groups strongest
-first (containment, then resemblance, then rows), and two groups merge only when
-*every* member of one is a copy of every member of the other (complete linkage):
+   *Why this and not MinHash.* A MinHash signature estimates resemblance; the
+   containment of a short text in a long one follows from it only through the
+   two sizes, with an error that grows as the sizes part (about 0.1 for a copy
+   cut to a third, at 128 hashes). The nested sample above keeps subsets as
+   subsets, costs one hash per shingle to build (not 128) and the same 512 bytes
+   per article at most.
+
+**Groups without chains.** The caller gives the candidate pairs (the model: each
+article with the head of its neighbour pool, since copies are each other's
+nearest neighbours, or every pair of a small model), and exact copies are always
+one group, so the cost is linear in the number of articles. Copy pairs are merged
+into groups strongest first (containment, then resemblance, then rows), and two
+groups merge only when *every* member of one is a copy of every member of the
+other (complete linkage, the pairs outside the candidates judged on demand):
 every member of a group is a copy of every other member, and so of whichever
 member is shown. A chain of near-misses (A copies B, B copies C, A does not copy
 C) never makes one group.
@@ -108,7 +120,8 @@ __all__ = [
 SHINGLE_WORDS = 5
 #: Sampled shingle values kept per article at most (see the module docstring, step 5).
 SAMPLE_CAP = 128
-#: Shingles the shorter text must have, and shingles two copies must share (about 24 words).
+#: Shingles two copies must share (about 24 words of non-boilerplate text), and sampled shingles of the shorter
+#: text a comparison needs for the plain threshold.
 MIN_SHINGLES = 20
 #: A comparison resting on fewer than MIN_SHINGLES sampled shingles of the shorter text (a short text against a
 #: long one) needs at least this many, and this containment.
@@ -251,13 +264,19 @@ def own_text(title: str, summary: str, body: str) -> str:
 
 
 def _without_signature(lines: list[str]) -> list[str]:
-    """Lines before a signature block at the end: after the first "--" line among the last ten lines of
-    text, or else after the first line of dashes, underscores or the like followed by at most five."""
+    """Lines before a signature block at the end: after the first "--" line followed by at most ten lines of
+    text, or else after the first rule (a line of dashes, underscores, pluses, ...) followed by at most five, or
+    by at most ten that end with a rule (a framed block)."""
     text = [at for at, line in enumerate(lines) if line.strip()]
-    for limit, pattern in ((_SIGNATURE_LINES, _DELIMITER), (_SIGNATURE_LINES // 2, _SEPARATOR)):
-        for at in text[max(1, len(text) - 1 - limit) :]:
-            if pattern.match(lines[at]):
-                return lines[:at]
+    window = text[max(1, len(text) - 1 - _SIGNATURE_LINES) :]
+    for at in window:
+        if _DELIMITER.match(lines[at]):
+            return lines[:at]
+    framed = bool(text) and _SEPARATOR.match(lines[text[-1]]) is not None
+    for position, at in enumerate(window):
+        after = len(window) - position - 1
+        if _SEPARATOR.match(lines[at]) and (after <= _SIGNATURE_LINES // 2 or (framed and after > 0)):
+            return lines[:at]
     return lines
 
 

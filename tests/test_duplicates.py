@@ -383,3 +383,20 @@ def test_representative_is_newest_then_most_viewed_and_skips_blocked():
     assert representatives(group, published, views, blocked).tolist() == [1, 1, 1, 3]
     blocked[:] = True
     assert representatives(group, published, views, blocked).tolist() == [-1, -1, -1, -1]
+
+
+def test_two_short_posts_with_one_framed_signature_are_not_copies():
+    signature = (
+        "\n\n    ++++++++++++++++++++++++++++++++++++++++\n"
+        "    + Pat Doe            pat@example.org    +\n"
+        "    + Harbour users' association, secretary  +\n"
+        "    + Ferry timetables: ask me by mail       +\n"
+        "    + Islands rowing club, captain since 1989 +\n"
+        "    + Coastal walks every second Sunday      +\n"
+        "    + Member of the lifeboat crew            +\n"
+        "    ++++++++++++++++++++++++++++++++++++++++\n"
+    )
+    a = ("Re: pier", "", "The pier has been closed since Tuesday." + signature)
+    b = ("Re: ferry", "", "Has anyone heard when the ferry runs again?" + signature)
+    assert not judged(a, b)
+    assert "Pat Doe" not in own_text(*a)
