@@ -14,14 +14,17 @@ prune to a dozen words on a small site):
 1. *Own text* (:func:`own_text`): summary and body (the title only when both
    are empty: a headline may change, and an equal title alone never makes two
    articles one story). HTML tags and entities are removed, and lines of known
-   boilerplate are dropped with fixed patterns (:data:`BOILERPLATE`): bylines,
+   boilerplate are dropped with fixed patterns (:data:`QUOTES`, :data:`CREDITS`,
+   :data:`BOILERPLATE_PHRASES`, :data:`BYLINE`, :data:`LINK_BLOCKS`): bylines,
    syndication and copyright credits, newsletter, social and "Related:" lines
    (with the short link lines after them), photo credits, agency datelines and
-   sign-offs, quoted lines of a reply (``>``, ``AB>``, ``|``, ``:``, "In article
-   ... writes:", "... wrote:"), and a signature block at the end (after a ``--``
-   line followed by at most ten lines of text, or else after a rule of dashes,
-   underscores or the like followed by at most five, or by at most ten closed by
-   another rule). No statistic of the corpus is used,
+   sign-offs, quoted lines of a reply (``>``, ``AB>``, ``|``, short ``:`` lines,
+   "In article <...> writes:", "... wrote:"), and a signature block at the end
+   (after a ``--`` line followed by at most ten lines of text, or else after a
+   rule of dashes, underscores or the like followed by at most five short lines,
+   or by at most ten closed by the same rule). Credits and prompts count only on
+   short lines that do not end a sentence, so a paragraph that starts "Reporting
+   by the Post found ..." or "Video by a bystander shows ..." stays. No statistic of the corpus is used,
    so a ten-article site gets the same judgement as a large one.
 2. *Shingles*: the set of 5-word windows (:data:`SHINGLE_WORDS`) of the own
    text's words (letters and digits, lower case, accents and punctuation
@@ -89,6 +92,7 @@ from __future__ import annotations
 import hashlib
 import html
 import re
+import threading
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -101,9 +105,13 @@ except ImportError:  # pragma: no cover - numba is a dependency; this guards odd
     numba = None
 
 __all__ = [
-    "BOILERPLATE",
+    "BOILERPLATE_PHRASES",
+    "BYLINE",
+    "CREDITS",
     "DEFAULT_THRESHOLD",
+    "LINK_BLOCKS",
     "MIN_SHINGLES",
+    "QUOTES",
     "SAMPLE_CAP",
     "SHINGLE_WORDS",
     "Signatures",
@@ -133,66 +141,80 @@ DEFAULT_THRESHOLD = 0.7
 MAX_CHARS = 100_000
 
 _AGENCIES = r"reuters?|ap|afp|upi|dpa|ansa|efe|pa|aap|ians|pti|xinhua|kyodo|bloomberg|wire service"
-#: Boilerplate lines, fixed patterns matched at the start of a line (case ignored): credits, sign-offs, social and
-#: newsletter prompts, photo credits, quoted lines of a reply and their attributions.
-BOILERPLATE = (
+# Every pattern is matched against a line with its surrounding whitespace stripped, and none starts with a
+# repeat that can overlap the next one: no pattern backtracks more than linearly on hostile lines.
+#: Quoted lines of a reply, matched at the start of a line of any length: "> ", "AB> ", "| ", "} ", "$> ".
+QUOTES = r"(?:[A-Za-z]{1,3} ?)?>|[|}]|\$>"
+#: Boilerplate lines, matched at the start of a short line (at most :data:`_CREDIT_LINE` characters) that does
+#: not end a sentence: credits and sign-offs, photo and video credits, prompts to subscribe, share or follow.
+CREDITS = (
     r"(?:additional )?(?:reporting|writing|editing|compiled|translated|produced) by\b",
-    r"(?:photo|photograph|picture|image|video|graphic|illustration|caption|credit)s?\s*(?::|by\b)",
-    r"\((?:ap|afp|reuters|getty|epa)\b[^)\n]{0,60}\)\s*$",
-    rf"[-\u2013\u2014(]*\s*(?:end|ends|more|{_AGENCIES})\s*[-\u2013\u2014)]*\s*$",
-    r"(?:advertisement|advert|sponsored|promoted|ad)\s*$",
-    r"(?:©|copyright\b|\(c\)\s*(?:19|20)\d\d|all rights reserved)",
-    r"(?:sign up|subscribe|follow us|share this|click here|download (?:our|the) app|get our)\b",
-    r"(?:this|the) (?:story|article|report|post) (?:was|has been|is) (?:updated|corrected|amended)\b",
-    r"(?:[a-z]{1,3}\s?)?>",
-    r"[|}]",
-    r":",
-    r"\$>",
-    r"(?:in article|quoted from)\b",
+    r"(?:photo|photograph|picture|image|video|graphic|illustration|caption|credit)s?(?: ?:| by\b)",
+    r"\((?:ap|afp|reuters|getty|epa)\b[^)\n]{0,60}\)$",
+    rf"[-\u2013\u2014(]{{0,3}} ?(?:end|ends|more|{_AGENCIES}) ?[-\u2013\u2014)]{{0,3}}$",
+    r"(?:advertisement|advert|sponsored|promoted)$",
+    r"(?:share this|click here|download (?:our|the) app|follow us\b)",
 )
-#: Boilerplate phrases anywhere in a short line (at most :data:`_SHORT_LINE` characters), in lower case.
+#: Boilerplate phrases anywhere in a short line (at most :data:`_SHORT_LINE` characters), sentence or not, in
+#: lower case: syndication and copyright credits, newsletter prompts, corrections notes, reply attributions.
 BOILERPLATE_PHRASES = (
-    r"(?:first|originally) (?:published|appeared|posted)\b",
-    r"(?:republished|reprinted|reproduced|syndicated) (?:with|by|under|from)\b",
-    r"all rights reserved\b",
-    r"(?:©|copyright\b)\s*(?:©\s*)?(?:19|20)\d\d",
-    r"(?:sign up|subscribe) (?:to|for|now|here|today)\b",
-    r"newsletter\b",
-    r"follow (?:us|him|her|them|me) on\b",
-    r"(?:writes|wrote|said|says)\s*:\s*$",
+    r"^(?:first|originally) (?:published|appeared|posted) (?:in|on|by|at)\b",
+    r"\b(?:this|the) (?:article|story|piece|report|post|column|interview)\b[^.]{0,60}\b(?:first|originally) "
+    r"(?:published|appeared|posted)\b",
+    r"\b(?:republished|reprinted|reproduced|syndicated) (?:with|by|under|from)\b",
+    r"\ball rights reserved\b",
+    r"(?:©|\bcopyright\b) ?(?:© ?)?(?:19|20)\d\d",
+    r"^©",
+    r"\b(?:sign up|subscribe)\b[^.]{0,40}\b(?:newsletter|our|now|today|here|free|inbox|alerts)\b",
+    r"^this (?:story|article|post|report) (?:was|has been|is) (?:updated|corrected|amended)\b",
+    r"^in article ?<",
+    r"^quoted from\b",
+    r"\b(?:writes|wrote)(?: in [^:]{0,80})? ?:$",
 )
 #: Literal pieces of :data:`BOILERPLATE_PHRASES`: a line holding none of them cannot match (a fast first check).
 _PHRASE_MARKS = (
     "published", "appeared", "posted", "republished", "reprinted", "reproduced", "syndicated", "reserved", "©",
-    "copyright", "sign up", "subscribe", "newsletter", "follow ", "writes", "wrote", "said", "says",
+    "copyright", "sign up", "subscribe", "updated", "corrected", "amended", "in article", "quoted from", "wrote",
+    "writes",
 )  # fmt: skip
-#: A byline: "By" and capitalised words (names, titles, an outlet) filling the line; case matters.
-BYLINE = r"(?:By|BY)\s+[A-Z][^\s]*(?:[ \t,|&/\u2013\u2014-]+(?:[A-Z][^\s]*|and|for|of|the|in|at|de|da|la|le|van|von|der|al|bin))*\s*$"
-#: Lines that start a block of links: dropped with the short lines (a headline each) that follow.
+#: A byline: "By" and capitalised words (names, titles, an outlet) filling a short line; case matters.
+BYLINE = (
+    r"(?:By|BY) [A-Z][^\s,|&/\u2013\u2014-]*"  # a name's words never hold the separators: no backtracking
+    r"(?:[ \t,|&/\u2013\u2014-]+(?:[A-Z][^\s,|&/\u2013\u2014-]*|and|for|of|the|in|at|de|da|la|le|van|von|der|al|bin))*$"
+)
+#: A heading that starts a block of links (a line of at most 4 words, or a label with a colon): dropped with the
+#: short lines (a headline each) that follow it.
 LINK_BLOCKS = (
     r"(?:related|read more|read also|also read|more on this|more from|see also|recommended|you might like|"
     r"you may also like|most read|popular now|trending)\b"
 )
 #: Words a line after a link-block heading may have and still count as a link.
 _LINK_WORDS = 15
-#: Characters of a line checked for boilerplate phrases; longer lines are paragraphs.
+#: Characters of a line checked for boilerplate phrases, and for credits; longer lines are paragraphs.
 _SHORT_LINE = 300
+_CREDIT_LINE = 120
+#: Characters of a line quoted with a leading colon (":" quoting wraps short lines; news paragraphs may start so).
+_COLON_QUOTE = 100
 #: A signature block: at most this many lines after a separator line at the end of the text.
 _SIGNATURE_LINES = 10
-_DELIMITER = re.compile(r"--\s*$")
-_SEPARATOR = re.compile(r"\s*[-_=*~#+]{3,}\s*$")
-_STARTS = re.compile(r"\s*(?:" + "|".join(BOILERPLATE) + ")", re.IGNORECASE)
+#: A line of a signature block after a rule has at most this many characters.
+_SIGNATURE_WIDTH = 80
+_DELIMITER = re.compile(r"--$")
+_SEPARATOR = re.compile(r"([-_=*~#+])\1{2,}$")
+_QUOTE = re.compile(QUOTES)
+_CREDITS = re.compile("|".join(CREDITS), re.IGNORECASE)
 _PHRASES = re.compile("|".join(BOILERPLATE_PHRASES))
-_BYLINE = re.compile(r"\s*" + BYLINE)
-_LINK_BLOCK = re.compile(r"\s*(?:" + LINK_BLOCKS + ")", re.IGNORECASE)
+_BYLINE = re.compile(BYLINE)
+_LINK_BLOCK = re.compile(LINK_BLOCKS, re.IGNORECASE)
 _DATELINE = re.compile(
-    rf"\s*(?:[A-Z][\w .,'/-]{{0,60}})?\((?:{_AGENCIES})\)\s*[-\u2013\u2014:]+\s*",
+    rf"(?:[A-Z][\w .,'/-]{{0,60}})?\((?:{_AGENCIES})\) ?[-\u2013\u2014:]{{1,3}} ?",
     re.IGNORECASE,
 )
+# [^<>]: a tag never spans another "<", so a run of "<" is read once, not 2,000 characters from each
 _BLOCK_TAG = re.compile(
-    r"<\s*/?\s*(?:p|br|div|li|ul|ol|h[1-6]|tr|table|blockquote|section|article|hr)\b[^>]{0,2000}>", re.I
+    r"<\s{0,5}/?\s{0,5}(?:p|br|div|li|ul|ol|h[1-6]|tr|table|blockquote|section|article|hr)\b[^<>]{0,2000}>", re.I
 )
-_TAG = re.compile(r"<[^>]{0,2000}>")
+_TAG = re.compile(r"<[^<>]{0,2000}>")
 NAT = np.iinfo(np.int64).min
 
 
@@ -242,19 +264,18 @@ def own_text(title: str, summary: str, body: str) -> str:
         text = _TAG.sub(" ", _BLOCK_TAG.sub("\n", text))
     if "&" in text:
         text = html.unescape(text)
-    lines = text.splitlines()
-    lines = _without_signature(lines)
+    lines = _without_signature([line.strip() for line in text.splitlines()])
     kept = []
     in_links = False
     for line in lines:
-        if not line or line.isspace():
+        if not line:
             continue
         if in_links and len(line.split()) <= _LINK_WORDS:
             continue
         in_links = False
-        if _LINK_BLOCK.match(line):
+        if _is_link_heading(line):
             in_links = True
-        elif not (_STARTS.match(line) or _BYLINE.match(line) or (len(line) <= _SHORT_LINE and _has_phrase(line))):
+        elif not _is_boilerplate(line):
             kept.append(line)
     if kept:
         dateline = _DATELINE.match(kept[0])
@@ -263,19 +284,41 @@ def own_text(title: str, summary: str, body: str) -> str:
     return "\n".join(kept).strip()
 
 
+def _is_link_heading(line: str) -> bool:
+    if not _LINK_BLOCK.match(line):
+        return False
+    words = len(line.split())
+    return words <= 4 or (words <= 20 and ":" in line[:40])
+
+
+def _is_boilerplate(line: str) -> bool:
+    """One stripped line: a quoted line, a byline, a credit, a prompt or another boilerplate phrase."""
+    if _QUOTE.match(line) or (line[0] == ":" and len(line) <= _COLON_QUOTE):
+        return True
+    if len(line) <= _CREDIT_LINE and line[-1] not in ".!?" and (_CREDITS.match(line) or _BYLINE.match(line)):
+        return True
+    return len(line) <= _SHORT_LINE and _has_phrase(line)
+
+
 def _without_signature(lines: list[str]) -> list[str]:
-    """Lines before a signature block at the end: after the first "--" line followed by at most ten lines of
-    text, or else after the first rule (a line of dashes, underscores, pluses, ...) followed by at most five, or
-    by at most ten that end with a rule (a framed block)."""
-    text = [at for at, line in enumerate(lines) if line.strip()]
+    """Stripped lines before a signature block at the end: after the first "--" line followed by at most ten
+    lines of text, or else after the first rule (a line of one repeated mark: dashes, underscores, pluses, ...)
+    followed by at most five short lines, or by at most ten short lines closed by the same rule (a framed block)."""
+    text = [at for at, line in enumerate(lines) if line]
     window = text[max(1, len(text) - 1 - _SIGNATURE_LINES) :]
     for at in window:
         if _DELIMITER.match(lines[at]):
             return lines[:at]
-    framed = bool(text) and _SEPARATOR.match(lines[text[-1]]) is not None
+    last = lines[text[-1]] if text else ""
     for position, at in enumerate(window):
-        after = len(window) - position - 1
-        if _SEPARATOR.match(lines[at]) and (after <= _SIGNATURE_LINES // 2 or (framed and after > 0)):
+        rule = _SEPARATOR.match(lines[at])
+        if rule is None:
+            continue
+        after = window[position + 1 :]
+        if not after or any(len(lines[a]) > _SIGNATURE_WIDTH for a in after):
+            continue
+        framed = len(after) > 1 and last == lines[at]
+        if len(after) <= _SIGNATURE_LINES // 2 or framed:
             return lines[:at]
     return lines
 
@@ -503,33 +546,44 @@ def duplicate_groups(
 def _complete_linkage(
     node_pairs: np.ndarray, first: np.ndarray, signatures_: Signatures, threshold: float, parent: np.ndarray
 ) -> np.ndarray:
-    """Merge copy pairs strongest first; two groups merge only if all their cross pairs are copies."""
+    """Merge copy pairs strongest first; two groups merge only if all their cross pairs are copies.
+
+    ``node_pairs`` are distinct ``(x, y)`` pairs of nodes with ``x < y``, sorted; a cross pair outside them is
+    judged when a merge needs it, all of one merge's pairs in one call.
+    """
+    n_nodes = first.size
     rows_a, rows_b = first[node_pairs[:, 0]], first[node_pairs[:, 1]]
     shared, containment, resemblance, sampled = compare(signatures_, rows_a, signatures_, rows_b)
     copy = is_copy(shared, containment, sampled, threshold)
     if not copy.any():
         return parent
-    known = {(int(x), int(y)): bool(c) for x, y, c in zip(node_pairs[:, 0], node_pairs[:, 1], copy, strict=True)}
+    keys = node_pairs[:, 0] * n_nodes + node_pairs[:, 1]  # ascending, as the pairs are sorted
     edges = np.flatnonzero(copy)
     order = edges[np.lexsort((node_pairs[edges, 1], node_pairs[edges, 0], -resemblance[edges], -containment[edges]))]
-    members: dict[int, list[int]] = {}
+    members: dict[int, np.ndarray] = {}
 
-    def copies(x: int, y: int) -> bool:
-        key = (x, y) if x < y else (y, x)
-        found = known.get(key)
-        if found is None:
-            s, c, _, j = compare(signatures_, first[[key[0]]], signatures_, first[[key[1]]])
-            found = known[key] = bool(is_copy(s, c, j, threshold)[0])
-        return found
+    def all_copies(left: np.ndarray, right: np.ndarray) -> bool:
+        a, b = np.repeat(left, right.size), np.tile(right, left.size)
+        low, high = np.minimum(a, b), np.maximum(a, b)
+        wanted = low * n_nodes + high
+        at = np.minimum(np.searchsorted(keys, wanted), keys.size - 1)
+        known = keys[at] == wanted
+        if not copy[at[known]].all():
+            return False
+        if known.all():
+            return True
+        s, c, _, m = compare(signatures_, first[low[~known]], signatures_, first[high[~known]])
+        return bool(is_copy(s, c, m, threshold).all())
 
     for x, y in node_pairs[order].tolist():
         gx, gy = parent[x], parent[y]
         if gx == gy:
             continue
-        mx, my = members.get(gx, [gx]), members.get(gy, [gy])
-        if all(copies(u, v) for u in mx for v in my):
+        mx = members.get(gx, np.array([gx], dtype=np.int64))
+        my = members.get(gy, np.array([gy], dtype=np.int64))
+        if all_copies(mx, my):
             keep, drop = (gx, gy) if gx < gy else (gy, gx)
-            merged = mx + my
+            merged = np.concatenate([mx, my])
             members[keep] = merged
             members.pop(drop, None)
             parent[merged] = keep
@@ -596,7 +650,7 @@ def _shingle_rows(buffer, ends, ascii_table, width, out, kept, level, size):  # 
     with FNV-1a; a shingle is the FNV-1a combination of ``width`` word hashes,
     finalised with splitmix64, top 32 bits. The kept values are those with the
     ``level`` lowest bits zero, ``level`` the smallest leaving at most
-    ``out.shape[1]`` shingles (counted with repeats), ascending and distinct.
+    ``out.shape[1]`` distinct values, ascending.
     """
     cap = out.shape[1]
     offset = np.uint64(_FNV_OFFSET)
@@ -611,7 +665,7 @@ def _shingle_rows(buffer, ends, ascii_table, width, out, kept, level, size):  # 
         in_word = False
         at = start
         while at < stop:
-            byte = buffer[at]
+            byte = int(buffer[at])  # int: plain Python (no numba) must not do uint8 arithmetic
             if byte < 0x80:
                 lowered = ascii_table[byte]
                 if lowered == 0:
@@ -628,14 +682,14 @@ def _shingle_rows(buffer, ends, ascii_table, width, out, kept, level, size):  # 
             code = 0
             step = 1
             if byte >= 0xF0 and at + 3 < stop:
-                code = ((byte & 0x07) << 18) | ((buffer[at + 1] & 0x3F) << 12) | ((buffer[at + 2] & 0x3F) << 6)
-                code |= buffer[at + 3] & 0x3F
+                code = ((byte & 0x07) << 18) | ((int(buffer[at + 1]) & 0x3F) << 12)
+                code |= ((int(buffer[at + 2]) & 0x3F) << 6) | (int(buffer[at + 3]) & 0x3F)
                 step = 4
             elif byte >= 0xE0 and at + 2 < stop:
-                code = ((byte & 0x0F) << 12) | ((buffer[at + 1] & 0x3F) << 6) | (buffer[at + 2] & 0x3F)
+                code = ((byte & 0x0F) << 12) | ((int(buffer[at + 1]) & 0x3F) << 6) | (int(buffer[at + 2]) & 0x3F)
                 step = 3
             elif byte >= 0xC0 and at + 1 < stop:
-                code = ((byte & 0x1F) << 6) | (buffer[at + 1] & 0x3F)
+                code = ((byte & 0x1F) << 6) | (int(buffer[at + 1]) & 0x3F)
                 step = 2
             if 0x300 <= code <= 0x36F:  # a combining mark (an accent split off): inside the word, not hashed
                 pass
@@ -658,7 +712,6 @@ def _shingle_rows(buffer, ends, ascii_table, width, out, kept, level, size):  # 
         windows = count - width + 1 if count >= width else (1 if count > 0 else 0)
         span = width if count >= width else count
         values = np.empty(windows, dtype=np.uint32)
-        histogram[:] = 0
         for w in range(windows):
             s = offset
             for k in range(span):
@@ -668,14 +721,23 @@ def _shingle_rows(buffer, ends, ascii_table, width, out, kept, level, size):  # 
             s ^= s >> np.uint64(27)
             s *= np.uint64(0x94D049BB133111EB)
             s ^= s >> np.uint64(31)
-            value = np.uint32(s >> np.uint64(32))
-            values[w] = value
+            values[w] = np.uint32(s >> np.uint64(32))
+        size[doc] = windows
+        # the distinct values, ascending, and how many have at least z trailing zero bits
+        values.sort()
+        histogram[:] = 0
+        distinct = 0
+        for w in range(windows):
+            value = values[w]
+            if distinct > 0 and value == values[distinct - 1]:
+                continue
+            values[distinct] = value
+            distinct += 1
             zeros = 0
-            while zeros < 32 and (value >> np.uint32(zeros)) & np.uint32(1) == 0:
+            while zeros < 32 and (int(value) >> zeros) & 1 == 0:
                 zeros += 1
             histogram[zeros] += 1
-        size[doc] = windows
-        # the smallest level that leaves at most `cap` values: count those with at least `level` trailing zeros
+        # the smallest level that leaves at most `cap` distinct values
         chosen = 33
         at_least = 0
         while chosen > 0 and at_least + histogram[chosen - 1] <= cap:
@@ -683,20 +745,13 @@ def _shingle_rows(buffer, ends, ascii_table, width, out, kept, level, size):  # 
             at_least += histogram[chosen]
         chosen = min(chosen, 32)
         level[doc] = chosen
-        mask = np.uint32((1 << chosen) - 1) if chosen < 32 else np.uint32(0xFFFFFFFF)
-        sample = np.empty(min(windows, cap), dtype=np.uint32)
-        n_sample = 0
-        for w in range(windows):
-            if values[w] & mask == 0 and n_sample < sample.size:
-                sample[n_sample] = values[w]
-                n_sample += 1
-        sample = np.sort(sample[:n_sample])
-        distinct = 0
-        for w in range(n_sample):
-            if distinct == 0 or sample[w] != out[doc, distinct - 1]:
-                out[doc, distinct] = sample[w]
-                distinct += 1
-        kept[doc] = distinct
+        mask = (1 << chosen) - 1
+        n_kept = 0
+        for w in range(distinct):
+            if int(values[w]) & mask == 0:
+                out[doc, n_kept] = values[w]
+                n_kept += 1
+        kept[doc] = n_kept
 
 
 def _compare_pairs(
@@ -715,12 +770,12 @@ def _compare_pairs(
         if swap:
             x_values, x_start, x_stop = values_b, indptr_b[b], indptr_b[b + 1]
             y_values, y_start, y_stop = values_a, indptr_a[a], indptr_a[a + 1]
-            chosen = level_a[a]
+            chosen = int(level_a[a])
         else:
             x_values, x_start, x_stop = values_a, indptr_a[a], indptr_a[a + 1]
             y_values, y_start, y_stop = values_b, indptr_b[b], indptr_b[b + 1]
-            chosen = level_b[b]
-        mask = np.uint32((1 << chosen) - 1) if chosen < 32 else np.uint32(0xFFFFFFFF)
+            chosen = int(level_b[b])
+        mask = (1 << chosen) - 1
         both = 0
         count_x = 0
         i = x_start
@@ -728,7 +783,7 @@ def _compare_pairs(
         while i < x_stop:
             x = x_values[i]
             i += 1
-            if x & mask != 0:
+            if int(x) & mask != 0:
                 continue
             count_x += 1
             while j < y_stop and y_values[j] < x:
@@ -747,16 +802,34 @@ def _compare_pairs(
 
 
 _KERNELS: dict[str, object] = {}
+_KERNELS_LOCK = threading.Lock()
 
 
 def _kernel(name: str):  # type: ignore[no-untyped-def]
-    """A compiled kernel (compiled on first use, cached on disk), or the plain function without numba."""
-    if name not in _KERNELS:
-        if numba is None:  # pragma: no cover - numba is a dependency
-            _KERNELS["shingle"], _KERNELS["compare"] = _shingle_rows, _compare_pairs
-        else:
-            global _is_separator
-            _is_separator = numba.njit(cache=True, inline="always")(_is_separator)
-            _KERNELS["shingle"] = numba.njit(cache=True, nogil=True)(_shingle_rows)
-            _KERNELS["compare"] = numba.njit(cache=True, nogil=True)(_compare_pairs)
-    return _KERNELS[name]
+    """A compiled kernel (compiled on first use, cached on disk), or the plain function without numba.
+
+    The plain functions compute the same values (tested): their uint64 hashing wraps around as intended, so
+    they run with numpy's overflow warnings off.
+    """
+    with _KERNELS_LOCK:  # two threads asking at once compile once
+        if not _KERNELS:
+            if numba is None or _PLAIN:
+                _KERNELS["shingle"], _KERNELS["compare"] = _plain(_shingle_rows), _plain(_compare_pairs)
+            else:
+                global _is_separator
+                _is_separator = numba.njit(cache=True, inline="always")(_is_separator)
+                _KERNELS["shingle"] = numba.njit(cache=True, nogil=True)(_shingle_rows)
+                _KERNELS["compare"] = numba.njit(cache=True, nogil=True)(_compare_pairs)
+        return _KERNELS[name]
+
+
+#: Run the plain Python kernels even where numba is installed (for testing that both agree).
+_PLAIN = False
+
+
+def _plain(function):  # type: ignore[no-untyped-def]
+    def run(*args):  # type: ignore[no-untyped-def]
+        with np.errstate(over="ignore"):
+            return function(*args)
+
+    return run

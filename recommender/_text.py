@@ -63,7 +63,7 @@ __all__ = [
 FIELDS = ("title", "summary", "body")
 
 _BLOCK_ROWS = 65_536  # articles per block of the fitting temporaries
-_TAG = re.compile(r"<[^>]{0,2000}>")
+_TAG = re.compile(r"<[^<>]{0,2000}>")  # [^<>]: a run of "<" is read once, not 2,000 characters from each
 _WORD_PATTERN = r"(?u)\b\w\w+\b"
 
 #: The default stop list: English function words (and contraction pieces such as "ll", "ve"), no content word.

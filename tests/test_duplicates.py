@@ -18,7 +18,6 @@ from recommender._duplicates import (
     MIN_SHINGLES,
     compare,
     copy_groups,
-    duplicate_groups,
     is_copy,
     own_text,
     representatives,
@@ -169,8 +168,17 @@ def test_texts_too_short_to_judge_are_copies_only_when_exactly_equal():
 
 def test_a_quoting_reply_is_not_a_copy_of_its_parent():
     parent = ("Winter tents", "", STORY)
-    reply_body = "\n".join("> " + line for line in STORY.splitlines()) + "\n\nThanks, that is useful to know."
-    assert not judged(parent, ("Re: Winter tents", "", reply_body))
+    own = (
+        "Thanks, that is useful to know. I moor my boat at the northern pier and nobody told us anything until the "
+        "harbour master came down on Wednesday morning with a printed notice and a list of free berths."
+    )
+    quoted = "\n".join("> " + line for line in STORY.splitlines())
+    for reply_body in (f"{quoted}\n\n{own}", f"Pat Doe wrote:\n{quoted}\n\n{own}\n--\nSam"):
+        reply = ("Re: Winter tents", "", reply_body)
+        assert own_text(*reply) == own
+        assert not judged(parent, reply)
+    # the same reply with its quote unmarked would contain the whole parent: the markers are what tell
+    assert judged(parent, ("Re: Winter tents", "", f"{STORY}\n\n{own}"))
 
 
 def test_templated_reports_about_two_companies_are_distinct():
@@ -326,17 +334,24 @@ def test_every_pair_in_a_group_is_a_copy(frame, threshold):
             assert keys[a] == keys[b] or is_copy(shared, containment, sampled, threshold)[0], (a, b, containment)
 
 
-@given(copied_corpora())
-def test_groups_do_not_depend_on_the_order_of_candidate_pairs(frame):
-    sigs = signatures(frame["title"].tolist(), [""] * len(frame), frame["body"].tolist())
-    keys = text_keys(frame["title"], [""] * len(frame), frame["body"])
-    a, b = np.triu_indices(len(frame), 1)
-    pairs = np.stack([a, b], axis=1)
-    expected = duplicate_groups(pairs, keys, sigs, DEFAULT_THRESHOLD)
-    reversed_pairs = pairs[::-1][:, ::-1]
-    assert duplicate_groups(np.concatenate([reversed_pairs, pairs]), keys, sigs, DEFAULT_THRESHOLD).tolist() == (
-        expected.tolist()
+def test_a_large_model_judges_the_head_of_each_pool_and_finds_its_copies():
+    # above 1,000 articles only pool pairs are judged: the copies must still be found, and nothing else grouped
+    rng = np.random.default_rng(0)
+    vocabulary = [f"w{i}" for i in range(3000)]
+    bodies = [" ".join(rng.choice(vocabulary, size=60)) for _ in range(1100)]
+    copies = {1100 + i: source for i, source in enumerate(range(0, 60, 3))}
+    bodies += [
+        "By Staff Reporter\n" + bodies[source] + "\nSign up for our newsletter today." for source in copies.values()
+    ]
+    frame = pd.DataFrame(
+        {"article_id": [f"a{i}" for i in range(len(bodies))], "title": ["t"] * len(bodies), "body": bodies}
     )
+    model = rec.Recommender(popularity_weight=0, n_jobs=2).fit(frame)
+    assert model.n_articles > 1000
+    groups = np.asarray(model.groups_)
+    expected = {frozenset({f"a{source}", f"a{copy}"}) for copy, source in copies.items()}
+    assert _named_groups(model) == expected
+    assert (np.bincount(groups) > 1).sum() == len(copies)
 
 
 def test_signatures_take_concat_and_replace_equal_recomputing():
@@ -355,13 +370,51 @@ def test_signatures_take_concat_and_replace_equal_recomputing():
         sigs.check(4)
 
 
+def long_text(words: int, seed: int = 0) -> str:
+    """A text of distinct sentences, paragraphs of about 60 words (no shingle repeats)."""
+    rng = np.random.default_rng(seed)
+    tokens = [f"{w}{i}" for i, w in enumerate(rng.choice(["pier", "ferry", "quay", "harbour", "tide"], size=words))]
+    return "\n\n".join(" ".join(tokens[i : i + 60]) + "." for i in range(0, words, 60))
+
+
 def test_long_texts_are_sampled_and_still_compare_with_their_cut_copies():
-    long_story = "\n\n".join(f"{STORY} Part {i}." for i in range(12))
-    cut = "\n\n".join(long_story.split("\n\n")[:10])
-    sigs = signatures(["t", "t"], ["", ""], [long_story, cut])
-    assert sigs.level[0] > 0 and np.diff(sigs.indptr)[0] <= 128
-    shared, containment, _, sampled = compare(sigs, np.array([0]), sigs, np.array([1]))
-    assert is_copy(shared, containment, sampled, DEFAULT_THRESHOLD)[0]
+    story = long_text(3000)
+    paragraphs = story.split("\n\n")
+    sigs = signatures(["t"] * 4, [""] * 4, [story, "\n\n".join(paragraphs[:20]), "\n\n".join(paragraphs[:8]), OTHER])
+    assert sigs.level[0] >= 4 and np.diff(sigs.indptr)[0] <= 128
+    shared, containment, _, sampled = compare(sigs, np.zeros(3, dtype=np.int64), sigs, np.array([1, 2, 3]))
+    # a cut to 40%: judged on plenty of sampled shingles; a cut to 16%: on few, so it needs 0.9 and gets 1.0
+    assert sampled[0] >= MIN_SHINGLES and sampled[1] < MIN_SHINGLES
+    assert is_copy(shared, containment, sampled, DEFAULT_THRESHOLD).tolist() == [True, True, False]
+    # a copy cut to 16% with a tenth of its words changed is not wholly contained: too few samples to call it
+    edited = " ".join(w if i % 10 else "changed" for i, w in enumerate("\n\n".join(paragraphs[:8]).split(" ")))
+    more = signatures(["t", "t"], ["", ""], [story, edited])
+    s, c, _, m = compare(more, np.array([0]), more, np.array([1]))
+    assert m[0] < MIN_SHINGLES and not is_copy(s, c, m, DEFAULT_THRESHOLD)[0]
+
+
+def test_a_repeated_table_does_not_hide_an_article_from_its_copies():
+    # 300 repeats of one number make one shingle, not 300: the sample still holds the article's own text
+    story = STORY + "\n\n" + "4 " * 300
+    syndicated = "By Staff Reporter\n" + story + "\nSign up for our newsletter today."
+    assert judged(("Pier", "", story), ("Pier closed", "", syndicated))
+    assert judged(("Pier", "", story), ("Pier", "", STORY.split("\n\n")[0] + "\n\n" + STORY.split("\n\n")[1]))
+
+
+def test_the_plain_python_kernels_agree_with_the_compiled_ones(monkeypatch):
+    from recommender import _duplicates
+
+    texts = [STORY, OTHER, "Café crème, naïve résumé: “quoted” ½ ﬁ 東京 Москва 😀 " * 8, long_text(2500), "", "!!!"]
+    compiled = signatures(["t"] * 6, [""] * 6, texts)
+    pairs = np.array(list(itertools.combinations(range(6), 2)))
+    expected = compare(compiled, pairs[:, 0], compiled, pairs[:, 1])
+    monkeypatch.setattr(_duplicates, "_PLAIN", True)
+    monkeypatch.setattr(_duplicates, "_KERNELS", {})
+    plain = signatures(["t"] * 6, [""] * 6, texts)
+    for name in ("values", "indptr", "level", "size"):
+        np.testing.assert_array_equal(getattr(plain, name), getattr(compiled, name))
+    for got, want in zip(compare(plain, pairs[:, 0], plain, pairs[:, 1]), expected, strict=True):
+        np.testing.assert_array_equal(got, want)
 
 
 # --------------------------------------------------------------------------- exact copies and representatives
