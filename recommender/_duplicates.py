@@ -81,6 +81,14 @@ every member of a group is a copy of every other member, and so of whichever
 member is shown. A chain of near-misses (A copies B, B copies C, A does not copy
 C) never makes one group.
 
+**Known limits** (each a consequence of judging the text alone): automated posts
+filled from one template (an earthquake bot, a results table) that differ in
+fewer than about 7% of their words count as copies; so does a short piece that
+is mostly a statement quoted whole in a longer one; a teaser of less than about a
+tenth of a very long article is too little text against its sample to call a
+copy; scripts written without spaces (Chinese, Thai) make one word per clause,
+so their short texts are copies only when exactly equal.
+
 **Representative** of a group: the member shown in lists, the newest, then the
 most viewed, then the first in input order, among the members not blocked.
 

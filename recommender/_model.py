@@ -424,7 +424,9 @@ class Recommender(BaseEstimator):
         them (a story with more copies than that still forms one group: the
         groups check the other pairs as they merge); up to :data:`_ALL_PAIRS`
         articles every pair is judged, since a tiny corpus may have too few kept
-        terms for its pools to hold them.
+        terms for its pools to hold them. (So the 1,001st article can change a
+        group whose copies the pools do not hold: the pools of such a pair would
+        have to miss it while being full of less similar articles.)
         """
         n = len(self.text_keys_)
         if n <= _ALL_PAIRS:

@@ -453,3 +453,18 @@ def test_two_short_posts_with_one_framed_signature_are_not_copies():
     b = ("Re: ferry", "", "Has anyone heard when the ferry runs again?" + signature)
     assert not judged(a, b)
     assert "Pat Doe" not in own_text(*a)
+
+
+def test_own_text_reads_hostile_lines_without_backtracking():
+    # Each line took from seconds (the first) to far longer than the timeout (the byline) with patterns that
+    # backtracked; read in a child process, so that a regression fails here instead of hanging the suite.
+    import subprocess
+    import sys
+
+    code = (
+        "from recommender._duplicates import own_text\n"
+        "for line in [' ' * 50_000 + 'x', 'AP' + ' ' * 20_000 + 'x', 'By A' + ',A' * 40 + ' x',\n"
+        "             'By ' + 'A-' * 40 + 'A x', '<' * 100_000, '&nbsp;' * 20_000, '-' * 100_000 + 'x']:\n"
+        "    own_text('', '', line)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
