@@ -489,7 +489,7 @@ def speed(n: int) -> int:
         if found and ("signatures" in line or "duplicate groups" in line):
             copy_steps += float(found.group(1))
     print(
-        f"fit {total:.1f} s; copy steps (keys and signatures, duplicate groups) {copy_steps:.1f} s = {copy_steps / total:.1%}"
+        f"fit {total:.1f} s; copy steps (copy signatures, duplicate groups) {copy_steps:.1f} s = {copy_steps / total:.1%}"
     )
     print(f"loadavg after {loadavg()}")
     return 0

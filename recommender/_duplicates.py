@@ -453,9 +453,8 @@ def signatures(titles: Sequence[str], summaries: Sequence[str], bodies: Sequence
 
 
 def _folded(text: str) -> str:
-    """Lower case with accents split off (the kernel skips combining marks)."""
-    text = text.lower()
-    return text if text.isascii() else unicodedata.normalize("NFKD", text)
+    """Non-ASCII text in lower case with accents split off (the kernel lower-cases ASCII, skips combining marks)."""
+    return text if text.isascii() else unicodedata.normalize("NFKD", text.lower())
 
 
 # --------------------------------------------------------------------------- comparing
