@@ -382,7 +382,7 @@ def scale_mode(peers, args, n):
     """Our engine alone at large N, stage by stage: texts, vectors (the engine's own), neighbours (``--nmode``)."""
     import recommender as rec
     from recommender._articles import validate_articles
-    from recommender._duplicates import copy_groups, text_keys
+    from recommender._duplicates import copy_labels, text_keys
     from recommender._neighbours import top_neighbours
     from recommender._text import FIELDS, fit_vocabulary
 
@@ -415,7 +415,7 @@ def scale_mode(peers, args, n):
     frame = None  # free the texts
     params = rec.Recommender().text_params()
     vectors = stage("vectorise", lambda: fit_vocabulary({f: table[f].tolist() for f in FIELDS}, params)[1])
-    groups = stage("copy_groups", lambda: copy_groups(text_keys(table["title"], table["summary"], table["body"])))
+    groups = stage("copy_labels", lambda: copy_labels(text_keys(table["title"], table["summary"], table["body"])))
     table = None
     vectors = sp.csr_matrix(vectors, dtype=np.float32)
     done = [0]
@@ -431,7 +431,7 @@ def scale_mode(peers, args, n):
         lambda: top_neighbours(
             vectors,
             args.k,
-            groups=groups,
+            copy_labels=groups,
             n_jobs=args.threads,
             mode=args.nmode,
             progress=tick,

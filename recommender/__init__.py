@@ -10,6 +10,7 @@ cosine similarity -> re-ranked with view counts as a popularity prior.
 from ._articles import (
     COLUMNS,
     flagged_frame,
+    interactions_from_mind,
     load_articles,
     load_interactions,
     read_mind_behaviors,
@@ -28,7 +29,7 @@ from ._errors import (
     SchemaError,
     UnknownArticleError,
 )
-from ._evaluate import EvaluationWarning, evaluate, interactions_from_mind, plot_sweep, sweep
+from ._evaluate import EvaluationWarning, evaluate, plot_sweep, sweep
 from ._model import Recommendation, Recommender
 from ._serving import Answer, ModelHolder
 from ._store import load_model, read_manifest

@@ -52,6 +52,7 @@ __all__ = [
     "COLUMNS",
     "Source",
     "flagged_frame",
+    "interactions_from_mind",
     "load_articles",
     "rejected_frame",
     "validate_articles",
@@ -718,8 +719,6 @@ def load_interactions(source: str | os.PathLike[str] | pd.DataFrame) -> pd.DataF
     are mapped), or MIND's ``behaviors.tsv`` (recognised by its name), converted
     with :func:`recommender.interactions_from_mind`.
     """
-    from ._evaluate import interactions_from_mind
-
     if isinstance(source, pd.DataFrame):
         frame = source
     else:
@@ -749,3 +748,39 @@ def load_interactions(source: str | os.PathLike[str] | pd.DataFrame) -> pd.DataF
     if missing:
         raise SchemaError(f"The interactions log lacks {missing}; columns found: {', '.join(map(str, frame.columns))}.")
     return frame[["user_id", "article_id", "timestamp"]].reset_index(drop=True)
+
+
+def interactions_from_mind(behaviors: pd.DataFrame) -> pd.DataFrame:
+    """Turn MIND ``behaviors.tsv`` rows into a ``user_id, article_id, timestamp`` log.
+
+    Parameters
+    ----------
+    behaviors : DataFrame
+        The five MIND columns ``impression_id, user_id, time, history,
+        impressions`` (read with ``header=None`` and these names).
+
+    Returns
+    -------
+    DataFrame
+        One row per click: clicked impressions (``newsid-1``) at the impression
+        time, and history clicks at NaT (they happened before the log starts,
+        so they always count as "before T").
+    """
+    needed = ["user_id", "time", "history", "impressions"]
+    if any(c not in behaviors.columns for c in needed):
+        raise SchemaError(f"MIND behaviors need columns {needed}, got {list(behaviors.columns)}.")
+    rows: list[tuple[str, str, Any]] = []
+    times = pd.to_datetime(behaviors["time"], format="%m/%d/%Y %I:%M:%S %p", utc=True)
+    for user, when, history, impressions in zip(
+        behaviors["user_id"].astype(str), times, behaviors["history"], behaviors["impressions"], strict=True
+    ):
+        if isinstance(history, str):
+            rows.extend((user, item, pd.NaT) for item in history.split())
+        if isinstance(impressions, str):
+            for token in impressions.split():
+                item, _, label = token.rpartition("-")
+                if label == "1":
+                    rows.append((user, item, when))
+    log = pd.DataFrame(rows, columns=["user_id", "article_id", "timestamp"])
+    log["timestamp"] = pd.to_datetime(log["timestamp"], utc=True)
+    return log.drop_duplicates(ignore_index=True)

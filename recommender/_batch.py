@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from ._progress import bar as progress_bar
 from ._store import _sha256
 
 if TYPE_CHECKING:
@@ -365,7 +366,7 @@ def precompute(
         if name not in kept
     ]
     try:
-        with _bar(progress, total=len(plan), initial=len(plan) - len(todo)) as bar:
+        with progress_bar(progress, total=len(plan), initial=len(plan) - len(todo), desc="parts", unit="part") as bar:
 
             def record(entry: dict[str, Any]) -> None:
                 ledger.add(entry)
@@ -606,20 +607,6 @@ class _Ledger:
             if temporary.exists():
                 temporary.unlink()
         self._saved = time.monotonic()
-
-
-def _bar(progress: bool | None, *, total: int, initial: int) -> Any:
-    """A tqdm bar over parts on stderr: shown when ``progress`` is True, or when None and stderr is a terminal."""
-    from tqdm import tqdm
-
-    return tqdm(
-        total=total,
-        initial=initial,
-        desc="parts",
-        unit="part",
-        disable=None if progress is None else not progress,
-        leave=False,
-    )
 
 
 def _combine(parts: list[Path], target: Path, kind: str) -> None:

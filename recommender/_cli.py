@@ -24,7 +24,7 @@ from ._batch import write_lists
 from ._demo import DEMO_ATTRIBUTION, demo_corpus_path
 from ._errors import RecommenderError, SchemaError
 from ._model import PART_NAMES, Recommendation, Recommender
-from ._ranking import CONTROL_NAMES
+from ._ranking import CONTROL_NAMES, control_specs
 from ._store import load_model, read_manifest
 
 __all__ = ["main"]
@@ -223,23 +223,17 @@ def _control_options(parser: argparse.ArgumentParser, *, saved: bool = False) ->
     def default(name: str) -> str:
         return f" (default {getattr(model, name)})" if saved else ""
 
-    flags: list[tuple[str, dict[str, Any], str]] = [
-        ("--popularity-weight", {"type": float}, "weight of the popularity prior"),
-        ("--half-life-days", {"type": float}, "soft freshness: the score halves every N days from the source's date"),
-        ("--max-age-days", {"type": float}, "hard window: only articles within N days of the source"),
-        ("--past-only", {"action": argparse.BooleanOptionalAction}, "only articles published no later than the source"),
-        ("--category-boost", {"type": float}, "boost for an article in the source's category"),
-        ("--tag-boost", {"type": float}, "boost per tag shared with the source (up to 4)"),
-        ("--same-category", {"action": argparse.BooleanOptionalAction}, "only articles in the source's category"),
-        ("--categories", {"nargs": "+", "metavar": "NAME"}, "only articles in these categories"),
-        ("--min-shared-tags", {"type": int}, "only articles sharing at least N tags with the source"),
-        ("--diversity", {"type": float}, "maximal marginal relevance weight (0 = off)"),
-        ("--min-score", {"type": float}, "drop similar articles scoring below this"),
-        ("--fallback", {"action": argparse.BooleanOptionalAction}, "fill short lists from the popular articles"),
-    ]
-    for flag, options, text in flags:
-        name = flag[2:].replace("-", "_")
-        group.add_argument(flag, default=None, help=text + default(name), **options)
+    kinds: dict[str, dict[str, Any]] = {
+        "number": {"type": float},
+        "integer": {"type": int},
+        "bool": {"action": argparse.BooleanOptionalAction},
+        "names": {"nargs": "+", "metavar": "NAME"},
+    }
+    for spec in control_specs():  # the one declaration of the controls (recommender._ranking.Controls)
+        flag = "--" + spec.name.replace("_", "-")
+        group.add_argument(
+            flag, default=None, help=spec.metadata["help"] + default(spec.name), **kinds[spec.metadata["kind"]]
+        )
 
 
 def _controls(args: argparse.Namespace) -> dict[str, Any]:

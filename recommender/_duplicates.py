@@ -124,7 +124,7 @@ __all__ = [
     "SHINGLE_WORDS",
     "Signatures",
     "compare",
-    "copy_groups",
+    "copy_labels",
     "duplicate_groups",
     "own_text",
     "representatives",
@@ -223,7 +223,6 @@ _BLOCK_TAG = re.compile(
     r"<\s{0,5}/?\s{0,5}(?:p|br|div|li|ul|ol|h[1-6]|tr|table|blockquote|section|article|hr)\b[^<>]{0,2000}>", re.I
 )
 _TAG = re.compile(r"<[^<>]{0,2000}>")
-NAT = np.iinfo(np.int64).min
 
 
 # --------------------------------------------------------------------------- exact copies
@@ -241,7 +240,7 @@ def text_keys(titles: Sequence[str], summaries: Sequence[str], bodies: Sequence[
     )
 
 
-def copy_groups(keys: np.ndarray) -> np.ndarray:
+def copy_labels(keys: np.ndarray) -> np.ndarray:
     """Label rows sharing a text key; -1 for rows without an exact copy. Shape (n,), int32."""
     codes, uniques = _factorize(keys)
     counts = np.bincount(codes, minlength=len(uniques))

@@ -52,34 +52,17 @@ from sklearn.base import clone
 from ._articles import ALIASES, validate_articles
 from ._errors import SchemaError
 from ._model import Recommender
+from ._ranking import CONTENT_ONLY
 
 __all__ = [
     "EvaluationWarning",
     "co_reading_pairs",
     "evaluate",
     "gini",
-    "interactions_from_mind",
     "sweep",
 ]
 
 METHODS = ("random", "most-popular", "content-only", "model")
-#: Controls that make a model "content only": the similarity order, nothing else.
-CONTENT_ONLY = {
-    "popularity_weight": 0.0,
-    "half_life_days": None,
-    "max_age_days": None,
-    "past_only": False,
-    "category_boost": 0.0,
-    "tag_boost": 0.0,
-    "same_category": False,
-    "categories": None,
-    "min_shared_tags": 0,
-    "diversity": 0.0,
-    "min_score": 0.0,
-    "fallback": False,
-}
-
-
 #: The method row of the model with the ranking signals taken from the label column switched off.
 BLIND = "model (label signals off)"
 #: Controls that rank by each column a label may come from, and their values when off.
@@ -118,42 +101,6 @@ def _interactions(log: pd.DataFrame) -> pd.DataFrame:
             f"{int(bad.sum())} interaction timestamps are not dates (first: {log['timestamp'][bad].iloc[0]!r})."
         )
     return out
-
-
-def interactions_from_mind(behaviors: pd.DataFrame) -> pd.DataFrame:
-    """Turn MIND ``behaviors.tsv`` rows into a ``user_id, article_id, timestamp`` log.
-
-    Parameters
-    ----------
-    behaviors : DataFrame
-        The five MIND columns ``impression_id, user_id, time, history,
-        impressions`` (read with ``header=None`` and these names).
-
-    Returns
-    -------
-    DataFrame
-        One row per click: clicked impressions (``newsid-1``) at the impression
-        time, and history clicks at NaT (they happened before the log starts,
-        so they always count as "before T").
-    """
-    needed = ["user_id", "time", "history", "impressions"]
-    if any(c not in behaviors.columns for c in needed):
-        raise SchemaError(f"MIND behaviors need columns {needed}, got {list(behaviors.columns)}.")
-    rows: list[tuple[str, str, Any]] = []
-    times = pd.to_datetime(behaviors["time"], format="%m/%d/%Y %I:%M:%S %p", utc=True)
-    for user, when, history, impressions in zip(
-        behaviors["user_id"].astype(str), times, behaviors["history"], behaviors["impressions"], strict=True
-    ):
-        if isinstance(history, str):
-            rows.extend((user, item, pd.NaT) for item in history.split())
-        if isinstance(impressions, str):
-            for token in impressions.split():
-                item, _, label = token.rpartition("-")
-                if label == "1":
-                    rows.append((user, item, when))
-    log = pd.DataFrame(rows, columns=["user_id", "article_id", "timestamp"])
-    log["timestamp"] = pd.to_datetime(log["timestamp"], utc=True)
-    return log.drop_duplicates(ignore_index=True)
 
 
 def co_reading_pairs(

@@ -27,11 +27,12 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 
 from ._articles import validate_articles
+from ._dates import DAY_NS, NAT, stamp_ns, to_ns, utc_timestamp
 from ._duplicates import (
     DEFAULT_THRESHOLD,
     Signatures,
     compare,
-    copy_groups,
+    copy_labels,
     duplicate_groups,
     is_copy,
     representatives,
@@ -40,10 +41,11 @@ from ._duplicates import (
 )
 from ._errors import ArticleValidationError, ModelFormatError, NotFittedError, SchemaError, UnknownArticleError
 from ._neighbours import SIMILARITY_FLOOR, select_top, top_neighbours
+from ._progress import bar as progress_bar
 from ._ranking import (
     CONTROL_NAMES,
-    NAT,
-    Catalog,
+    PART_NAMES,
+    Catalogue,
     Controls,
     Ranked,
     Sources,
@@ -60,8 +62,6 @@ logger = logging.getLogger("recommender")
 
 #: Fields of the recommended article shown on a page, in every list output.
 DISPLAY_FIELDS = ("title", "url", "published", "category")
-#: The parts of a score besides similarity; similarity + parts = score.
-PART_NAMES = ("popularity_part", "freshness_part", "boost_part", "diversity_part")
 #: Why an item is in a list.
 REASONS = ("similar", "fallback", "pinned")
 #: Terms shown per item as the explanation of its similarity.
@@ -355,29 +355,29 @@ class Recommender(BaseEstimator):
             logger.warning("fit: %d articles dated in the future (kept); see model.flagged_", len(flagged))
         clock.done("validated %d articles", len(table))
 
-        with _bar(progress, total=1, desc="vectorising", unit="step") as bar:
+        with progress_bar(progress, total=1, desc="vectorising", unit="step") as bar:
             vocabulary, vectors = fit_vocabulary({f: table[f].tolist() for f in FIELDS}, params)
             bar.update(1)
         clock.done("vectorised: %d terms, %d stored values", len(vocabulary), vectors.nnz)
-        published_ns = _to_ns(table["published"])
+        published_ns = to_ns(table["published"])
         reference = self._reference(published_ns)
         views = table["views"].to_numpy(np.float64)
         self.text_keys_ = text_keys(table["title"], table["summary"], table["body"])
         clock.done("text keys")
         self.signatures_ = signatures(table["title"].tolist(), table["summary"].tolist(), table["body"].tolist())
         clock.done("copy signatures")
-        with _bar(progress, total=vectors.shape[0], desc="neighbours", unit="article") as bar:
+        with progress_bar(progress, total=vectors.shape[0], desc="neighbours", unit="article") as bar:
             self.neighbours_, self.similarities_ = top_neighbours(
                 vectors,
                 int(self.pool_size),
-                groups=copy_groups(self.text_keys_),
+                copy_labels=copy_labels(self.text_keys_),
                 n_jobs=self.n_jobs,
                 mode=self.mode,
                 progress=bar.update,
             )
         clock.done("neighbours (%s, pool %d)", self.mode, int(self.pool_size))
-        self.popularity_scale_ = popularity_scale(views, published_ns, _ns(reference))
-        self.popularity_ = popularity(views, published_ns, _ns(reference), self.popularity_scale_)
+        self.popularity_scale_ = popularity_scale(views, published_ns, stamp_ns(reference))
+        self.popularity_ = popularity(views, published_ns, stamp_ns(reference), self.popularity_scale_)
         self.vocabulary_ = vocabulary
         self.vectors_ = vectors
         self.reference_date_ = reference
@@ -441,7 +441,7 @@ class Recommender(BaseEstimator):
     def copy_groups_(self) -> np.ndarray:
         """Label shared by articles with identical text (-1 when unique), shape (n_articles,)."""
         self._check_fitted()
-        return copy_groups(self.text_keys_)
+        return copy_labels(self.text_keys_)
 
     def _index(self) -> None:
         """Build the derived lookup structures used on the request path."""
@@ -452,7 +452,7 @@ class Recommender(BaseEstimator):
         self._urls: list[str | None] = table["url"].tolist()
         self._categories: list[str | None] = table["category"].tolist()
         self._published = [None if pd.isna(p) else p.to_pydatetime() for p in table["published"]]
-        self._published_ns = _to_ns(table["published"])
+        self._published_ns = to_ns(table["published"])
         names = sorted({c for c in self._categories if c is not None})
         code = {name: i for i, name in enumerate(names)}
         self._category_names = names
@@ -488,7 +488,7 @@ class Recommender(BaseEstimator):
         self._blocked = blocked
         views = self.articles_["views"].to_numpy(np.float64)
         self._representative = representatives(np.asarray(self.groups_), self._published_ns, views, blocked)
-        self._catalog = Catalog(
+        self._catalogue = Catalogue(
             published_ns=self._published_ns,
             category=self._category,
             category_names=self._category_names,
@@ -497,7 +497,7 @@ class Recommender(BaseEstimator):
             group=np.asarray(self.groups_),
             representative=self._representative,
         )
-        recent_from = _ns(self.reference_date_) - int(float(self.fallback_days) * 86_400 * 10**9)
+        recent_from = stamp_ns(self.reference_date_) - int(float(self.fallback_days) * DAY_NS)
         recent = (self._published_ns != NAT) & (self._published_ns >= recent_from) if self.reference_date_ else blocked
         self._popular_order = np.lexsort(
             (np.arange(len(self._ids)), -self._published_ns.astype(np.float64), -np.asarray(self.popularity_), ~recent)
@@ -587,7 +587,7 @@ class Recommender(BaseEstimator):
             candidates,
             similarities,
             sources,
-            self._catalog,
+            self._catalogue,
             controls,
             k,
             hidden_groups=hidden,
@@ -673,7 +673,7 @@ class Recommender(BaseEstimator):
         source_category = int(sources.category[i])
         source_time = int(sources.published_ns[i])
         allowed_categories = (
-            None if controls.categories is None else set(self._catalog.category_codes(controls.categories).tolist())
+            None if controls.categories is None else set(self._catalogue.category_codes(controls.categories).tolist())
         )
         passes = [True, False] if source_category >= 0 else [False]
         for same_category_pass in passes:
@@ -710,7 +710,7 @@ class Recommender(BaseEstimator):
         if controls.past_only and published > source_time:
             return False
         if controls.max_age_days is not None:
-            return abs(published - source_time) / 86_400e9 <= controls.max_age_days
+            return abs(published - source_time) / DAY_NS <= controls.max_age_days
         return True
 
     def _shared_terms(
@@ -1025,7 +1025,7 @@ class Recommender(BaseEstimator):
         similarities[np.asarray(self.text_keys_) == key] = -np.inf
         rows, sims = select_top(similarities[None, :], self.neighbours_.shape[1], len(self._ids))
         rows, sims = self._without_copies_of(fields, rows, sims)
-        stamp = _timestamp(published)
+        stamp = utc_timestamp(published)
         tag_list = [t.strip() for t in tags.split(";")] if isinstance(tags, str) else [str(t).strip() for t in tags]
         code = self._category_names.index(category) if category in self._category_names else -1
         sources = Sources(
@@ -1090,7 +1090,7 @@ class Recommender(BaseEstimator):
         else:
             rows = np.array([self.row_of(a) for a in article_ids], dtype=np.int64)
         frames = []
-        with _bar(progress, total=len(rows), desc="lists", unit="article") as bar:
+        with progress_bar(progress, total=len(rows), desc="lists", unit="article") as bar:
             for start in range(0, len(rows), batch_size):
                 chunk = rows[start : start + batch_size]
                 ranked, reasons = self._lists(
@@ -1365,14 +1365,14 @@ class Recommender(BaseEstimator):
         n_old = len(self._ids)
         unseen = np.full(len(table), -1, dtype=np.int64)
         before = (np.concatenate([self.groups_, unseen]), np.concatenate([self._representative, unseen]))
-        published_ns = _to_ns(table["published"])
+        published_ns = to_ns(table["published"])
         views = table["views"].to_numpy(np.float64)
         self.vectors_ = sp.vstack([self.vectors_, new_vectors], format="csr")
         self.articles_ = pd.concat(
             [self.articles_, table[["article_id", *DISPLAY_FIELDS, "views", "tags"]]], ignore_index=True
         )
         self.popularity_ = np.concatenate(
-            [self.popularity_, popularity(views, published_ns, _ns(self.reference_date_), self.popularity_scale_)]
+            [self.popularity_, popularity(views, published_ns, stamp_ns(self.reference_date_), self.popularity_scale_)]
         )
         self.text_keys_ = np.concatenate([self.text_keys_, text_keys(table["title"], table["summary"], table["body"])])
         self.signatures_ = self.signatures_.concat(_signatures_of(table))
@@ -1408,9 +1408,9 @@ class Recommender(BaseEstimator):
         frame["published"] = pd.to_datetime(frame["published"], utc=True)
         frame["views"] = frame["views"].astype(np.float64)
         self.articles_ = frame
-        published_ns = _to_ns(table["published"])
+        published_ns = to_ns(table["published"])
         self.popularity_[rows] = popularity(
-            table["views"].to_numpy(np.float64), published_ns, _ns(self.reference_date_), self.popularity_scale_
+            table["views"].to_numpy(np.float64), published_ns, stamp_ns(self.reference_date_), self.popularity_scale_
         )
         self.text_keys_[rows] = text_keys(table["title"], table["summary"], table["body"])
         self.signatures_ = self.signatures_.replace(rows, _signatures_of(table))
@@ -1474,7 +1474,9 @@ class Recommender(BaseEstimator):
         self.articles_ = frame
         published_ns = self._published_ns[rows]
         before = self._representative.copy()
-        self.popularity_[rows] = popularity(values, published_ns, _ns(self.reference_date_), self.popularity_scale_)
+        self.popularity_[rows] = popularity(
+            values, published_ns, stamp_ns(self.reference_date_), self.popularity_scale_
+        )
         return self._after_catalog_change(rows, before)
 
     def _qualifying(self, rows: np.ndarray) -> np.ndarray:
@@ -1509,7 +1511,7 @@ class Recommender(BaseEstimator):
             fresh, sims = top_neighbours(
                 self.vectors_,
                 self.neighbours_.shape[1],
-                groups=copy_groups(self.text_keys_),
+                copy_labels=copy_labels(self.text_keys_),
                 rows=rows,
                 n_jobs=self.n_jobs,
                 mode=self.mode,
@@ -1634,28 +1636,9 @@ class _Stages:
         self.last = now
 
 
-def _bar(progress: bool | None, **options: Any) -> Any:
-    """A tqdm progress bar on stderr: shown when ``progress`` is True, or when None and stderr is a terminal."""
-    from tqdm import tqdm
-
-    return tqdm(disable=None if progress is None else not progress, leave=False, **options)
-
-
 def _empty_ranked(k: int) -> Ranked:
     zeros = np.zeros((0, k))
     return Ranked(np.full((0, k), -1), zeros, zeros, zeros, zeros, zeros, zeros)
-
-
-def _timestamp(value: Any) -> pd.Timestamp | None:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    try:
-        stamp = pd.Timestamp(value)
-    except (ValueError, TypeError):
-        raise ValueError(f"published must be a date, got {value!r}.") from None
-    if stamp is pd.NaT:
-        return None
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
 def _views_mapping(views: Any) -> dict[str, float]:
@@ -1697,16 +1680,6 @@ def _relabel(groups: np.ndarray) -> np.ndarray:
     smallest = np.full(int(codes.max()) + 1, n, dtype=np.int64)
     np.minimum.at(smallest, codes, np.arange(n))
     return smallest[codes]
-
-
-def _to_ns(published: pd.Series) -> np.ndarray:
-    """UTC timestamps -> int64 ns since the epoch, NaT -> int64 min."""
-    values = pd.to_datetime(published, utc=True)
-    return values.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[ns]").view(np.int64)
-
-
-def _ns(stamp: pd.Timestamp | None) -> int:
-    return 0 if stamp is None else int(stamp.value)
 
 
 def _restore(

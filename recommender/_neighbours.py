@@ -29,7 +29,7 @@ neighbours are missed (recall@10 about 0.98-0.99 on SynthCorpus at 100k).
 
 Order is deterministic: by similarity descending, then by row ascending, so
 the same input always gives the same pools. An article is never its own
-neighbour, nor a neighbour of an exact copy of itself (same ``group`` label);
+neighbour, nor a neighbour of an exact copy of itself (same ``copy_labels`` label);
 only articles with a similarity above :data:`SIMILARITY_FLOOR` (1e-6, float32
 noise) are candidates. Missing slots are
 ``row = -1`` and ``similarity = 0``.
@@ -80,7 +80,7 @@ def top_neighbours(
     vectors: sp.csr_matrix,
     pool: int,
     *,
-    groups: np.ndarray | None = None,
+    copy_labels: np.ndarray | None = None,
     n_jobs: int | None = None,
     block_rows: int | None = None,
     rows: np.ndarray | None = None,
@@ -100,7 +100,7 @@ def top_neighbours(
         Unit-norm rows.
     pool : int
         Neighbours kept per row (>= 1).
-    groups : ndarray of shape (n,), optional
+    copy_labels : ndarray of shape (n,), optional
         Exact-copy labels: rows with the same label are never neighbours of each
         other. Label ``-1`` means "no copies".
     n_jobs : int, optional
@@ -186,12 +186,12 @@ def top_neighbours(
         raise ValueError(f"candidates must be >= pool ({pool}), got {candidates!r}.")
     vectors = sp.csr_matrix(vectors, dtype=np.float32)
     if engine == "scipy" or (engine == "auto" and numba is None):
-        result = _scipy_engine(vectors, pool, groups, n_jobs, block_rows, rows)
+        result = _scipy_engine(vectors, pool, copy_labels, n_jobs, block_rows, rows)
         if progress is not None:
             progress(len(result[0]))
         return result
     approx = (int(query_terms), int(candidates), int(max_postings), int(fan)) if mode == "approx" else None
-    return _numba_engine(vectors, pool, groups, n_jobs, rows, approx, progress)
+    return _numba_engine(vectors, pool, copy_labels, n_jobs, rows, approx, progress)
 
 
 def _threads(n_jobs: int | None) -> int:
@@ -209,7 +209,7 @@ def _labels(groups: np.ndarray | None, n: int) -> np.ndarray:
         return np.full(n, -1, dtype=np.int64)
     groups = np.asarray(groups)
     if groups.shape != (n,):
-        raise ValueError(f"groups must have shape ({n},), got {groups.shape}.")
+        raise ValueError(f"copy_labels must have shape ({n},), got {groups.shape}.")
     return groups.astype(np.int64)
 
 
@@ -410,7 +410,7 @@ def _copy_members(groups: np.ndarray | None, n: int) -> dict[int, np.ndarray]:
         return {}
     groups = np.asarray(groups)
     if groups.shape != (n,):
-        raise ValueError(f"groups must have shape ({n},), got {groups.shape}.")
+        raise ValueError(f"copy_labels must have shape ({n},), got {groups.shape}.")
     members: dict[int, np.ndarray] = {}
     labelled = np.flatnonzero(groups >= 0)
     if labelled.size == 0:

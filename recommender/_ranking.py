@@ -42,27 +42,32 @@ from __future__ import annotations
 import dataclasses
 import numbers
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
+from ._dates import DAY_NS, NAT
+
 __all__ = [
+    "CONTENT_ONLY",
     "CONTROL_NAMES",
-    "Catalog",
+    "PART_NAMES",
+    "Catalogue",
     "Controls",
     "Ranked",
     "Sources",
     "age_days",
+    "control_specs",
     "popularity",
     "popularity_scale",
     "rank",
     "top_entries",
 ]
 
-_DAY_NS = 86_400 * 10**9
-NAT = np.iinfo(np.int64).min
+#: The parts of a score besides similarity; similarity + parts = score.
+PART_NAMES = ("popularity_part", "freshness_part", "boost_part", "diversity_part")
 #: Shared tags beyond this many add no further boost.
 TAG_CAP = 4
 
@@ -84,7 +89,7 @@ def age_days(published_ns: np.ndarray, reference_ns: int) -> np.ndarray:
     known = published_ns != NAT
     age = np.ones(published_ns.shape, dtype=np.float64)
     if known.any():
-        delta = (reference_ns - published_ns[known]).astype(np.float64) / _DAY_NS
+        delta = (reference_ns - published_ns[known]).astype(np.float64) / DAY_NS
         age[known] = np.maximum(1.0, delta)
         age[~known] = float(np.median(age[known]))
     return age
@@ -128,21 +133,6 @@ def popularity(
 
 # --------------------------------------------------------------------------- controls
 
-CONTROL_NAMES = (
-    "popularity_weight",
-    "half_life_days",
-    "max_age_days",
-    "past_only",
-    "category_boost",
-    "tag_boost",
-    "same_category",
-    "categories",
-    "min_shared_tags",
-    "diversity",
-    "min_score",
-    "fallback",
-)
-
 
 def _number(
     name: str,
@@ -169,10 +159,28 @@ def _number(
         raise ValueError(f"{name} must be {what} {bound}{extra}, got {value!r}.")
 
 
+def _control(
+    default: Any,
+    kind: str,
+    off: Any,
+    help: str,
+    *,
+    low: float = 0.0,
+    high: float | None = None,
+    above: bool = False,
+    none: bool = False,
+) -> Any:
+    """A ranking control's declaration: default, kind of value, range, its "off" value and its help line."""
+    spec = {"kind": kind, "off": off, "help": help, "low": low, "high": high, "above": above, "none": none}
+    return field(default=default, metadata=spec)
+
+
 @dataclass(frozen=True)
 class Controls:
     """The ranking controls: set on the model, overridable per call by keyword.
 
+    This class is their one declaration: the model's parameters, the per-call
+    keywords, the CLI flags and the content-only baseline all come from it.
     Every control has a range; a value outside it raises ``ValueError`` (one
     line naming the control, the range and the value).
 
@@ -211,35 +219,47 @@ class Controls:
     similar: it is dropped, and the fallback (when on) fills its slot.
     """
 
-    popularity_weight: float = 0.1
-    half_life_days: float | None = None
-    max_age_days: float | None = None
-    past_only: bool = False
-    category_boost: float = 0.1
-    tag_boost: float = 0.05
-    same_category: bool = False
-    categories: tuple[str, ...] | None = None
-    min_shared_tags: int = 0
-    diversity: float = 0.0
-    min_score: float = 0.0
-    fallback: bool = True
+    popularity_weight: float = _control(
+        0.1, "number", 0.0, "how much the popularity prior scales similarity (0 = content only)"
+    )
+    half_life_days: float | None = _control(
+        None, "number", None, "soft freshness: the score halves every N days from the source's date", above=True,
+        none=True,
+    )  # fmt: skip
+    max_age_days: float | None = _control(
+        None, "number", None, "hard window: only articles within N days of the source", none=True
+    )
+    past_only: bool = _control(False, "bool", False, "only articles published no later than the source")
+    category_boost: float = _control(0.1, "number", 0.0, "boost for an article in the source's category")
+    tag_boost: float = _control(0.05, "number", 0.0, "boost per tag shared with the source (up to 4)")
+    same_category: bool = _control(False, "bool", False, "only articles in the source's category")
+    categories: tuple[str, ...] | None = _control(None, "names", None, "only articles in these categories")
+    min_shared_tags: int = _control(0, "integer", 0, "only articles sharing at least N tags with the source")
+    diversity: float = _control(0.0, "number", 0.0, "maximal marginal relevance weight, 0 to 1 (0 = off)", high=1.0)
+    min_score: float = _control(0.0, "number", 0.0, "drop similar articles scoring below this")
+    fallback: bool = _control(True, "bool", False, "fill short lists from the popular articles")
 
     def __post_init__(self) -> None:
-        _number("popularity_weight", self.popularity_weight)
-        _number("half_life_days", self.half_life_days, above=True, allow_none=True)
-        _number("max_age_days", self.max_age_days, allow_none=True)
-        _number("category_boost", self.category_boost)
-        _number("tag_boost", self.tag_boost)
-        _number("min_shared_tags", self.min_shared_tags, integer=True)
-        _number("diversity", self.diversity, high=1.0)
-        _number("min_score", self.min_score)
-        for name in ("past_only", "same_category", "fallback"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}.")
-        if self.categories is not None:
-            if isinstance(self.categories, str) or not all(isinstance(c, str) for c in self.categories):
-                raise ValueError(f"categories must be a list of category names or None, got {self.categories!r}.")
-            object.__setattr__(self, "categories", tuple(self.categories))
+        for spec in fields(self):
+            value = getattr(self, spec.name)
+            kind = spec.metadata["kind"]
+            if kind in ("number", "integer"):
+                _number(
+                    spec.name,
+                    value,
+                    low=spec.metadata["low"],
+                    high=spec.metadata["high"],
+                    above=spec.metadata["above"],
+                    allow_none=spec.metadata["none"],
+                    integer=kind == "integer",
+                )
+            elif kind == "bool":
+                if not isinstance(value, (bool, np.bool_)):
+                    raise ValueError(f"{spec.name} must be True or False, got {value!r}.")
+            elif value is not None:  # names
+                if isinstance(value, str) or not all(isinstance(c, str) for c in value):
+                    raise ValueError(f"{spec.name} must be a list of category names or None, got {value!r}.")
+                object.__setattr__(self, spec.name, tuple(value))
 
     def replace(self, overrides: Mapping[str, Any]) -> Controls:
         """A copy with some controls changed; unknown names raise TypeError."""
@@ -252,11 +272,22 @@ class Controls:
         return {name: getattr(self, name) for name in CONTROL_NAMES}
 
 
+#: The names of the ranking controls, in their declared order.
+CONTROL_NAMES = tuple(spec.name for spec in fields(Controls))
+#: Every control off: the similarity order, nothing else (the content-only baseline).
+CONTENT_ONLY = {spec.name: spec.metadata["off"] for spec in fields(Controls)}
+
+
+def control_specs() -> tuple[dataclasses.Field, ...]:
+    """The declarations of the controls (name, default, and ``metadata``: kind, off, help, range)."""
+    return fields(Controls)
+
+
 # --------------------------------------------------------------------------- inputs and outputs
 
 
 @dataclass(frozen=True)
-class Catalog:
+class Catalogue:
     """What ranking needs to know about every fitted article (arrays of length n).
 
     ``group`` labels duplicate groups (singletons have their own label);
@@ -302,7 +333,7 @@ class Ranked:
 
     @property
     def parts(self) -> tuple[str, ...]:
-        return ("popularity_part", "freshness_part", "boost_part", "diversity_part")
+        return PART_NAMES
 
 
 # --------------------------------------------------------------------------- the ranking
@@ -312,7 +343,7 @@ def rank(
     candidates: np.ndarray,
     similarities: np.ndarray,
     sources: Sources,
-    catalog: Catalog,
+    catalogue: Catalogue,
     controls: Controls,
     k: int,
     *,
@@ -328,7 +359,7 @@ def rank(
         Candidate rows per source, most similar first; -1 for an empty slot.
     similarities : ndarray of shape (m, pool), float32
     sources : Sources
-    catalog : Catalog
+    catalogue : Catalogue
     controls : Controls
     k : int
     hidden_groups : ndarray of shape (n_groups,), bool, optional
@@ -348,8 +379,8 @@ def rank(
     """
     valid = candidates >= 0
     safe = np.where(valid, candidates, 0)
-    group = catalog.group[safe]
-    shown = catalog.representative[safe]
+    group = catalogue.group[safe]
+    shown = catalogue.representative[safe]
     valid &= shown >= 0
     valid &= group != sources.group[:, None]
     if hidden_groups is not None and hidden_groups.size:
@@ -364,27 +395,27 @@ def rank(
     similarities = _shown_similarity(candidates, similarities, shown, valid)
 
     # Hard filters, on the article that is shown.
-    published = catalog.published_ns[shown]
+    published = catalogue.published_ns[shown]
     source_time = sources.published_ns[:, None]
     dated = (published != NAT) & (source_time != NAT)
-    gap = np.where(dated, np.abs(published - source_time).astype(np.float64) / _DAY_NS, 0.0)
+    gap = np.where(dated, np.abs(published - source_time).astype(np.float64) / DAY_NS, 0.0)
     if controls.max_age_days is not None:
         valid &= ~dated | (gap <= controls.max_age_days)
     if controls.past_only:
         valid &= ~dated | (published <= source_time)
-    category = catalog.category[shown]
+    category = catalogue.category[shown]
     if controls.same_category:
         has = sources.category[:, None] >= 0
         valid &= ~has | (category == sources.category[:, None])
     if controls.categories is not None:
-        valid &= np.isin(category, catalog.category_codes(controls.categories))
-    shared = _shared_tags(sources.tags, catalog.tags, shown)
+        valid &= np.isin(category, catalogue.category_codes(controls.categories))
+    shared = _shared_tags(sources.tags, catalogue.tags, shown)
     if controls.min_shared_tags > 0:
         valid &= shared >= controls.min_shared_tags
 
     # Score, step by step.
     s0 = np.where(valid, similarities, 0.0).astype(np.float64)
-    s1 = s0 * (1.0 + controls.popularity_weight * catalog.popularity[shown])
+    s1 = s0 * (1.0 + controls.popularity_weight * catalogue.popularity[shown])
     factor = np.ones_like(s0)
     if controls.half_life_days is not None:
         factor = np.where(dated, 0.5 ** (gap / controls.half_life_days), np.nan)

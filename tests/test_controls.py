@@ -452,3 +452,21 @@ def test_no_excluded_blocked_or_banned_article_ever_appears(table, data):
         assert not got & set(excluded)
     got = set(ids(model.recommend(source, k=5, exclude=excluded, **controls)))
     assert source not in got and not got & set(banned)
+
+
+def test_the_controls_are_declared_once():
+    # the constructor must spell them out (scikit-learn reads its signature); they must equal the declaration
+    import inspect
+
+    from recommender._ranking import CONTENT_ONLY, CONTROL_NAMES, Controls, control_specs
+
+    signature = inspect.signature(rec.Recommender)
+    assert {name: signature.parameters[name].default for name in CONTROL_NAMES} == Controls().as_dict()
+    assert set(CONTENT_ONLY) == set(CONTROL_NAMES) and CONTENT_ONLY["fallback"] is False
+    assert all(spec.metadata["help"] for spec in control_specs())
+    from recommender._cli import _parser
+
+    recommend = next(a for a in _parser()._actions if getattr(a, "choices", None))._choices_actions
+    assert recommend  # the subcommands exist
+    flags = {o for a in _parser()._subparsers._group_actions[0].choices["recommend"]._actions for o in a.option_strings}
+    assert {"--" + name.replace("_", "-") for name in CONTROL_NAMES} <= flags

@@ -17,7 +17,7 @@ from recommender._duplicates import (
     DEFAULT_THRESHOLD,
     MIN_SHINGLES,
     compare,
-    copy_groups,
+    copy_labels,
     is_copy,
     own_text,
     representatives,
@@ -423,7 +423,7 @@ def test_the_plain_python_kernels_agree_with_the_compiled_ones(monkeypatch):
 def test_text_keys_ignore_case_and_spacing_only():
     keys = text_keys(["Storm", "storm ", "Storm"], ["", "", ""], ["Harbour  closed", "harbour closed", "Harbour shut"])
     assert keys[0] == keys[1] != keys[2]
-    assert copy_groups(keys).tolist() == [0, 0, -1]
+    assert copy_labels(keys).tolist() == [0, 0, -1]
 
 
 def test_representative_is_newest_then_most_viewed_and_skips_blocked():

@@ -15,13 +15,13 @@ from hypothesis import strategies as st
 from strategies import article_tables, copied_texts, texts
 
 import recommender as rec
-from recommender._duplicates import copy_groups, duplicate_groups, signatures, text_keys
+from recommender._duplicates import copy_labels, duplicate_groups, signatures, text_keys
 from recommender._neighbours import top_neighbours
 
 
 def fresh_pools(model: rec.Recommender) -> tuple[np.ndarray, np.ndarray]:
     """Pools recomputed from scratch over the model's current vectors."""
-    return top_neighbours(model.vectors_, model.neighbours_.shape[1], groups=copy_groups(model.text_keys_))
+    return top_neighbours(model.vectors_, model.neighbours_.shape[1], copy_labels=copy_labels(model.text_keys_))
 
 
 def assert_consistent(model: rec.Recommender, current: dict[str, tuple[str, str]] | None = None) -> None:
