@@ -30,9 +30,9 @@ from ._errors import (
     UnknownArticleError,
 )
 from ._evaluate import EvaluationWarning, evaluate, plot_sweep, sweep
-from ._model import Recommendation, Recommender
+from ._model import Recommendation, Recommender, load_model
 from ._serving import Answer, ModelHolder
-from ._store import load_model, read_manifest
+from ._store import read_manifest
 
 __version__ = "0.1.0"
 

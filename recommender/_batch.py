@@ -24,7 +24,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import gzip
-import hashlib
 import io
 import json
 import logging
@@ -36,15 +35,15 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from . import _lists
 from ._progress import bar as progress_bar
-from ._store import _sha256
-
-if TYPE_CHECKING:
-    from ._model import Recommender
+from ._ranking import CONTROL_NAMES, Controls
+from ._store import Loaded, _sha256, manifest_digest, read_model
 
 __all__ = ["PARTS_MANIFEST", "PrecomputeResult", "output_format", "precompute", "write_lists"]
 
@@ -307,7 +306,7 @@ def precompute(
     >>> lists.loc[lists["reason"] == "similar", ["article_id", "recommended_id"]].values.tolist()
     [['a', 'b'], ['b', 'a']]
     """
-    from ._store import _version_dir, read_manifest
+    from ._store import read_manifest, version_dir
 
     started = time.perf_counter()
     _check_count("rows_per_part", rows_per_part)
@@ -330,23 +329,19 @@ def precompute(
 
     manifest = read_manifest(model_dir)
     version = str(manifest["version"])
-    version_folder = str(_version_dir(model_dir).resolve())
-    digest = _manifest_digest(manifest)
+    version_folder = str(version_dir(model_dir).resolve())
+    digest = manifest_digest(version_folder)
     model = _model(version_folder, digest)
     # checks k and the controls here, once, before any part runs
-    model.recommend_frame(k, article_ids=[], explain=explain, progress=False, **controls)
-    n = model.n_articles
+    _lists.checked_k(model.state, k)
+    chosen = _controls(model, controls)
+    n = len(model.state)
     header = {
         "format": _LISTS_FORMAT,
         "format_version": _LISTS_FORMAT_VERSION,
         "model": {"path": version_folder, "version": version, "manifest_sha256": digest},
         "parameters": _jsonable(
-            {
-                "k": int(k),
-                "explain": bool(explain),
-                "controls": model.controls(**controls).as_dict(),
-                "rows_per_part": int(rows_per_part),
-            }
+            {"k": int(k), "explain": bool(explain), "controls": chosen.as_dict(), "rows_per_part": int(rows_per_part)}
         ),
         "articles": n,
     }
@@ -442,8 +437,7 @@ def _run_on_dask(parts: list[_Part], record: Any, *, client: Any, workers: int |
 def _compute_part(part: _Part) -> dict[str, Any]:
     """Compute and write one part; runs in this process or on a Dask worker. Returns its manifest entry."""
     model = _model(part.model, part.model_sha256)
-    ids = model.article_ids[part.start : part.stop]
-    frame = model.recommend_frame(part.k, article_ids=ids, explain=part.explain, progress=False, **part.controls)
+    frame = lists_frame(model, part.start, part.stop, part.k, part.explain, _controls(model, part.controls))
     size, digest = _write_part(frame, Path(part.directory) / part.name)
     return {
         "name": part.name,
@@ -455,16 +449,34 @@ def _compute_part(part: _Part) -> dict[str, Any]:
     }
 
 
+def lists_frame(model: Loaded, start: int, stop: int, k: int, explain: bool, controls: Controls) -> pd.DataFrame:
+    """The lists of the model's rows ``[start, stop)`` as one frame (as ``Recommender.recommend_frame``)."""
+    rows = np.arange(start, stop)
+    frames = []
+    for begin in range(0, len(rows), 4096):
+        chunk = rows[begin : begin + 4096]
+        ranked, reasons = _lists.rows_lists(model.state, chunk, k, controls, None)
+        frames.append(_lists.frame(model.state, chunk, ranked, reasons, explain))
+    if not frames:
+        return _lists.frame(model.state, rows, _lists.empty_ranked(k), np.empty((0, k), dtype=np.int64), explain)
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def _controls(model: Loaded, overrides: dict[str, Any]) -> Controls:
+    """The saved model's controls with this job's overrides, checked."""
+    base = Controls(**{name: model.params[name] for name in CONTROL_NAMES if name in model.params})
+    return _lists.checked_controls(model.state, base.replace(overrides))
+
+
 #: Models loaded by this process, by (version folder, manifest digest); the last few are kept.
-_MODELS: collections.OrderedDict[tuple[str, str], Recommender] = collections.OrderedDict()
+_MODELS: collections.OrderedDict[tuple[str, str], Loaded] = collections.OrderedDict()
 _MODELS_KEPT = 2
 _MODELS_LOCK = threading.Lock()
 
 
-def _model(folder: str, digest: str) -> Recommender:
-    """The model of one version folder, loaded (memory-mapped) once per process."""
+def _model(folder: str, digest: str) -> Loaded:
+    """The model of one version folder, read (memory-mapped) once per process."""
     from ._errors import ModelFormatError
-    from ._store import load_model, read_manifest
 
     key = (folder, digest)
     with _MODELS_LOCK:
@@ -472,19 +484,14 @@ def _model(folder: str, digest: str) -> Recommender:
         if model is not None:
             _MODELS.move_to_end(key)
             return model
-        if _manifest_digest(read_manifest(folder)) != digest:
+        if manifest_digest(folder) != digest:
             raise ModelFormatError(
                 f"The model version '{folder}' changed while its lists were being computed. Run precompute again."
             )
-        model = _MODELS[key] = load_model(folder)
+        model = _MODELS[key] = read_model(folder)
         while len(_MODELS) > _MODELS_KEPT:
             _MODELS.popitem(last=False)
         return model
-
-
-def _manifest_digest(manifest: dict[str, Any]) -> str:
-    """SHA-256 of a model manifest, which itself holds the SHA-256 of every model file."""
-    return hashlib.sha256(json.dumps(manifest, sort_keys=True, default=str).encode("utf-8")).hexdigest()
 
 
 def _jsonable(value: Any) -> Any:

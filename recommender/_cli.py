@@ -23,9 +23,9 @@ from ._articles import load_articles
 from ._batch import write_lists
 from ._demo import DEMO_ATTRIBUTION, demo_corpus_path
 from ._errors import RecommenderError, SchemaError
-from ._model import PART_NAMES, Recommendation, Recommender
+from ._model import PART_NAMES, Recommendation, Recommender, load_model
 from ._ranking import CONTROL_NAMES, control_specs
-from ._store import load_model, read_manifest
+from ._store import read_manifest
 
 __all__ = ["main"]
 

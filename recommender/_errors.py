@@ -4,7 +4,7 @@ Every error is a :class:`RecommenderError` and also a standard exception, so
 ordinary ``except KeyError`` / ``except ValueError`` clauses keep working::
 
     RecommenderError (Exception)
-    ├── NotFittedError (RecommenderError, ValueError)
+    ├── NotFittedError (RecommenderError, ValueError, AttributeError)
     ├── SchemaError (RecommenderError, ValueError)
     │   └── PageFormatError (SchemaError)
     ├── ArticleValidationError (RecommenderError, ValueError)
@@ -29,8 +29,12 @@ class RecommenderError(Exception):
     """Base class of every error raised by recommender."""
 
 
-class NotFittedError(RecommenderError, ValueError):
-    """A query method was called on a model that has not been fitted."""
+class NotFittedError(RecommenderError, ValueError, AttributeError):
+    """A query method was called, or a fitted attribute read, on a model that has not been fitted.
+
+    Also an ``AttributeError`` (as scikit-learn's), so ``hasattr(model, "neighbours_")``
+    is False before ``fit``.
+    """
 
 
 class SchemaError(RecommenderError, ValueError):

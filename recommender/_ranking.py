@@ -43,23 +43,31 @@ import dataclasses
 import numbers
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from ._dates import DAY_NS, NAT
 
+if TYPE_CHECKING:
+    from ._catalogue import Catalogue
+
 __all__ = [
     "CONTENT_ONLY",
     "CONTROL_NAMES",
+    "FALLBACK",
     "PART_NAMES",
-    "Catalogue",
+    "PINNED",
+    "REASONS",
+    "SIMILAR",
     "Controls",
     "Ranked",
     "Sources",
     "age_days",
     "control_specs",
+    "fill",
+    "pin",
     "popularity",
     "popularity_scale",
     "rank",
@@ -68,6 +76,11 @@ __all__ = [
 
 #: The parts of a score besides similarity; similarity + parts = score.
 PART_NAMES = ("popularity_part", "freshness_part", "boost_part", "diversity_part")
+#: Why an item is in a list, and its code in a reasons array.
+REASONS = ("similar", "fallback", "pinned")
+SIMILAR, FALLBACK, PINNED = 0, 1, 2
+#: Popular articles checked at a time when filling a list.
+_FILL_CHUNK = 4096
 #: Shared tags beyond this many add no further boost.
 TAG_CAP = 4
 
@@ -287,28 +300,6 @@ def control_specs() -> tuple[dataclasses.Field, ...]:
 
 
 @dataclass(frozen=True)
-class Catalogue:
-    """What ranking needs to know about every fitted article (arrays of length n).
-
-    ``group`` labels duplicate groups (singletons have their own label);
-    ``representative`` is the row shown for the article's group (-1 when every
-    member is blocked). ``category`` holds codes into ``category_names`` (-1 = none).
-    """
-
-    published_ns: np.ndarray
-    category: np.ndarray
-    category_names: Sequence[str]
-    tags: sp.csr_matrix
-    popularity: np.ndarray
-    group: np.ndarray
-    representative: np.ndarray
-
-    def category_codes(self, names: Sequence[str]) -> np.ndarray:
-        lookup = {name: code for code, name in enumerate(self.category_names)}
-        return np.array([lookup[n] for n in names if n in lookup], dtype=np.int64)
-
-
-@dataclass(frozen=True)
 class Sources:
     """The source articles of a batch of lists (arrays of length m)."""
 
@@ -379,39 +370,18 @@ def rank(
     """
     valid = candidates >= 0
     safe = np.where(valid, candidates, 0)
-    group = catalogue.group[safe]
+    group = np.asarray(catalogue.groups)[safe]
     shown = catalogue.representative[safe]
     valid &= shown >= 0
-    valid &= group != sources.group[:, None]
-    if hidden_groups is not None and hidden_groups.size:
-        valid &= ~hidden_groups[group]
-    if banned is not None:
-        for i, groups in enumerate(banned):
-            if len(groups):
-                valid[i] &= ~np.isin(group[i], groups)
+    valid &= _allowed(np.where(valid, shown, 0), sources, catalogue, hidden_groups, banned)
     # Collapse duplicate groups: keep the first (most similar) member of each group, shown as the representative.
     valid &= _first_of_group(group, valid)
     shown = np.where(valid, shown, 0)
     similarities = _shown_similarity(candidates, similarities, shown, valid)
 
     # Hard filters, on the article that is shown.
-    published = catalogue.published_ns[shown]
-    source_time = sources.published_ns[:, None]
-    dated = (published != NAT) & (source_time != NAT)
-    gap = np.where(dated, np.abs(published - source_time).astype(np.float64) / DAY_NS, 0.0)
-    if controls.max_age_days is not None:
-        valid &= ~dated | (gap <= controls.max_age_days)
-    if controls.past_only:
-        valid &= ~dated | (published <= source_time)
-    category = catalogue.category[shown]
-    if controls.same_category:
-        has = sources.category[:, None] >= 0
-        valid &= ~has | (category == sources.category[:, None])
-    if controls.categories is not None:
-        valid &= np.isin(category, catalogue.category_codes(controls.categories))
-    shared = _shared_tags(sources.tags, catalogue.tags, shown)
-    if controls.min_shared_tags > 0:
-        valid &= shared >= controls.min_shared_tags
+    kept, dated, gap, category, shared = _filters(shown, sources, catalogue, controls)
+    valid &= kept
 
     # Score, step by step.
     s0 = np.where(valid, similarities, 0.0).astype(np.float64)
@@ -451,6 +421,166 @@ def rank(
         diversity_part=np.where(present, -penalty, 0.0) + 0.0,  # + 0.0 turns -0.0 into 0.0
     )
     return _pad(out, k)
+
+
+def _allowed(
+    shown: np.ndarray,
+    sources: Sources,
+    catalogue: Catalogue,
+    hidden_groups: np.ndarray | None,
+    banned: Sequence[np.ndarray] | None,
+) -> np.ndarray:
+    """The exclusions, for articles about to be shown (shape (m, c)): never a blocked article, one of the
+    source's own story, one of a story the caller excluded, or one of a story banned from the source's list."""
+    group = np.asarray(catalogue.groups)[shown]
+    ok = ~catalogue.blocked_rows[shown] & (group != sources.group[:, None])
+    if hidden_groups is not None and hidden_groups.size:
+        ok &= ~hidden_groups[group]
+    if banned is not None:
+        for i, groups in enumerate(banned):
+            if len(groups):
+                ok[i] &= ~np.isin(group[i], groups)
+    return ok
+
+
+def _filters(
+    shown: np.ndarray, sources: Sources, catalogue: Catalogue, controls: Controls
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The hard filters of the controls, for articles about to be shown (shape (m, c)).
+
+    Returns the mask of those kept, and what the score needs besides: whether
+    both dates are known, the gap in days, the category codes and the number of
+    tags shared with the source.
+    """
+    published = catalogue.published_ns[shown]
+    source_time = sources.published_ns[:, None]
+    dated = (published != NAT) & (source_time != NAT)
+    gap = np.where(dated, np.abs(published - source_time).astype(np.float64) / DAY_NS, 0.0)
+    kept = np.ones(shown.shape, dtype=bool)
+    if controls.max_age_days is not None:
+        kept &= ~dated | (gap <= controls.max_age_days)
+    if controls.past_only:
+        kept &= ~dated | (published <= source_time)
+    category = catalogue.category[shown]
+    if controls.same_category:
+        has = sources.category[:, None] >= 0
+        kept &= ~has | (category == sources.category[:, None])
+    if controls.categories is not None:
+        kept &= np.isin(category, catalogue.category_codes(controls.categories))
+    shared = _shared_tags(sources.tags, catalogue.tags, shown)
+    if controls.min_shared_tags > 0:
+        kept &= shared >= controls.min_shared_tags
+    return kept, dated, gap, category, shared
+
+
+def pin(
+    ranked: Ranked,
+    reasons: np.ndarray,
+    i: int,
+    pins: np.ndarray,
+    candidates: np.ndarray,
+    similarities: np.ndarray,
+    sources: Sources,
+    catalogue: Catalogue,
+    hidden_groups: np.ndarray | None,
+    banned: Sequence[np.ndarray] | None,
+) -> None:
+    """Put an editor's pinned rows at the top of list ``i`` (in place), in their order.
+
+    Pins pass the exclusions (:func:`_allowed`) but not the hard filters; the rest
+    of the list follows, without the stories a pin already shows. A pinned
+    article's similarity is its pool similarity (0 when it is not in the pool).
+    """
+    if pins.size == 0:
+        return
+    one = _source(sources, i)
+    pins = pins[_allowed(pins[None, :], one, catalogue, hidden_groups, None if banned is None else [banned[i]])[0]]
+    if pins.size == 0:
+        return
+    k = ranked.rows.shape[1]
+    groups = np.asarray(catalogue.groups)
+    pinned_groups = set(groups[pins].tolist())
+    keep = [j for j in range(k) if ranked.rows[i, j] >= 0 and int(groups[ranked.rows[i, j]]) not in pinned_groups]
+    fields_ = ("score", "similarity", *PART_NAMES)
+    old = {name: getattr(ranked, name)[i].copy() for name in fields_}
+    old_rows, old_reasons = ranked.rows[i].copy(), reasons[i].copy()
+    pool_similarity = dict(zip(candidates.tolist(), similarities.tolist(), strict=True))
+    ranked.rows[i] = -1
+    reasons[i] = -1
+    for name in fields_:
+        getattr(ranked, name)[i] = 0.0
+    for j, row in enumerate(pins[:k].tolist()):
+        ranked.rows[i, j] = row
+        reasons[i, j] = PINNED
+        ranked.similarity[i, j] = ranked.score[i, j] = pool_similarity.get(row, 0.0)
+    position = min(len(pins), k)
+    for j in keep:
+        if position >= k:
+            break
+        ranked.rows[i, position] = old_rows[j]
+        reasons[i, position] = old_reasons[j]
+        for name in fields_:
+            getattr(ranked, name)[i, position] = old[name][j]
+        position += 1
+
+
+def fill(
+    ranked: Ranked,
+    reasons: np.ndarray,
+    i: int,
+    sources: Sources,
+    catalogue: Catalogue,
+    controls: Controls,
+    hidden_groups: np.ndarray | None,
+    banned: Sequence[np.ndarray] | None,
+) -> None:
+    """Fill the empty slots of list ``i`` (in place) from the popular articles.
+
+    In the popular order (recent first, then by prior), the representatives that
+    pass the exclusions and the hard filters and show a story not yet in the
+    list; those in the source's category first when it has one. Score 0,
+    ``reason="fallback"``.
+    """
+    empty = np.flatnonzero(ranked.rows[i] < 0)
+    if empty.size == 0:
+        return
+    groups = np.asarray(catalogue.groups)
+    taken = {int(groups[r]) for r in ranked.rows[i] if r >= 0}
+    one = _source(sources, i)
+    order = catalogue.popular_order
+    order = order[catalogue.representative[order] == order]  # each story once, as its representative
+    source_category = int(one.category[0])
+    picks: list[int] = []
+    for same_category_pass in [True, False] if source_category >= 0 else [False]:
+        for start in range(0, order.size, _FILL_CHUNK):
+            chunk = order[start : start + _FILL_CHUNK]
+            ok = _allowed(chunk[None, :], one, catalogue, hidden_groups, None if banned is None else [banned[i]])[0]
+            ok &= _filters(chunk[None, :], one, catalogue, controls)[0][0]
+            if same_category_pass:
+                ok &= catalogue.category[chunk] == source_category
+            for row in chunk[ok].tolist():
+                group = int(groups[row])
+                if group not in taken:
+                    taken.add(group)
+                    picks.append(row)
+                    if len(picks) == empty.size:
+                        break
+            if len(picks) == empty.size:
+                break
+        if len(picks) == empty.size:
+            break
+    for slot, row in zip(empty[: len(picks)].tolist(), picks, strict=True):
+        ranked.rows[i, slot] = row
+        reasons[i, slot] = FALLBACK
+
+
+def _source(sources: Sources, i: int) -> Sources:
+    return Sources(
+        published_ns=sources.published_ns[i : i + 1],
+        category=sources.category[i : i + 1],
+        tags=sources.tags[i : i + 1],
+        group=sources.group[i : i + 1],
+    )
 
 
 def _shown_similarity(

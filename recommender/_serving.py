@@ -11,7 +11,6 @@ reference once. Every answer names the model version that produced it
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from collections.abc import Iterable
@@ -19,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._model import Recommendation, Recommender
-from ._store import MANIFEST, _version_dir, load_model
+from ._model import Recommendation, Recommender, load_model
+from ._store import manifest_digest, version_dir
 
 __all__ = ["Answer", "ModelHolder"]
 
@@ -74,11 +73,11 @@ class ModelHolder:
 
     def _newest(self) -> tuple[Path, str]:
         """The directory's current version folder and the SHA-256 of its manifest."""
-        version_dir = _version_dir(self.path)
-        return version_dir, hashlib.sha256((version_dir / MANIFEST).read_bytes()).hexdigest()
+        folder = version_dir(self.path)
+        return folder, manifest_digest(folder)
 
-    def _load(self, version_dir: Path, digest: str) -> tuple[Recommender, str]:
-        model = load_model(version_dir)
+    def _load(self, folder: Path, digest: str) -> tuple[Recommender, str]:
+        model = load_model(folder)
         if self._warm:
             model.warm()
         return model, digest
@@ -101,10 +100,10 @@ class ModelHolder:
         old version serving.
         """
         with self._reloading:
-            version_dir, digest = self._newest()
+            folder, digest = self._newest()
             if digest == self._current[1]:
                 return False
-            self._current = self._load(version_dir, digest)
+            self._current = self._load(folder, digest)
             return True
 
     def recommend(self, article_id: str, k: int = 5, *, exclude: Iterable[str] | None = None, **options: Any) -> Answer:

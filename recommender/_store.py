@@ -11,12 +11,12 @@ A model directory holds numbered versions and a pointer to the current one::
         ├── rejected.csv         # rows rejected while reading and fitting (when there were any)
         └── flagged.csv          # rows kept but reported, e.g. dated in the future (when there were any)
 
-:func:`save_model` writes a new version into a temporary folder, renames it
+:func:`save_state` writes a new version into a temporary folder, renames it
 into place, and then replaces ``CURRENT`` with an atomic rename, so a reader
 either sees the old model or the new one, never half of one. Older versions
 beyond ``keep`` are removed afterwards.
 
-:func:`load_model` follows ``CURRENT``, checks the format and every file's
+:func:`read_model` follows ``CURRENT``, checks the format and every file's
 SHA-256, and reads arrays with ``numpy.load(..., allow_pickle=False,
 mmap_mode="r")``: no code from the files runs, and worker processes of a web
 server share one copy of the arrays through the page cache. Strings are stored
@@ -25,28 +25,45 @@ as UTF-8 bytes plus offsets.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
 from ._articles import REJECTED_COLUMNS
+from ._catalogue import Catalogue
+from ._dates import to_ns
 from ._duplicates import Signatures
+from ._editorial import Carried, Editorial
 from ._errors import ModelFormatError
-from ._text import Vocabulary
+from ._index import VectorIndex
+from ._pools import Pools
+from ._state import FittedState, Settings, settings_of
+from ._text import TextParams, Vocabulary
 
-if TYPE_CHECKING:
-    from ._model import Recommender
-
-__all__ = ["FORMAT", "FORMAT_VERSION", "OLDEST_FORMAT_VERSION", "load_model", "read_manifest", "save_model"]
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "OLDEST_FORMAT_VERSION",
+    "Loaded",
+    "Saved",
+    "manifest_digest",
+    "read_manifest",
+    "read_model",
+    "save_state",
+    "version_dir",
+]
 
 FORMAT = "recommender-model"
 FORMAT_VERSION = 3
@@ -61,6 +78,8 @@ OLDEST_FORMAT_VERSION = 1
 #: Parameters a manifest of an older format lacks, with the meaning they had then.
 _OLD_MEANING = {"stop_words": "english", "collapse": True}
 POINTER = "CURRENT"
+#: The save lock of a model directory (see :func:`save_state`).
+LOCK = ".lock"
 MANIFEST = "manifest.json"
 _VERSION_NAME = re.compile(r"^version-(\d{6,})$")
 _STRING_COLUMNS = ("article_id", "title", "url", "category")
@@ -70,22 +89,41 @@ _TAG_SEPARATOR = "\x1f"
 # --------------------------------------------------------------------------- save
 
 
-def save_model(model: Recommender, path: str | os.PathLike[str], *, keep: int = 2) -> str:
-    """Write a new version of ``model`` under ``path`` and make it current.
+@dataclass(frozen=True)
+class Saved:
+    """What :func:`save_state` wrote."""
+
+    name: str  # the version folder, e.g. "version-000003"
+    digest: str  # the version's identity: SHA-256 of its manifest (see manifest_digest)
+    state: FittedState  # the state as saved (with the editorial state carried over, if it was)
+    carried: Carried | None  # what a fresh fit took over from the version it replaced, if it did
+
+
+def save_state(
+    state: FittedState,
+    params: Mapping[str, Any],
+    path: str | os.PathLike[str],
+    *,
+    carry_editorial: bool = False,
+    keep: int = 2,
+) -> Saved:
+    """Write a new version of a fitted state under ``path`` and make it current.
 
     Parameters
     ----------
-    model : Recommender
-        A fitted model.
+    state : FittedState
+    params : mapping
+        The model's parameters (``Recommender.get_params()``), saved in the manifest.
     path : path-like
         The model directory (created if needed).
+    carry_editorial : bool, default False
+        Give the new version the editorial state of the directory's current
+        version with ``state``'s own on top (see ``Editorial.merged_over`` and
+        ``Editorial.carried_into``). It is read under the directory's save lock
+        as the new version is published, so no editorial save made meanwhile is
+        lost.
     keep : int, default 2
         Versions kept after saving (the new one included); older ones are deleted.
-
-    Returns
-    -------
-    str
-        The name of the new version.
     """
     from . import __version__
 
@@ -93,92 +131,148 @@ def save_model(model: Recommender, path: str | os.PathLike[str], *, keep: int = 
     if root.exists() and not root.is_dir():
         raise ModelFormatError(f"Cannot save a model to '{root}': it is a file, expected a directory.")
     root.mkdir(parents=True, exist_ok=True)
-    _remove_leftovers(root)
     staging = Path(tempfile.mkdtemp(prefix=f".staging-{os.getpid()}-", dir=root))
     try:
         files: dict[str, dict[str, Any]] = {}
-        for name, array in _arrays(model).items():
+        for name, array in _arrays(state).items():
             files[f"{name}.npy"] = _write_array(staging / f"{name}.npy", array)
-        for name, records in (("rejected.csv", model.rejected_), ("flagged.csv", model.flagged_)):
+        for name, records in (("rejected.csv", state.rejected), ("flagged.csv", state.flagged)):
             if records:
                 target = staging / name
-                pd.DataFrame.from_records(records, columns=list(REJECTED_COLUMNS)).to_csv(target, index=False)
+                pd.DataFrame.from_records(list(records), columns=list(REJECTED_COLUMNS)).to_csv(target, index=False)
                 _fsync(target)
                 files[name] = _describe_file(target)
-        editorial = staging / "editorial.json"
-        editorial.write_text(
-            json.dumps(
-                {
-                    "blocked": sorted(model.blocked_),
-                    "pins": {k: list(v) for k, v in sorted(model.pins_.items())},
-                    "bans": {k: sorted(v) for k, v in sorted(model.bans_.items())},
-                },
-                indent=2,
-                ensure_ascii=False,
-            )
-            + "\n",
-            encoding="utf-8",
-        )
-        _fsync(editorial)
-        files["editorial.json"] = _describe_file(editorial)
-        manifest = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "library_version": __version__,
-            "parameters": _json_params(model.get_params()),
-            "counts": {
-                "articles": int(model.neighbours_.shape[0]),
-                "terms": len(model.vocabulary_),
-                "pool_size": int(model.neighbours_.shape[1]),
-                "vector_entries": int(model.vectors_.nnz),
-                "rejected": len(model.rejected_),
-                "flagged": len(model.flagged_),
-                "copies": int((model.copy_groups_ >= 0).sum()),
-                "duplicate_groups": int((np.bincount(np.asarray(model.groups_)) > 1).sum()),
-                "blocked": len(model.blocked_),
-                "pins": len(model.pins_),
-                "bans": len(model.bans_),
-            },
-            "reference_date": None if model.reference_date_ is None else model.reference_date_.isoformat(),
-            "popularity_scale": float(model.popularity_scale_),
-            "latent_weight": float(model.vocabulary_.latent_weight),
-            "copy_signatures": model.signatures_ is not None,
-            "drift_counts": [int(x) for x in np.asarray(model.drift_counts_)],
-            "files": files,
-        }
-        manifest_path = staging / MANIFEST
-        manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        _fsync(manifest_path)
-        _fsync(staging)
-        name = _publish(root, staging)
+        with _save_lock(root):
+            _remove_leftovers(root)
+            carried = None
+            if carry_editorial:
+                editorial, carried = _carried(root, state)
+                if editorial != state.editorial:
+                    state = state.evolve(editorial=editorial, catalogue=state.catalogue.with_blocked(editorial.blocked))
+            files["editorial.json"] = _write_editorial(staging / "editorial.json", state.editorial)
+            manifest = _manifest(state, params, files, __version__)
+            manifest_path = staging / MANIFEST
+            manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+            _fsync(manifest_path)
+            _fsync(staging)
+            digest = manifest_digest(staging)
+            name = _publish(root, staging)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     _prune(root, keep=keep)
-    return name
+    return Saved(name, digest, state, carried)
 
 
-def _arrays(model: Recommender) -> dict[str, np.ndarray]:
-    vectors = model.vectors_.tocsr()
-    table = model.articles_
+def _carried(root: Path, state: FittedState) -> tuple[Editorial, Carried]:
+    """The editorial state the directory's current version hands to a freshly fitted one, and the report."""
+    current = _current_name(root)
+    if current is None or not (root / current / "editorial.json").is_file():
+        return state.editorial, Carried(source=None)
+    earlier = _read_editorial(root / current / "editorial.json")
+    earlier_state = Editorial.of(earlier["blocked"], earlier["pins"], earlier["bans"])
+    editorial, report = state.editorial.merged_over(earlier_state).carried_into(set(state.catalogue.ids))
+    return editorial, replace(report, source=current)
+
+
+def _write_editorial(path: Path, editorial: Editorial) -> dict[str, Any]:
+    path.write_text(
+        json.dumps(
+            {
+                "blocked": sorted(editorial.blocked),
+                "pins": {k: list(v) for k, v in sorted(editorial.pins.items())},
+                "bans": {k: sorted(v) for k, v in sorted(editorial.bans.items())},
+            },
+            indent=2,
+            ensure_ascii=False,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    _fsync(path)
+    return _describe_file(path)
+
+
+def _manifest(state: FittedState, params: Mapping[str, Any], files: dict[str, Any], library: str) -> dict[str, Any]:
+    catalogue, index = state.catalogue, state.index
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "library_version": library,
+        "parameters": _json_params(dict(params)),
+        "counts": {
+            "articles": len(state),
+            "terms": len(index.vocabulary),
+            "pool_size": state.pools.size,
+            "vector_entries": int(index.vectors.nnz),
+            "rejected": len(state.rejected),
+            "flagged": len(state.flagged),
+            "copies": int((state.copy_labels >= 0).sum()),
+            "duplicate_groups": int((np.bincount(np.asarray(catalogue.groups)) > 1).sum()) if len(state) else 0,
+            "blocked": len(state.editorial.blocked),
+            "pins": len(state.editorial.pins),
+            "bans": len(state.editorial.bans),
+        },
+        "reference_date": None if catalogue.reference_date is None else catalogue.reference_date.isoformat(),
+        "popularity_scale": float(catalogue.popularity_scale),
+        "latent_weight": float(index.vocabulary.latent_weight),
+        "copy_signatures": catalogue.signatures is not None,
+        "drift_counts": [int(x) for x in np.asarray(index.drift_counts)],
+        "files": files,
+    }
+
+
+@contextlib.contextmanager
+def _save_lock(root: Path) -> Iterator[None]:
+    """Hold the model directory's save lock (``.lock``): one publication at a time, across processes."""
+    with open(root / LOCK, "a+b") as handle:
+        if os.name == "nt":  # pragma: no cover - Windows
+            import msvcrt
+
+            handle.seek(0)
+            msvcrt.locking(handle.fileno(), msvcrt.LK_LOCK, 1)
+            try:
+                yield
+            finally:
+                handle.seek(0)
+                msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def manifest_digest(version_dir: str | os.PathLike[str]) -> str:
+    """The identity of a model version: the SHA-256 of its manifest file (which holds every file's SHA-256)."""
+    return hashlib.sha256((Path(version_dir) / MANIFEST).read_bytes()).hexdigest()
+
+
+def _arrays(state: FittedState) -> dict[str, np.ndarray]:
+    catalogue, index = state.catalogue, state.index
+    vectors = index.vectors.tocsr()
+    table = catalogue.table
     arrays: dict[str, np.ndarray] = {
         "vectors.data": np.asarray(vectors.data, dtype=np.float32),
         "vectors.indices": np.asarray(vectors.indices, dtype=np.int32),
         "vectors.indptr": np.asarray(vectors.indptr, dtype=np.int64),
         "vectors.shape": np.asarray(vectors.shape, dtype=np.int64),
-        "idf": np.asarray(model.vocabulary_.idf, dtype=np.float32),
-        "components": np.zeros((0, len(model.vocabulary_)), dtype=np.float32)
-        if model.vocabulary_.components is None
-        else np.asarray(model.vocabulary_.components, dtype=np.float32),
-        "neighbours": np.asarray(model.neighbours_, dtype=np.int32),
-        "similarities": np.asarray(model.similarities_, dtype=np.float32),
-        "popularity": np.asarray(model.popularity_, dtype=np.float32),
-        "text_keys": np.asarray(model.text_keys_, dtype=np.int64),
-        "groups": np.asarray(model.groups_, dtype=np.int64),
-        "published": _timestamps_to_ns(table["published"]),
+        "idf": np.asarray(index.vocabulary.idf, dtype=np.float32),
+        "components": np.zeros((0, len(index.vocabulary)), dtype=np.float32)
+        if index.vocabulary.components is None
+        else np.asarray(index.vocabulary.components, dtype=np.float32),
+        "neighbours": np.asarray(state.pools.rows, dtype=np.int32),
+        "similarities": np.asarray(state.pools.similarities, dtype=np.float32),
+        "popularity": np.asarray(catalogue.popularity, dtype=np.float32),
+        "text_keys": np.asarray(catalogue.text_keys, dtype=np.int64),
+        "groups": np.asarray(catalogue.groups, dtype=np.int64),
+        "published": to_ns(table["published"]),
         "views": table["views"].to_numpy(dtype=np.float64),
     }
-    signatures = model.signatures_
+    signatures = catalogue.signatures
     if signatures is not None:  # None: a model loaded from format 1 or 2 (saved again without them)
         arrays.update(
             {
@@ -188,7 +282,7 @@ def _arrays(model: Recommender) -> dict[str, np.ndarray]:
                 "signatures.size": np.asarray(signatures.size, dtype=np.int32),
             }
         )
-    arrays.update(_encode_strings("vocabulary", model.vocabulary_.terms.tolist()))
+    arrays.update(_encode_strings("vocabulary", index.vocabulary.terms.tolist()))
     for column in _STRING_COLUMNS:
         arrays.update(_encode_strings(column, table[column].tolist()))
     arrays.update(_encode_strings("tags", [_TAG_SEPARATOR.join(t) for t in table["tags"]]))
@@ -290,7 +384,7 @@ def _publish(root: Path, staging: Path) -> str:
     return name
 
 
-# what save_model and _publish name their temporary entries: ".staging-<pid>-..." and ".CURRENT.<pid>.tmp"
+# what save_state and _publish name their temporary entries: ".staging-<pid>-..." and ".CURRENT.<pid>.tmp"
 _LEFTOVER = re.compile(rf"^\.(?:staging-(\d+)-.+|{re.escape(POINTER)}\.(\d+)\.tmp)$")
 
 
@@ -346,11 +440,6 @@ def _json_params(params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _timestamps_to_ns(values: pd.Series) -> np.ndarray:
-    stamps = pd.to_datetime(values, utc=True).dt.tz_localize(None)
-    return stamps.to_numpy(dtype="datetime64[ns]").view(np.int64)
-
-
 # --------------------------------------------------------------------------- load
 
 
@@ -361,7 +450,8 @@ def _current_name(root: Path) -> str | None:
     return pointer.read_text(encoding="utf-8").strip()
 
 
-def _version_dir(path: str | os.PathLike[str]) -> Path:
+def version_dir(path: str | os.PathLike[str]) -> Path:
+    """The folder of the current version of a model directory (or the version folder itself)."""
     root = Path(path)
     if not root.exists():
         raise FileNotFoundError(f"Model directory not found: '{root}'. Build one with `recommender build`.")
@@ -379,7 +469,7 @@ def _version_dir(path: str | os.PathLike[str]) -> Path:
 
 def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The manifest of the current version of a model directory (checked, not verified)."""
-    version = _version_dir(path)
+    version = version_dir(path)
     try:
         manifest = json.loads((version / MANIFEST).read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -405,33 +495,27 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     return manifest
 
 
-def load_model(path: str | os.PathLike[str], *, verify: bool = True) -> Recommender:
-    """Load the current version of a model directory written by :meth:`Recommender.save`.
+@dataclass(frozen=True)
+class Loaded:
+    """A model version read from disk: its parameters and fitted state, where it lies and its identity."""
 
-    Parameters
-    ----------
-    path : path-like
-        The model directory (or one version folder inside it).
-    verify : bool, default True
-        Check the SHA-256 of every file against the manifest.
+    params: dict[str, Any]
+    state: FittedState
+    version_dir: Path
+    name: str
+    digest: str
 
-    Returns
-    -------
-    Recommender
-        A fitted model whose arrays are memory-mapped read-only.
 
-    Raises
-    ------
-    FileNotFoundError
-        ``path`` does not exist.
-    ModelFormatError
-        The directory is not a model, is of a newer format, or a file is missing,
-        truncated or altered.
+def read_model(path: str | os.PathLike[str], *, verify: bool = True) -> Loaded:
+    """Read the current version of a model directory (or one version folder): parameters and fitted state.
+
+    Every file is checked against the manifest (size, and SHA-256 unless
+    ``verify=False``); arrays are memory-mapped read-only with
+    ``allow_pickle=False``. Raises ``FileNotFoundError`` or
+    :class:`ModelFormatError`, never runs code from the files.
     """
-    from ._model import Recommender, _restore
-
     manifest = read_manifest(path)
-    version = _version_dir(path)
+    version = version_dir(path)
     files = manifest.get("files")
     if not isinstance(files, dict) or not files:
         raise ModelFormatError(f"'{version / MANIFEST}' lists no files.")
@@ -462,15 +546,7 @@ def load_model(path: str | os.PathLike[str], *, verify: bool = True) -> Recommen
     if not isinstance(params, dict):
         raise ModelFormatError(f"'{version / MANIFEST}' has parameters {params!r}, expected an object.")
     params = {**_OLD_MEANING, **params}  # an older manifest lacks them: they keep the meaning they had then
-    try:
-        model = Recommender()
-        model.set_params(**{k: tuple(v) if isinstance(v, list) else v for k, v in params.items()})
-        model._check_params()
-        state = _state(arrays, manifest)
-    except KeyError as exc:
-        raise ModelFormatError(f"Model '{version}' lacks {exc}: it is incomplete.") from None
-    except (TypeError, ValueError) as exc:
-        raise ModelFormatError(f"Model '{version}' is inconsistent: {exc}") from None
+    params = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
     # flagged.csv exists from format 2 on
     reports: dict[str, list[dict[str, Any]]] = {"rejected.csv": [], "flagged.csv": []}
     for name in reports:
@@ -478,12 +554,13 @@ def load_model(path: str | os.PathLike[str], *, verify: bool = True) -> Recommen
             frame = pd.read_csv(version / name, dtype=str, keep_default_na=False)
             reports[name] = [_rejected_record(r) for r in frame.to_dict("records")]
     editorial = _read_editorial(version / "editorial.json") if "editorial.json" in files else {}
-    model = _restore(
-        model, rejected=reports["rejected.csv"], flagged=reports["flagged.csv"], editorial=editorial, **state
-    )
-    model.version_ = manifest["version"]
-    model.path_ = str(path)
-    return model
+    try:
+        state = _state(arrays, manifest, params, editorial, reports)
+    except KeyError as exc:
+        raise ModelFormatError(f"Model '{version}' lacks {exc}: it is incomplete.") from None
+    except (TypeError, ValueError) as exc:
+        raise ModelFormatError(f"Model '{version}' is inconsistent: {exc}") from None
+    return Loaded(params, state, version, str(manifest["version"]), manifest_digest(version))
 
 
 def _read_editorial(path: Path) -> dict[str, Any]:
@@ -538,7 +615,13 @@ def _signatures(arrays: dict[str, np.ndarray], n: int) -> Signatures | None:
     return signatures
 
 
-def _state(arrays: dict[str, np.ndarray], manifest: dict[str, Any]) -> dict[str, Any]:
+def _state(
+    arrays: dict[str, np.ndarray],
+    manifest: dict[str, Any],
+    params: dict[str, Any],
+    editorial: Mapping[str, Any],
+    reports: dict[str, list[dict[str, Any]]],
+) -> FittedState:
     shape = tuple(int(x) for x in np.asarray(arrays["vectors.shape"]).tolist())
     if len(shape) != 2:
         raise ValueError(f"vectors.shape must have 2 entries, got {shape}")
@@ -592,22 +675,48 @@ def _state(arrays: dict[str, np.ndarray], manifest: dict[str, Any]) -> dict[str,
         }
     )
     reference = manifest.get("reference_date")
-    return {
-        "articles": articles,
-        "vocabulary": Vocabulary(
-            np.array(terms, dtype=str),
-            np.asarray(arrays["idf"]),
-            components if components.shape[0] else None,
-            float(manifest.get("latent_weight", 0.0)) if components.shape[0] else 0.0,
-        ),
-        "vectors": vectors,
-        "neighbours": neighbours,
-        "similarities": similarities,
-        "prior": arrays["popularity"],
-        "text_keys": arrays["text_keys"],
-        "signatures": _signatures(arrays, n),
-        "groups": arrays["groups"],
-        "reference_date": None if reference is None else pd.Timestamp(reference),
-        "popularity_scale": float(manifest["popularity_scale"]),
-        "drift_counts": np.array([int(x) for x in manifest.get("drift_counts", [0, 0])], dtype=np.int64),
-    }
+    defaults = Settings()
+    settings = settings_of({**{f.name: getattr(defaults, f.name) for f in fields(Settings)}, **params})
+    text = TextParams(
+        field_weights={
+            "title": float(params.get("title_weight", 2.0)),
+            "summary": float(params.get("summary_weight", 1.0)),
+            "body": float(params.get("body_weight", 1.0)),
+        },
+        min_df=params.get("min_df", 2),
+        max_df=float(params.get("max_df", 0.5)),
+        ngram_range=tuple(int(x) for x in params.get("ngram_range", (1, 1))),
+        latent_components=params.get("latent_components", 20),
+        latent_weight=float(params.get("latent_weight", 0.3)),
+        stop_words=params["stop_words"]
+        if isinstance(params["stop_words"], (str, type(None)))
+        else tuple(params["stop_words"]),
+    )
+    vocabulary = Vocabulary(
+        np.array(terms, dtype=str),
+        np.asarray(arrays["idf"]),
+        components if components.shape[0] else None,
+        float(manifest.get("latent_weight", 0.0)) if components.shape[0] else 0.0,
+    )
+    drift = np.array([int(x) for x in manifest.get("drift_counts", [0, 0])], dtype=np.int64)
+    chosen = Editorial.of(editorial.get("blocked", []), editorial.get("pins", {}), editorial.get("bans", {}))
+    catalogue = Catalogue(
+        table=articles,
+        popularity=arrays["popularity"],
+        popularity_scale=float(manifest["popularity_scale"]),
+        reference_date=None if reference is None else pd.Timestamp(reference),
+        text_keys=arrays["text_keys"],
+        signatures=_signatures(arrays, n),
+        groups=arrays["groups"],
+        blocked=chosen.blocked,
+        fallback_days=settings.fallback_days,
+    )
+    return FittedState(
+        settings=settings,
+        catalogue=catalogue,
+        index=VectorIndex(vocabulary, text, vectors, drift),
+        pools=Pools(neighbours, similarities),
+        editorial=chosen,
+        rejected=tuple(reports["rejected.csv"]),
+        flagged=tuple(reports["flagged.csv"]),
+    )

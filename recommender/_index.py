@@ -1,0 +1,157 @@
+"""The vector index: the fitted vocabulary, its frozen text parameters, every article's vector.
+
+It vectorises new text exactly as at fit time (the text parameters are frozen
+here, whatever the model's parameters say later), scores a query against every
+article through an inverted index of the word columns, and explains a
+similarity by the words two articles share. A :class:`VectorIndex` is never
+changed: updates build the next one.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from ._ranking import top_entries
+from ._text import TextParams, Vocabulary, make_counter, unknown_tokens, vectorise
+
+__all__ = ["SHARED_TERMS", "VectorIndex", "rounded"]
+
+#: Terms shown per item as the explanation of its similarity.
+SHARED_TERMS = 5
+
+
+@dataclass(frozen=True, eq=False)
+class VectorIndex:
+    """Vocabulary, text parameters and vectors of the fitted articles.
+
+    Attributes
+    ----------
+    vocabulary : Vocabulary
+    params : TextParams
+        The text parameters of the fit, frozen.
+    vectors : csr_matrix of shape (n, width), float32
+        Unit rows: term columns, then the latent columns.
+    drift_counts : ndarray of shape (2,), int64
+        ``(tokens not in the vocabulary, tokens)`` of the articles added or edited since fit.
+    """
+
+    vocabulary: Vocabulary
+    params: TextParams
+    vectors: sp.csr_matrix
+    drift_counts: np.ndarray
+    _memo: dict[str, Any] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __len__(self) -> int:
+        return int(self.vectors.shape[0])
+
+    @property
+    def terms(self) -> list[str]:
+        return self._cached("terms", lambda: self.vocabulary.terms.tolist())
+
+    def _cached(self, name: str, build: Any) -> Any:
+        value = self._memo.get(name)
+        if value is None:
+            with self._lock:  # two threads asking at once build it once
+                value = self._memo.get(name)
+                if value is None:
+                    value = self._memo[name] = build()
+        return value
+
+    # ------------------------------------------------------------------ new text
+
+    def vectorise(self, fields: Mapping[str, Sequence[str]]) -> sp.csr_matrix:
+        """Vectors of new texts over the frozen vocabulary, shape (m, width)."""
+        counter = None
+        if len(self.vocabulary):  # no terms at all: vectorise gives zero rows
+            counter = self._cached("counter", lambda: make_counter(self.vocabulary, self.params))
+        return vectorise(fields, self.vocabulary, self.params, counter)
+
+    def drift_of(self, fields: Mapping[str, Sequence[str]]) -> np.ndarray:
+        """``(tokens unknown to the vocabulary, tokens)`` of new texts."""
+        return np.array(unknown_tokens(fields, self.vocabulary, self.params), dtype=np.int64)
+
+    # ------------------------------------------------------------------ similarities
+
+    def text_similarities(self, query: sp.csr_matrix) -> np.ndarray:
+        """Similarity of one query vector to every article, shape (n,).
+
+        Only the postings of the query's own words are read (an inverted index,
+        built once), plus a small dense product for the latent columns, instead
+        of a pass over every article's vector.
+        """
+        words, latent = self._cached("inverted", self._inverted)
+        query = query.tocsr()
+        columns, values = query.indices, query.data.astype(np.float32)
+        n_terms = len(self.vocabulary)
+        similarities = np.zeros(len(self), dtype=np.float32)
+        is_word = columns < n_terms
+        if is_word.any():
+            similarities += np.asarray(words[columns[is_word]].T @ values[is_word], dtype=np.float32).ravel()
+        if latent.shape[0] and (~is_word).any():
+            dense = np.zeros(latent.shape[0], dtype=np.float32)
+            dense[columns[~is_word] - n_terms] = values[~is_word]
+            # einsum, not BLAS: a threaded sgemv this small is slower than one core's loop (7.8 ms vs 0.6 ms at 100k)
+            similarities += np.einsum("i,ij->j", dense, latent)
+        return similarities
+
+    def _inverted(self) -> tuple[sp.csr_matrix, np.ndarray]:
+        n_terms = len(self.vocabulary)
+        vectors = self.vectors.tocsr()
+        words = vectors[:, :n_terms].T.tocsr()
+        latent = np.ascontiguousarray(vectors[:, n_terms:].toarray().T, dtype=np.float32)
+        return words, latent
+
+    def warm(self) -> None:
+        """Build the inverted index and the term counter now rather than on the first query."""
+        self._cached("inverted", self._inverted)
+        self.terms  # noqa: B018 - built on first use
+
+    def pair_similarity(self, rows: np.ndarray) -> np.ndarray:
+        """Cosine similarities among ``rows``, shape (c, c)."""
+        block = self.vectors[rows]
+        return (block @ block.T).toarray()
+
+    # ------------------------------------------------------------------ explanations
+
+    def word_products(self, sources: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
+        """Element-wise products of source vectors and the vectors of ``rows``, word columns only."""
+        n_terms = len(self.vocabulary)
+        return sources[:, :n_terms].multiply(self.vectors[rows][:, :n_terms]).tocsr()
+
+    def shared_term_arrays(self, sources: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Top shared term columns and contributions of each (source vector, row) pair, shape (m, SHARED_TERMS)."""
+        if len(rows) == 0:
+            return np.full((0, SHARED_TERMS), -1, dtype=np.int32), np.zeros((0, SHARED_TERMS), dtype=np.float32)
+        return top_entries(self.word_products(sources, rows), SHARED_TERMS)
+
+    def shared_terms(self, sources: sp.csr_matrix, rows: np.ndarray) -> list[tuple[tuple[str, float], ...]]:
+        """Top shared terms of each (source vector, row) pair, with contributions rounded as shown."""
+        columns, values = self.shared_term_arrays(sources, rows)
+        terms = self.terms
+        return [
+            tuple((terms[c], v) for c, v in zip(cs, vs, strict=True) if c >= 0)
+            for cs, vs in zip(columns.tolist(), rounded(values).tolist(), strict=True)
+        ]
+
+    # ------------------------------------------------------------------ the next index
+
+    def with_vectors(self, vectors: sp.csr_matrix, drift: np.ndarray | None = None) -> VectorIndex:
+        """The same vocabulary and parameters over other vectors (after an update)."""
+        counts = self.drift_counts if drift is None else np.asarray(self.drift_counts) + drift
+        index = replace(self, vectors=vectors, drift_counts=counts, _memo={}, _lock=threading.Lock())
+        for name in ("counter", "terms"):  # these depend on the vocabulary only
+            if name in self._memo:
+                index._memo[name] = self._memo[name]
+        return index
+
+
+def rounded(values: np.ndarray) -> np.ndarray:
+    """Shared-term contributions as shown: float64, rounded to 6 decimals (the same on every path)."""
+    return np.round(np.asarray(values, dtype=np.float64), 6)
