@@ -354,7 +354,7 @@ def precompute(
     _tidy(folder, keep=set(kept))
     ledger = _Ledger(folder / PARTS_MANIFEST, header, kept)
     ledger.save(complete=False)
-    logger.info("precompute %s -> %s: %s", model_dir, target, message)
+    logger.info("precompute %s (version %s, identity %s) -> %s: %s", model_dir, version, digest, target, message)
     todo = [
         _Part(version_folder, digest, str(folder.resolve()), name, start, stop, int(k), bool(explain), dict(controls))
         for name, start, stop in plan

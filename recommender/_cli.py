@@ -82,6 +82,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     build.add_argument("--strict", action="store_true", help="stop at the first invalid row instead of rejecting it")
     build.add_argument("--quiet", action="store_true", help="no progress bars (they show only on a terminal anyway)")
+    build.add_argument(
+        "--reset-editorial",
+        action="store_true",
+        help="do not carry over the blocked articles, pins and bans of the directory's current version",
+    )
     _model_options(build)
     build.set_defaults(run=_build)
 
@@ -257,7 +262,7 @@ def _build(args: argparse.Namespace) -> int:
         mode=args.mode,
         **_controls(args),
     ).fit(articles, progress=False if args.quiet else None)
-    version = model.save(args.out)
+    version = model.save(args.out, carry_editorial=not args.reset_editorial)
     rejected = model.rejected_
     print(f"Kept {model.n_articles:,} articles; rejected {len(rejected):,} rows.")
     for kind, count in Counter(_reason_kind(r["reason"]) for r in rejected).most_common():
@@ -272,7 +277,17 @@ def _build(args: argparse.Namespace) -> int:
     groups = model.duplicate_groups()
     print(f"Duplicate groups: {groups['group'].nunique() if len(groups) else 0:,} ({len(groups):,} articles).")
     print(f"Vocabulary: {len(model.vocabulary_):,} terms; reference date: {_date(model.reference_date_)}.")
-    print(f"Model written to {args.out} (version {version}).")
+    carried = model.carried
+    if args.reset_editorial:
+        print("Editorial state: none (--reset-editorial).")
+    elif carried is not None and carried.source is not None:
+        print(carried.summary())
+        if carried.blocked_unknown:
+            print(f"  blocked and not among the articles: {', '.join(carried.blocked_unknown[:10])}")
+        for kind, dropped in (("pins", carried.pins_dropped), ("bans", carried.bans_dropped)):
+            if dropped:
+                print(f"  {kind} dropped: " + ", ".join(f"{s} -> {a}" for s, a in dropped[:10]))
+    print(f"Model written to {args.out} (version {version}; identity {model.version}).")
     return 0
 
 
@@ -358,6 +373,7 @@ def _info(args: argparse.Namespace) -> int:
         return 0
     counts = manifest.get("counts", {})
     print(f"Model:            {args.model} (version {manifest['version']})")
+    print(f"Identity:         {manifest['digest']} (SHA-256 of the manifest; Answer.version)")
     print(
         f"Format:           {manifest['format']} v{manifest['format_version']} (recommender {manifest.get('library_version', '?')})"
     )

@@ -32,7 +32,7 @@ from ._articles import validate_articles
 from ._catalogue import DISPLAY_FIELDS
 from ._dates import utc_timestamp
 from ._duplicates import DEFAULT_THRESHOLD, Signatures
-from ._editorial import Editorial
+from ._editorial import Carried, Editorial
 from ._errors import ArticleValidationError, NotFittedError
 from ._lists import Recommendation
 from ._progress import bar as progress_bar
@@ -448,6 +448,11 @@ class Recommender(BaseEstimator):
         state = self._fitted()
         return getattr(self, "_saved_generation", None) != state.generation
 
+    @property
+    def carried(self) -> Carried | None:
+        """What the last :meth:`save` of a freshly fitted model took over from the version it replaced, or None."""
+        return getattr(self, "_carried", None)
+
     blocked_ = property(lambda self: _deprecated(self, "blocked_", "blocked"))
     pins_ = property(lambda self: _deprecated(self, "pins_", "pins"))
     bans_ = property(lambda self: _deprecated(self, "bans_", "bans"))
@@ -776,7 +781,7 @@ class Recommender(BaseEstimator):
             self._state = saved.state  # the carried-over editorial state, now the model's own
         self._adopt(self._state, saved=(str(path), saved.name, saved.digest))
         self._origin = "saved"
-        self.carried = saved.carried
+        self._carried = saved.carried
         if saved.carried is not None:
             logger.info("save: %s", saved.carried.summary())
         return saved.name

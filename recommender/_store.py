@@ -492,6 +492,7 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
             "Upgrade recommender, or rebuild the model with `recommender build`."
         )
     manifest["version"] = version.name
+    manifest["digest"] = manifest_digest(version)
     return manifest
 
 
