@@ -43,7 +43,7 @@ import pandas as pd
 from . import _lists
 from ._progress import bar as progress_bar
 from ._ranking import CONTROL_NAMES, Controls
-from ._store import Loaded, _sha256, manifest_digest, read_model
+from ._store import Loaded, file_sha256, manifest_digest, read_model
 
 __all__ = ["PARTS_MANIFEST", "PrecomputeResult", "output_format", "precompute", "write_lists"]
 
@@ -522,7 +522,7 @@ def _write_part(frame: pd.DataFrame, target: Path) -> tuple[int, str]:
             pq.write_table(table, handle)
             handle.flush()
             os.fsync(handle.fileno())
-        size, digest = temporary.stat().st_size, _sha256(temporary)
+        size, digest = temporary.stat().st_size, file_sha256(temporary)
         os.replace(temporary, target)
     finally:
         if temporary.exists():
@@ -562,7 +562,7 @@ def _resume(folder: Path, header: dict[str, Any], plan: list[tuple[str, int, int
             name in planned
             and entry.get("rows") == planned[name]
             and (folder / name).is_file()
-            and _sha256(folder / name) == entry.get("sha256")
+            and file_sha256(folder / name) == entry.get("sha256")
         ):
             kept[name] = entry
     if len(kept) == len(plan):

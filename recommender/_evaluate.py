@@ -50,6 +50,7 @@ import pandas as pd
 from sklearn.base import clone
 
 from ._articles import ALIASES, validate_articles
+from ._dates import DAY_NS, NAT, to_ns
 from ._errors import SchemaError
 from ._model import Recommender
 from ._ranking import CONTENT_ONLY
@@ -216,12 +217,10 @@ def _health(model: Recommender, lists: np.ndarray, rows: np.ndarray) -> dict[str
             upper = pair[np.triu_indices(items.size, 1)]
             similarities.append(float(upper.mean()))
             duplicate_lists += len(set(groups[items].tolist())) < items.size
-    published = pd.to_datetime(model.articles_["published"], utc=True)
-    ns = published.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]").view(np.int64)
-    nat = np.iinfo(np.int64).min
+    ns = to_ns(model.articles_["published"])
     sources = np.repeat(rows, lists.shape[1]).reshape(lists.shape)[present]
-    dated = (ns[sources] != nat) & (ns[recommended] != nat)
-    gaps = np.abs(ns[sources][dated] - ns[recommended][dated]) / 86_400e9
+    dated = (ns[sources] != NAT) & (ns[recommended] != NAT)
+    gaps = np.abs(ns[sources][dated] - ns[recommended][dated]) / DAY_NS
     return {
         "mean_similarity": float(np.mean(relevance)) if relevance else float("nan"),
         "coverage": float((counts > 0).sum() / n),

@@ -106,17 +106,19 @@ class ModelHolder:
             self._current = self._load(folder, digest)
             return True
 
-    def recommend(self, article_id: str, k: int = 5, *, exclude: Iterable[str] | None = None, **options: Any) -> Answer:
+    def recommend(
+        self, article_id: str, k: int = 5, *, exclude: Iterable[str] | None = None, **controls: Any
+    ) -> Answer:
         """``Recommender.recommend`` on the current version; see there for the arguments."""
         model, version = self._current
-        return Answer(model.recommend(article_id, k=k, exclude=exclude, **options), version)
+        return Answer(model.recommend(article_id, k=k, exclude=exclude, **controls), version)
 
-    def recommend_for_text(self, **options: Any) -> Answer:
+    def recommend_for_text(self, **arguments: Any) -> Answer:
         """``Recommender.recommend_for_text`` on the current version; see there for the arguments."""
         model, version = self._current
-        return Answer(model.recommend_for_text(**options), version)
+        return Answer(model.recommend_for_text(**arguments), version)
 
-    def popular(self, k: int = 10, **options: Any) -> Answer:
+    def popular(self, k: int = 10, **arguments: Any) -> Answer:
         """``Recommender.popular`` on the current version."""
         model, version = self._current
-        return Answer(model.popular(k, **options), version)
+        return Answer(model.popular(k, **arguments), version)

@@ -58,6 +58,7 @@ __all__ = [
     "OLDEST_FORMAT_VERSION",
     "Loaded",
     "Saved",
+    "file_sha256",
     "manifest_digest",
     "read_manifest",
     "read_model",
@@ -127,11 +128,11 @@ def save_state(
     """
     from . import __version__
 
-    root = Path(path)
-    if root.exists() and not root.is_dir():
-        raise ModelFormatError(f"Cannot save a model to '{root}': it is a file, expected a directory.")
-    root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".staging-{os.getpid()}-", dir=root))
+    model_dir = Path(path)
+    if model_dir.exists() and not model_dir.is_dir():
+        raise ModelFormatError(f"Cannot save a model to '{model_dir}': it is a file, expected a directory.")
+    model_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".staging-{os.getpid()}-", dir=model_dir))
     try:
         files: dict[str, dict[str, Any]] = {}
         for name, array in _arrays(state).items():
@@ -142,11 +143,11 @@ def save_state(
                 pd.DataFrame.from_records(list(records), columns=list(REJECTED_COLUMNS)).to_csv(target, index=False)
                 _fsync(target)
                 files[name] = _describe_file(target)
-        with _save_lock(root):
-            _remove_leftovers(root)
+        with _save_lock(model_dir):
+            _remove_leftovers(model_dir)
             carried = None
             if carry_editorial:
-                editorial, carried = _carried(root, state)
+                editorial, carried = _carried(model_dir, state)
                 if editorial != state.editorial:
                     state = state.evolve(editorial=editorial, catalogue=state.catalogue.with_blocked(editorial.blocked))
             files["editorial.json"] = _write_editorial(staging / "editorial.json", state.editorial)
@@ -156,20 +157,20 @@ def save_state(
             _fsync(manifest_path)
             _fsync(staging)
             digest = manifest_digest(staging)
-            name = _publish(root, staging)
+            name = _publish(model_dir, staging)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    _prune(root, keep=keep)
+    _prune(model_dir, keep=keep)
     return Saved(name, digest, state, carried)
 
 
-def _carried(root: Path, state: FittedState) -> tuple[Editorial, Carried]:
+def _carried(model_dir: Path, state: FittedState) -> tuple[Editorial, Carried]:
     """The editorial state the directory's current version hands to a freshly fitted one, and the report."""
-    current = _current_name(root)
-    if current is None or not (root / current / "editorial.json").is_file():
+    current = _current_name(model_dir)
+    if current is None or not (model_dir / current / "editorial.json").is_file():
         return state.editorial, Carried(source=None)
-    earlier = _read_editorial(root / current / "editorial.json")
+    earlier = _read_editorial(model_dir / current / "editorial.json")
     earlier_state = Editorial.of(earlier["blocked"], earlier["pins"], earlier["bans"])
     editorial, report = state.editorial.merged_over(earlier_state).carried_into(set(state.catalogue.ids))
     return editorial, replace(report, source=current)
@@ -223,9 +224,9 @@ def _manifest(state: FittedState, params: Mapping[str, Any], files: dict[str, An
 
 
 @contextlib.contextmanager
-def _save_lock(root: Path) -> Iterator[None]:
+def _save_lock(model_dir: Path) -> Iterator[None]:
     """Hold the model directory's save lock (``.lock``): one publication at a time, across processes."""
-    with open(root / LOCK, "a+b") as handle:
+    with open(model_dir / LOCK, "a+b") as handle:
         if os.name == "nt":  # pragma: no cover - Windows
             import msvcrt
 
@@ -326,10 +327,11 @@ def _write_array(path: Path, array: np.ndarray) -> dict[str, Any]:
 
 
 def _describe_file(path: Path) -> dict[str, Any]:
-    return {"sha256": _sha256(path), "bytes": path.stat().st_size}
+    return {"sha256": file_sha256(path), "bytes": path.stat().st_size}
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, hex."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
@@ -351,36 +353,36 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def _versions(root: Path) -> list[tuple[int, str]]:
+def _versions(model_dir: Path) -> list[tuple[int, str]]:
     found = []
-    for entry in root.iterdir():
+    for entry in model_dir.iterdir():
         match = _VERSION_NAME.match(entry.name)
         if match and entry.is_dir():
             found.append((int(match.group(1)), entry.name))
     return sorted(found)
 
 
-def _publish(root: Path, staging: Path) -> str:
+def _publish(model_dir: Path, staging: Path) -> str:
     """Rename the staged version into place and point CURRENT at it."""
     for _ in range(1000):
-        existing = _versions(root)
+        existing = _versions(model_dir)
         number = existing[-1][0] + 1 if existing else 1
         name = f"version-{number:06d}"
         try:
-            os.rename(staging, root / name)  # fails if another writer took the name
+            os.rename(staging, model_dir / name)  # fails if another writer took the name
         except OSError:
             continue
         break
     else:
-        raise ModelFormatError(f"Could not allocate a version name under '{root}'.")
-    _fsync(root)
-    pointer = root / f".{POINTER}.{os.getpid()}.tmp"
+        raise ModelFormatError(f"Could not allocate a version name under '{model_dir}'.")
+    _fsync(model_dir)
+    pointer = model_dir / f".{POINTER}.{os.getpid()}.tmp"
     with open(pointer, "w", encoding="utf-8") as handle:
         handle.write(name + "\n")
         handle.flush()
         os.fsync(handle.fileno())
-    os.replace(pointer, root / POINTER)
-    _fsync(root)
+    os.replace(pointer, model_dir / POINTER)
+    _fsync(model_dir)
     return name
 
 
@@ -388,13 +390,13 @@ def _publish(root: Path, staging: Path) -> str:
 _LEFTOVER = re.compile(rf"^\.(?:staging-(\d+)-.+|{re.escape(POINTER)}\.(\d+)\.tmp)$")
 
 
-def _remove_leftovers(root: Path) -> None:
+def _remove_leftovers(model_dir: Path) -> None:
     """Delete staging folders and pointer files left by a save that was killed.
 
     Their names carry the writer's process id; those of a process still running
     (another save in progress) are left alone.
     """
-    for entry in root.iterdir():
+    for entry in model_dir.iterdir():
         found = _LEFTOVER.match(entry.name)
         if not found:
             continue
@@ -419,12 +421,12 @@ def _running(pid: int) -> bool:
     return True
 
 
-def _prune(root: Path, *, keep: int) -> None:
-    current = _current_name(root)
-    versions = [name for _, name in _versions(root)]
+def _prune(model_dir: Path, *, keep: int) -> None:
+    current = _current_name(model_dir)
+    versions = [name for _, name in _versions(model_dir)]
     for name in versions[: max(0, len(versions) - max(1, keep))]:
         if name != current:
-            shutil.rmtree(root / name, ignore_errors=True)
+            shutil.rmtree(model_dir / name, ignore_errors=True)
 
 
 def _json_params(params: dict[str, Any]) -> dict[str, Any]:
@@ -443,8 +445,8 @@ def _json_params(params: dict[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- load
 
 
-def _current_name(root: Path) -> str | None:
-    pointer = root / POINTER
+def _current_name(model_dir: Path) -> str | None:
+    pointer = model_dir / POINTER
     if not pointer.is_file():
         return None
     return pointer.read_text(encoding="utf-8").strip()
@@ -452,19 +454,19 @@ def _current_name(root: Path) -> str | None:
 
 def version_dir(path: str | os.PathLike[str]) -> Path:
     """The folder of the current version of a model directory (or the version folder itself)."""
-    root = Path(path)
-    if not root.exists():
-        raise FileNotFoundError(f"Model directory not found: '{root}'. Build one with `recommender build`.")
-    if (root / MANIFEST).is_file():
-        return root  # a version folder given directly
-    name = _current_name(root)
+    model_dir = Path(path)
+    if not model_dir.exists():
+        raise FileNotFoundError(f"Model directory not found: '{model_dir}'. Build one with `recommender build`.")
+    if (model_dir / MANIFEST).is_file():
+        return model_dir  # a version folder given directly
+    name = _current_name(model_dir)
     if name is None:
         raise ModelFormatError(
-            f"'{root}' is not a recommender model directory: it has no {POINTER} pointer file nor {MANIFEST}."
+            f"'{model_dir}' is not a recommender model directory: it has no {POINTER} pointer file nor {MANIFEST}."
         )
-    if not _VERSION_NAME.match(name) or not (root / name / MANIFEST).is_file():
-        raise ModelFormatError(f"'{root}/{POINTER}' points to {name!r}, which is not a complete model version.")
-    return root / name
+    if not _VERSION_NAME.match(name) or not (model_dir / name / MANIFEST).is_file():
+        raise ModelFormatError(f"'{model_dir}/{POINTER}' points to {name!r}, which is not a complete model version.")
+    return model_dir / name
 
 
 def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -532,7 +534,7 @@ def read_model(path: str | os.PathLike[str], *, verify: bool = True) -> Loaded:
             raise ModelFormatError(
                 f"Model file '{file}' has {file.stat().st_size} bytes, the manifest says {info.get('bytes')}: it is truncated or altered."
             )
-        if verify and _sha256(file) != info.get("sha256"):
+        if verify and file_sha256(file) != info.get("sha256"):
             raise ModelFormatError(
                 f"Model file '{file}' does not match its SHA-256 in the manifest: it was altered or corrupted."
             )
