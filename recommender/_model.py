@@ -242,6 +242,14 @@ class Recommender(BaseEstimator):
         state = getattr(self, "_state", None)
         return out if state is None else _lists.checked_controls(state, out)
 
+    def _own_controls(self) -> Controls:
+        """:meth:`controls` without overrides, built once per value of the twelve parameters (the request path)."""
+        key = tuple(_hashable(getattr(self, name)) for name in CONTROL_NAMES)
+        known = self.__dict__.get("_own")
+        if known is None or known[0] != key or known[2] is not getattr(self, "_state", None):
+            known = self._own = (key, self.controls(), getattr(self, "_state", None))
+        return known[1]
+
     def _check_params(self) -> None:
         self.controls()
         if not isinstance(self.pool_size, numbers.Integral) or isinstance(self.pool_size, bool) or self.pool_size < 1:
@@ -504,7 +512,7 @@ class Recommender(BaseEstimator):
         state = self._fitted()
         k = self._check_k(k)
         row = state.catalogue.row_of(article_id)
-        own = self.controls(**controls)
+        own = self._own_controls() if not controls else self.controls(**controls)
         if not controls:  # the model's own controls: the request-path cache
             cached = _lists.cached_items(state, own, row, k, exclude, explain)
             if cached is not None:
@@ -616,7 +624,7 @@ class Recommender(BaseEstimator):
         ``recommend`` with those controls is a lookup. It belongs to the fitted
         state: any change to the model builds a new state, with a new cache.
         """
-        _lists.warm(self._fitted(), self.controls())
+        _lists.warm(self._fitted(), self._own_controls())
         return self
 
     def duplicate_groups(self) -> pd.DataFrame:
@@ -821,6 +829,10 @@ class Recommender(BaseEstimator):
         return precompute(
             self._saved[0], out, k=k, explain=explain, client=client, workers=workers, progress=progress, **controls
         )
+
+
+def _hashable(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
 
 
 def _deprecated(model: Recommender, old: str, new: str) -> Any:
