@@ -32,7 +32,7 @@ from ._articles import validate_articles
 from ._catalogue import DISPLAY_FIELDS
 from ._dates import utc_timestamp
 from ._duplicates import DEFAULT_THRESHOLD, Signatures
-from ._editorial import Carried, Editorial
+from ._editorial import Carried
 from ._errors import ArticleValidationError, NotFittedError
 from ._lists import Recommendation
 from ._progress import bar as progress_bar
@@ -644,11 +644,6 @@ class Recommender(BaseEstimator):
 
     # ------------------------------------------------------------------ editorial controls
 
-    def _edit(self, editorial: Editorial, touched: Iterable[str]) -> list[str]:
-        state, changed = _updates.edit(self._fitted(), editorial, touched)
-        self._state = state
-        return changed
-
     def block(self, article_ids: Iterable[str]) -> list[str]:
         """Keep articles out of every list (unpublished, retracted) until unblocked.
 
@@ -657,12 +652,16 @@ class Recommender(BaseEstimator):
         the ids whose lists changed.
         """
         ids = [article_ids] if isinstance(article_ids, str) else list(article_ids)
-        return self._edit(self._fitted().editorial.block(ids), ids)
+        state = self._fitted()
+        self._state, changed = _updates.edit_blocks(state, state.editorial.block(ids), ids)
+        return changed
 
     def unblock(self, article_ids: Iterable[str]) -> list[str]:
         """Allow blocked articles again. Returns the ids whose lists changed."""
         ids = [article_ids] if isinstance(article_ids, str) else list(article_ids)
-        return self._edit(self._fitted().editorial.unblock(ids), ids)
+        state = self._fitted()
+        self._state, changed = _updates.edit_blocks(state, state.editorial.unblock(ids), ids)
+        return changed
 
     def pin(self, source_id: str, recommended_ids: Sequence[str]) -> list[str]:
         """Put chosen articles, in this order, at the top of one article's list.
@@ -676,18 +675,22 @@ class Recommender(BaseEstimator):
         ids = [recommended_ids] if isinstance(recommended_ids, str) else list(recommended_ids)
         for article_id in ids:
             state.catalogue.row_of(article_id)
-        return self._edit(state.editorial.pin(source_id, ids), [source_id])
+        self._state, changed = _updates.edit_list(state, state.editorial.pin(source_id, ids), source_id)
+        return changed
 
     def ban(self, source_id: str, recommended_id: str) -> list[str]:
         """Never show ``recommended_id`` (or its duplicates) in ``source_id``'s list. Returns ``[source_id]``."""
         state = self._fitted()
         state.catalogue.row_of(source_id)
         state.catalogue.row_of(recommended_id)
-        return self._edit(state.editorial.ban(source_id, recommended_id), [source_id])
+        self._state, changed = _updates.edit_list(state, state.editorial.ban(source_id, recommended_id), source_id)
+        return changed
 
     def unban(self, source_id: str, recommended_id: str) -> list[str]:
         """Undo :meth:`ban`. Returns ``[source_id]``."""
-        return self._edit(self._fitted().editorial.unban(source_id, recommended_id), [source_id])
+        state = self._fitted()
+        self._state, changed = _updates.edit_list(state, state.editorial.unban(source_id, recommended_id), source_id)
+        return changed
 
     # ------------------------------------------------------------------ live updates
 

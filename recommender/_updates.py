@@ -26,7 +26,17 @@ from ._ranking import popularity
 from ._state import FittedState, group_rows
 from ._text import FIELDS
 
-__all__ = ["add", "edit", "need_signatures", "relabelled", "remove", "set_views", "update", "views_mapping"]
+__all__ = [
+    "add",
+    "edit_blocks",
+    "edit_list",
+    "need_signatures",
+    "relabelled",
+    "remove",
+    "set_views",
+    "update",
+    "views_mapping",
+]
 
 
 def add(state: FittedState, articles: pd.DataFrame, *, n_jobs: int | None) -> tuple[FittedState, list[str]]:
@@ -154,13 +164,16 @@ def set_views(state: FittedState, views: Mapping[str, float]) -> tuple[FittedSta
     return _shown_changed(state, state.evolve(catalogue=draft), rows)
 
 
-def edit(state: FittedState, editorial: Editorial, touched: Iterable[str]) -> tuple[FittedState, list[str]]:
-    """A new editorial state; ``touched`` are the ids acted on (for a block, the lists that held them change)."""
+def edit_blocks(state: FittedState, editorial: Editorial, article_ids: Iterable[str]) -> tuple[FittedState, list[str]]:
+    """A new blocklist; the lists that hold ``article_ids`` (or a story whose shown member changed) change."""
     catalogue = state.catalogue
-    if editorial.blocked != state.editorial.blocked:
-        nxt = state.evolve(editorial=editorial, catalogue=catalogue.with_blocked(editorial.blocked))
-        return _shown_changed(state, nxt, catalogue.rows_of(list(touched)))
-    return state.evolve(editorial=editorial), sorted(set(touched))
+    nxt = state.evolve(editorial=editorial, catalogue=catalogue.with_blocked(editorial.blocked))
+    return _shown_changed(state, nxt, catalogue.rows_of(list(article_ids)))
+
+
+def edit_list(state: FittedState, editorial: Editorial, source_id: str) -> tuple[FittedState, list[str]]:
+    """New pins or bans of one source: only that source's list changes."""
+    return state.evolve(editorial=editorial), [source_id]
 
 
 def views_mapping(views: Any) -> dict[str, float]:

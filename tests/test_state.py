@@ -62,10 +62,18 @@ def test_an_action_builds_the_next_state_and_leaves_the_old_one_whole():
     assert "f2" not in ids(model.recommend("f1", k=3))
 
 
+def test_blocking_again_reports_the_lists_that_hold_it_as_before():
+    # a block that changes nothing still names the lists holding the article (never the id itself, nor unknown ids)
+    model = fit()
+    first = model.block(["f2"])
+    assert model.block(["f2"]) == first and "f2" not in first
+    assert model.unblock(["nowhere"]) == []
+
+
 def test_the_request_cache_belongs_to_its_state():
     model = fit().warm()
     cached = ids(model.recommend("f1", k=2))
-    state, changed = _updates.edit(model._state, model._state.editorial.block([cached[0]]), [cached[0]])
+    state, changed = _updates.edit_blocks(model._state, model._state.editorial.block([cached[0]]), [cached[0]])
     assert "f1" in changed and state.memo == {}  # the next state starts with no cache
     model._state = state
     assert cached[0] not in ids(model.recommend("f1", k=2))
