@@ -241,3 +241,11 @@ def test_removing_a_representative_reports_the_lists_its_group_now_changes():
     moved = changed_lists(before, lists(model))
     assert moved - {"x"} and moved <= set(changed)
     assert_consistent(model)
+
+
+def test_update_views_names_the_columns_it_needs(base):
+    model = model_of(base)
+    with pytest.raises(rec.SchemaError, match="needs 'article_id' and 'views' columns"):
+        model.update_views(pd.DataFrame({"article": ["f1"], "count": [3]}))
+    with pytest.raises(TypeError, match="mapping, Series or DataFrame"):
+        model.update_views([("f1", 3)])
