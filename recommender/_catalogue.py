@@ -22,7 +22,7 @@ from ._dates import DAY_NS, NAT, stamp_ns, to_ns
 from ._duplicates import Signatures, compare, representatives
 from ._errors import UnknownArticleError
 
-__all__ = ["DISPLAY_FIELDS", "TABLE_COLUMNS", "Catalogue", "replaced_rows", "table_of", "with_views"]
+__all__ = ["DISPLAY_FIELDS", "TABLE_COLUMNS", "Catalogue", "replaced_rows", "table_of"]
 
 #: Fields of a recommended article shown on a page, in every list output.
 DISPLAY_FIELDS = ("title", "url", "published", "category")
@@ -273,6 +273,13 @@ class Catalogue:
     def with_blocked(self, blocked: Collection[str]) -> Catalogue:
         return self.evolve(blocked=frozenset(blocked))
 
+    def with_views(self, rows: np.ndarray, views: np.ndarray, prior: np.ndarray) -> Catalogue:
+        """New view counts of ``rows`` and the whole new prior; the lookups (which views do not touch) are shared."""
+        table = self.table.copy()
+        table.loc[rows, "views"] = views
+        keep = {k: self._derived[k] for k in _LOOKUPS}
+        return replace(self, table=table, popularity=prior, _derived=keep)
+
 
 _LOOKUPS = (
     "ids", "row_of", "titles", "urls", "categories", "published", "published_ns", "category_names", "category",
@@ -320,10 +327,4 @@ def replaced_rows(table: pd.DataFrame, rows: np.ndarray, edited: pd.DataFrame) -
         frame.loc[rows, column] = replacement[column].to_numpy()
     frame["published"] = pd.to_datetime(frame["published"], utc=True)
     frame["views"] = frame["views"].astype(np.float64)
-    return frame
-
-
-def with_views(table: pd.DataFrame, rows: np.ndarray, values: np.ndarray) -> pd.DataFrame:
-    frame = table.copy()
-    frame.loc[rows, "views"] = values
     return frame

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ._catalogue import Catalogue, replaced_rows, table_of, with_views
+from ._catalogue import Catalogue, replaced_rows, table_of
 from ._dates import stamp_ns, to_ns
 from ._duplicates import Signatures, copy_labels, signatures, text_keys
 from ._editorial import Editorial
@@ -160,7 +160,7 @@ def set_views(state: FittedState, views: Mapping[str, float]) -> tuple[FittedSta
     prior[rows] = popularity(
         values, catalogue.published_ns[rows], stamp_ns(catalogue.reference_date), catalogue.popularity_scale
     )
-    draft = catalogue.evolve(table=with_views(catalogue.table, rows, values), popularity=prior)
+    draft = catalogue.with_views(rows, values, prior)
     return _shown_changed(state, state.evolve(catalogue=draft), rows)
 
 
