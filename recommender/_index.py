@@ -20,7 +20,7 @@ import scipy.sparse as sp
 from ._ranking import top_entries
 from ._text import TextParams, Vocabulary, make_counter, unknown_tokens, vectorise
 
-__all__ = ["SHARED_TERMS", "VectorIndex", "rounded"]
+__all__ = ["SHARED_TERMS", "VectorIndex", "replaced_vectors", "rounded"]
 
 #: Terms shown per item as the explanation of its similarity.
 SHARED_TERMS = 5
@@ -150,6 +150,44 @@ class VectorIndex:
             if name in self._memo:
                 index._memo[name] = self._memo[name]
         return index
+
+
+def replaced_vectors(vectors: sp.csr_matrix, rows: np.ndarray, new: sp.csr_matrix) -> sp.csr_matrix:
+    """``vectors`` with the rows ``rows`` (unique, in any order) replaced by the rows of ``new``, in order.
+
+    One pass of array copies over the CSR arrays (no per-row Python work): the
+    rows around the replaced ones are copied in slices, so the cost is a
+    memory copy of the matrix, not a rebuild.
+    """
+    vectors, new = vectors.tocsr(), new.tocsr()
+    rows = np.asarray(rows, dtype=np.int64)
+    n = vectors.shape[0]
+    if new.shape != (rows.size, vectors.shape[1]) or np.unique(rows).size != rows.size:
+        raise ValueError("replaced_vectors: one new row per distinct replaced row, of the same width.")
+    if rows.size and (rows.min() < 0 or rows.max() >= n):
+        raise IndexError(f"replaced_vectors: rows must lie in [0, {n}).")
+    order = np.argsort(rows, kind="stable")
+    rows, new = rows[order], new[order]
+    lengths = np.diff(vectors.indptr).astype(np.int64)
+    lengths[rows] = np.diff(new.indptr)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    indices = np.empty(int(indptr[-1]), dtype=vectors.indices.dtype)
+    data = np.empty(int(indptr[-1]), dtype=np.float32)
+    starts = np.concatenate([[0], rows + 1])  # kept stretches: [previous replaced row + 1, next replaced row)
+    stops = np.concatenate([rows, [n]])
+    for i, (lo, hi) in enumerate(zip(starts.tolist(), stops.tolist(), strict=True)):
+        if hi > lo:
+            a, b = vectors.indptr[lo], vectors.indptr[hi]
+            indices[indptr[lo] : indptr[hi]] = vectors.indices[a:b]
+            data[indptr[lo] : indptr[hi]] = vectors.data[a:b]
+        if i < rows.size:
+            r = rows[i]
+            indices[indptr[r] : indptr[r + 1]] = new.indices[new.indptr[i] : new.indptr[i + 1]]
+            data[indptr[r] : indptr[r + 1]] = new.data[new.indptr[i] : new.indptr[i + 1]]
+    out = sp.csr_matrix((data, indices, indptr), shape=vectors.shape)
+    out.sort_indices()
+    return out
 
 
 def rounded(values: np.ndarray) -> np.ndarray:

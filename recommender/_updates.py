@@ -22,6 +22,7 @@ from ._dates import stamp_ns, to_ns
 from ._duplicates import Signatures, copy_labels, signatures, text_keys
 from ._editorial import Editorial
 from ._errors import ArticleValidationError, ModelFormatError, SchemaError
+from ._index import replaced_vectors
 from ._ranking import popularity
 from ._state import FittedState, group_rows
 from ._text import FIELDS
@@ -89,10 +90,7 @@ def update(state: FittedState, articles: pd.DataFrame, *, n_jobs: int | None) ->
     fields = {f: articles[f].tolist() for f in FIELDS}
     new_vectors = state.index.vectorise(fields)
     holders = state.pools.holding(catalogue.members(rows))
-    vectors = state.index.vectors.tolil()
-    vectors[rows] = new_vectors
-    vectors = vectors.tocsr().astype(np.float32)
-    vectors.sort_indices()
+    vectors = replaced_vectors(state.index.vectors, rows, new_vectors)
     index = state.index.with_vectors(vectors, state.index.drift_of(fields))
     prior = np.array(catalogue.popularity)
     prior[rows] = popularity(

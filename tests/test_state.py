@@ -62,6 +62,53 @@ def test_an_action_builds_the_next_state_and_leaves_the_old_one_whole():
     assert "f2" not in ids(model.recommend("f1", k=3))
 
 
+def test_an_action_shares_the_parts_it_does_not_change():
+    model = fit()
+    old = model._state
+    model.update_views({"f3": 10**6})
+    views = model._state
+    assert views.index is old.index and views.pools is old.pools and views.editorial is old.editorial
+    assert views.catalogue.signatures is old.catalogue.signatures and views.catalogue.ids is old.catalogue.ids
+    model.block(["f2"])
+    blocked = model._state
+    assert blocked.index is views.index and blocked.pools is views.pools
+    assert (
+        blocked.catalogue.table is views.catalogue.table and blocked.catalogue.popularity is views.catalogue.popularity
+    )
+    model.pin("f1", ["e1"])
+    pinned = model._state
+    assert pinned.catalogue is blocked.catalogue and pinned.index is blocked.index and pinned.pools is blocked.pools
+    model.update_articles(pd.DataFrame({"article_id": ["e3"], "title": ["Ballots counted"], "body": ["ballots count"]}))
+    edited = model._state
+    assert edited.editorial is pinned.editorial and edited.index.vocabulary is pinned.index.vocabulary
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_replacing_vector_rows_equals_assigning_them(seed: int):
+    import scipy.sparse as sp
+
+    from recommender._index import replaced_vectors
+
+    rng = np.random.default_rng(seed)
+    n, width = int(rng.integers(1, 40)), int(rng.integers(1, 30))
+    vectors = sp.random(n, width, density=rng.uniform(0, 0.5), format="csr", dtype=np.float32, random_state=seed)
+    rows = rng.choice(n, size=int(rng.integers(0, n + 1)), replace=False)
+    new = sp.random(
+        rows.size, width, density=rng.uniform(0, 0.9), format="csr", dtype=np.float32, random_state=seed + 1
+    )
+    original = vectors.toarray()
+    expected = vectors.tolil()
+    expected[rows] = new
+    got = replaced_vectors(vectors, rows, new)
+    assert got.dtype == np.float32 and got.has_sorted_indices
+    np.testing.assert_array_equal(got.toarray(), expected.toarray())
+    np.testing.assert_array_equal(vectors.toarray(), original)  # the input is untouched
+    with pytest.raises(ValueError):
+        replaced_vectors(vectors, rows, sp.csr_matrix((rows.size + 1, width), dtype=np.float32))
+    with pytest.raises(IndexError):
+        replaced_vectors(vectors, np.array([n]), sp.csr_matrix((1, width), dtype=np.float32))
+
+
 def test_blocking_again_reports_the_lists_that_hold_it_as_before():
     # a block that changes nothing still names the lists holding the article (never the id itself, nor unknown ids)
     model = fit()
