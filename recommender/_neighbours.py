@@ -49,7 +49,7 @@ try:  # compiled engine (optional at import, so the scipy engine still works wit
 except ImportError:  # pragma: no cover - numba is a dependency; this guards odd installs
     numba = None
 
-__all__ = ["SIMILARITY_FLOOR", "block_rows_for", "select_top", "top_neighbours"]
+__all__ = ["SIMILARITY_FLOOR", "block_rows_for", "select_top", "thread_count", "top_neighbours"]
 
 #: Similarities at or below this are "nothing in common": float32 rounding leaves about 1e-8 where two
 #: articles share no term (with the latent blend, where their topic vectors are orthogonal).
@@ -194,7 +194,7 @@ def top_neighbours(
     return _numba_engine(vectors, pool, copy_labels, n_jobs, rows, approx, progress)
 
 
-def _threads(n_jobs: int | None) -> int:
+def thread_count(n_jobs: int | None) -> int:
     """joblib's n_jobs convention -> a thread count."""
     cpus = os.cpu_count() or 1
     if n_jobs is None or n_jobs == 0:
@@ -248,7 +248,7 @@ def _numba_engine(
         sparse = sparse.sorted_indices()
     postings = sparse.T.tocsr()  # each term's rows, ascending
     postings.sort_indices()
-    threads = max(1, min(_threads(n_jobs), numba.config.NUMBA_NUM_THREADS, count))
+    threads = max(1, min(thread_count(n_jobs), numba.config.NUMBA_NUM_THREADS, count))
     arrays = (
         sparse.indptr.astype(np.int64, copy=False),
         sparse.indices.astype(np.int32, copy=False),

@@ -33,6 +33,7 @@ from ._duplicates import copy_labels, duplicate_groups, signatures, text_keys
 from ._editorial import Editorial
 from ._errors import SchemaError
 from ._index import VectorIndex
+from ._neighbours import thread_count
 from ._pools import Pools
 from ._progress import bar as progress_bar
 from ._ranking import popularity, popularity_scale
@@ -139,7 +140,9 @@ def fit_state(
     clock.done("validated %d articles", len(articles))
 
     with progress_bar(progress, total=1, desc="vectorising", unit="step") as bar:
-        vocabulary, vectors = fit_vocabulary({f: articles[f].tolist() for f in FIELDS}, text)
+        vocabulary, vectors = fit_vocabulary(
+            {f: articles[f].tolist() for f in FIELDS}, text, n_jobs=thread_count(n_jobs)
+        )
         bar.update(1)
     clock.done("vectorised: %d terms, %d stored values", len(vocabulary), vectors.nnz)
     published_ns = to_ns(articles["published"])

@@ -46,7 +46,9 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 from sklearn.decomposition import TruncatedSVD
-from sklearn.feature_extraction.text import CountVectorizer, strip_accents_unicode
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer, strip_accents_unicode
+
+from ._tokens import count_terms, fast_path
 
 __all__ = [
     "FIELDS",
@@ -213,6 +215,36 @@ def _stop_list(params: TextParams) -> str | list[str] | None:
     return params.stop_words
 
 
+def _stop_set(params: TextParams) -> frozenset[str]:
+    """The stop words of ``params`` as a set of words."""
+    if params.stop_words == "english":
+        return frozenset(ENGLISH_STOP_WORDS)
+    listed = _stop_list(params)
+    return frozenset(listed) if listed else frozenset()
+
+
+def _counts(
+    texts: list[str], params: TextParams, vocabulary: Mapping[str, int] | None, n_jobs: int
+) -> tuple[np.ndarray | None, sp.csr_matrix]:
+    """Term counts of raw field texts: the compiled counter where it gives scikit-learn's tokens, else scikit-learn's."""
+    if fast_path(params.token_pattern, params.ngram_range):
+        cleaned = [_clean(t) for t in texts]
+        return count_terms(cleaned, _stop_set(params), vocabulary, n_jobs=n_jobs)
+    counter = _counter(params, vocabulary)
+    terms = None
+    if vocabulary is None:
+        counts = counter.fit_transform(texts).tocsr()
+        terms = np.array(counter.get_feature_names_out(), dtype=str)
+    else:
+        with warnings.catch_warnings():
+            # Every term came out of this same analyzer (lower-cased), so it matches; scikit-learn's
+            # str.isupper() check can still fire on rare letters without a lower-case form.
+            warnings.filterwarnings("ignore", message="Upper case characters found in vocabulary", category=UserWarning)
+            counts = counter.transform(texts).tocsr()
+    counts.sort_indices()  # columns ascending, as the compiled counter gives them: sums run in one order
+    return terms, counts
+
+
 def _counter(params: TextParams, vocabulary: Mapping[str, int] | None = None) -> CountVectorizer:
     return CountVectorizer(
         preprocessor=_clean,
@@ -248,13 +280,17 @@ def _weighted_tf(counts: list[tuple[float, sp.csr_matrix]], n_terms: int, n_docs
     return total.tocsr()
 
 
-def fit_vocabulary(fields: Mapping[str, Sequence[str]], params: TextParams) -> tuple[Vocabulary, sp.csr_matrix]:
+def fit_vocabulary(
+    fields: Mapping[str, Sequence[str]], params: TextParams, *, n_jobs: int = 1
+) -> tuple[Vocabulary, sp.csr_matrix]:
     """Learn terms and idf from the articles' fields and return their vectors.
 
     Parameters
     ----------
     fields : mapping of field name to a sequence of n strings
     params : TextParams
+    n_jobs : int
+        Threads for counting terms.
 
     Returns
     -------
@@ -264,14 +300,14 @@ def fit_vocabulary(fields: Mapping[str, Sequence[str]], params: TextParams) -> t
     texts = _field_texts(fields, params)
     n_docs = len(texts[0][1]) if texts else 0
     stacked = [t for _, field in texts for t in field]
-    counter = _counter(params)
     try:
-        counts = counter.fit_transform(stacked).tocsr()
-    except ValueError:  # nothing but stop words (or no text) anywhere
+        terms, counts = _counts(stacked, params, None, n_jobs)
+    except ValueError:  # scikit-learn's counter: nothing but stop words (or no text) anywhere
+        terms = np.array([], dtype=str)
+    if len(terms) == 0:
         empty = Vocabulary(np.array([], dtype=str), np.array([], dtype=np.float32))
         return empty, sp.csr_matrix((n_docs, 0), dtype=np.float32)
     del stacked
-    terms = np.array(counter.get_feature_names_out(), dtype=str)
     weights = [w for w, _ in texts]
     del texts
     # Row block b of field f is rows f * n_docs + b of ``counts``. Working one block of
@@ -361,30 +397,24 @@ def vectorise(
     fields: Mapping[str, Sequence[str]],
     vocabulary: Vocabulary,
     params: TextParams,
-    counter: CountVectorizer | None = None,
+    columns: Mapping[str, int] | None = None,
 ) -> sp.csr_matrix:
     """Vectors of articles over a fitted vocabulary (terms outside it are ignored).
 
-    ``counter`` may be a cached result of :func:`make_counter` for speed.
+    ``columns`` (term -> column, :func:`term_columns`) may be cached by the caller for speed.
     """
     texts = _field_texts(fields, params)
     n_docs = len(texts[0][1]) if texts else 0
     if len(vocabulary) == 0:
         return sp.csr_matrix((n_docs, vocabulary.width), dtype=np.float32)
-    counter = counter if counter is not None else make_counter(vocabulary, params)
-    counts = [(w, counter.transform(field)) for w, field in texts]
+    columns = columns if columns is not None else term_columns(vocabulary)
+    counts = [(w, _counts(list(field), params, columns, 1)[1]) for w, field in texts]
     return _blend(_normalise(_weighted_tf(counts, len(vocabulary), n_docs), vocabulary.idf), vocabulary)
 
 
-def make_counter(vocabulary: Vocabulary, params: TextParams) -> CountVectorizer:
-    """A term counter fixed to a fitted vocabulary."""
-    counter = _counter(params, {str(t): i for i, t in enumerate(vocabulary.terms)})
-    with warnings.catch_warnings():
-        # Every term came out of this same analyzer (lower-cased), so it matches; scikit-learn's
-        # str.isupper() check can still fire on rare letters without a lower-case form.
-        warnings.filterwarnings("ignore", message="Upper case characters found in vocabulary", category=UserWarning)
-        counter.fit([])  # fixed vocabulary: validates it, learns nothing
-    return counter
+def term_columns(vocabulary: Vocabulary) -> dict[str, int]:
+    """Term -> column of a fitted vocabulary."""
+    return {str(t): i for i, t in enumerate(vocabulary.terms.tolist())}
 
 
 def _normalise(tf: sp.csr_matrix, idf: np.ndarray) -> sp.csr_matrix:

@@ -6,8 +6,10 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from recommender._text import TextParams, build_analyzer, fit_vocabulary, make_counter, vectorise
+from recommender._text import TextParams, build_analyzer, fit_vocabulary, term_columns, vectorise
 
 
 def params(**changes) -> TextParams:
@@ -72,7 +74,7 @@ def test_vectorise_with_the_fitted_vocabulary_reproduces_fit():
         "body": ["goal goal", "ballot vote"],
     }
     vocabulary, fitted = fit_vocabulary(fields, params())
-    again = vectorise(fields, vocabulary, params(), make_counter(vocabulary, params()))
+    again = vectorise(fields, vocabulary, params(), term_columns(vocabulary))
     np.testing.assert_allclose(again.toarray(), fitted.toarray(), rtol=1e-6)
     unseen = vectorise({"title": ["goal unknownword"], "body": [""]}, vocabulary, params())
     assert unseen.shape == (1, len(vocabulary)) and unseen.nnz == 1
@@ -175,3 +177,93 @@ def test_a_fire_story_shares_fire_with_another_fire_story():
         model = rec.Recommender(min_df=1, max_df=1.0, latent_components=0, stop_words=stop_words, fallback=False)
         items = model.fit(articles).recommend("notre-dame", k=2)
         assert [t for t, _ in items[0].shared_terms] == expected if items else expected == []
+
+
+# --------------------------------------------------------------------------- the compiled term counter
+
+_MIXED = st.text(
+    alphabet=st.one_of(
+        st.sampled_from(list("abc xyz_09 .,;-'\u2019\u2014\u00e9\u00df\u0301\u4e00\u0661<>&")),
+        st.characters(codec="utf-8"),
+    ),
+    max_size=60,
+)
+
+
+def _sklearn_counts(texts, stop_words, vocabulary=None):
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    from recommender._text import _clean
+
+    counter = CountVectorizer(preprocessor=_clean, stop_words=stop_words, vocabulary=vocabulary, dtype=np.float32)
+    if vocabulary is None:
+        return counter.fit_transform(texts), counter.get_feature_names_out().tolist()
+    return counter.transform(texts), None
+
+
+@given(st.lists(_MIXED, min_size=1, max_size=8), st.sampled_from(["news", "english", "none"]))
+def test_the_compiled_counter_counts_what_scikit_learn_counts(texts, stop):
+    from recommender._text import NEWS_STOP_WORDS, _clean
+    from recommender._tokens import count_terms
+
+    words = {"news": sorted(NEWS_STOP_WORDS), "english": "english", "none": None}[stop]
+    try:
+        expected, names = _sklearn_counts(texts, words)
+    except ValueError:  # scikit-learn: an empty vocabulary
+        expected, names = None, []
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    listed = {"news": NEWS_STOP_WORDS, "english": ENGLISH_STOP_WORDS, "none": ()}[stop]
+    cleaned = [_clean(t) for t in texts]
+    terms, counts = count_terms(cleaned, listed)
+    assert terms.tolist() == names
+    if expected is not None:
+        assert counts.shape == expected.shape and (counts != expected).nnz == 0
+        # with a fixed vocabulary (every other term), unknown tokens are ignored as scikit-learn ignores them
+        vocabulary = {t: i for i, t in enumerate(names[::2])}
+        fixed, _ = _sklearn_counts(texts, words, vocabulary)
+        _, got = count_terms(cleaned, listed, vocabulary, n_jobs=2)
+        assert got.shape == fixed.shape and (got != fixed).nnz == 0
+
+
+def test_the_compiled_counter_reads_every_word_character_as_python_does():
+    import re
+    import sys
+
+    from recommender._tokens import count_terms
+
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0x80, sys.maxunicode + 1, size=20_000)
+    codes = codes[(codes < 0xD800) | (codes > 0xDFFF)]
+    texts = ["a" + chr(c) + " " + chr(c) + "b" for c in codes.tolist()]  # a word character joins its neighbour
+    terms, _ = count_terms(texts, ())
+    expected = sorted({tok for t in texts for tok in re.findall(r"(?u)\b\w\w+\b", t)})
+    assert terms.tolist() == expected
+
+
+def test_other_token_patterns_and_ngrams_use_scikit_learn():
+    fields = {"title": ["Cup-final goal", "late goal"], "body": ["x y goal", "goal"]}
+    vocabulary, _ = fit_vocabulary(fields, params(ngram_range=(1, 2)))
+    assert "late goal" in vocabulary.terms.tolist()
+    vocabulary, _ = fit_vocabulary(fields, params(token_pattern=r"(?u)\b\w+\b"))
+    assert "x" in vocabulary.terms.tolist() and "cup" in vocabulary.terms.tolist()
+
+
+@pytest.mark.parametrize("stop_words", ["news", "english", None, ("goal", "cup")])
+def test_fit_and_vectorise_are_the_same_with_either_counter(monkeypatch, stop_words):
+    from recommender import _text
+
+    fields = {
+        "title": ["Cup final: late <b>goal</b>", "Élection présidentielle", "Σεισμός στην Αθήνα", "东京 2020"],
+        "summary": ["The &amp; striker's goal", "", "\u039f σεισμός έπληξε", "Olympics 东京 postponed"],
+        "body": ["goal goal cup fans", "vote vote élection", "σεισμός Αθήνα news", "olympics tokyo 2020 2020"],
+    }
+    text = params(stop_words=stop_words, latent_components=2, latent_weight=0.3)
+    fast_vocabulary, fast = fit_vocabulary(fields, text, n_jobs=2)
+    fast_again = vectorise(fields, fast_vocabulary, text)
+    monkeypatch.setattr(_text, "fast_path", lambda *args: False)
+    slow_vocabulary, slow = fit_vocabulary(fields, text)
+    assert fast_vocabulary.terms.tolist() == slow_vocabulary.terms.tolist()
+    np.testing.assert_array_equal(fast_vocabulary.idf, slow_vocabulary.idf)
+    assert (fast != slow).nnz == 0
+    assert (fast_again != vectorise(fields, slow_vocabulary, text)).nnz == 0

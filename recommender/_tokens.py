@@ -1,0 +1,207 @@
+"""Term counting: cleaned texts in, a sparse matrix of term counts out, the same counts as scikit-learn's.
+
+scikit-learn's ``CountVectorizer`` finds tokens with a Python regular
+expression and counts them in a Python loop, a dictionary update per token.
+For the default word pattern ``\\b\\w\\w+\\b`` (runs of two or more word
+characters), the same tokens come out of one vectorised pass of pyarrow's
+compute functions (C++, releasing the GIL, so blocks of texts run on threads):
+
+* split every text at runs of non-word characters, keep pieces of two or
+  more characters, drop the stop words;
+* encode the tokens against one dictionary and count (text, term) pairs with
+  a sparse matrix's duplicate sum.
+
+"Word character" is exactly what Python's ``re`` means by ``\\w`` on this
+interpreter (``str.isalnum()`` or ``_``): the character class handed to
+pyarrow's regular expressions is built from Python's own Unicode tables, so
+the tokens are those of scikit-learn's analyzer on every text, whatever
+Unicode version each library carries. Other token patterns and word n-grams
+use scikit-learn's analyzer (see :func:`fast_path`).
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import threading
+from collections.abc import Collection, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import scipy.sparse as sp
+
+__all__ = ["DEFAULT_PATTERNS", "count_terms", "fast_path"]
+
+#: Token patterns with the fast path: Python's default and scikit-learn's spelling of it.
+DEFAULT_PATTERNS = (r"(?u)\b\w\w+\b", r"\b\w\w+\b")
+#: Texts per block handed to one thread.
+_BLOCK = 4096
+
+
+def fast_path(token_pattern: str, ngram_range: Sequence[int]) -> bool:
+    """Whether :func:`count_terms` gives exactly scikit-learn's tokens for these settings."""
+    return token_pattern in DEFAULT_PATTERNS and tuple(ngram_range) == (1, 1)
+
+
+@functools.cache
+def _word_table() -> np.ndarray:
+    """``table[c]``: whether code point ``c`` is a word character of Python's ``re`` (``\\w``) here."""
+    table = np.fromiter((chr(c).isalnum() for c in range(sys.maxunicode + 1)), dtype=bool, count=sys.maxunicode + 1)
+    table[ord("_")] = True
+    table[0xD800:0xE000] = False  # lone surrogates (kept by "surrogatepass") are never word characters
+    return table
+
+
+def _scan(buffer, ends, word, out, offsets, parents):  # pragma: no cover - compiled by numba
+    """Tokens of each text in ``buffer`` (UTF-8 bytes; text ``i`` ends at ``ends[i]``), copied one after another.
+
+    A token is a run of two or more code points ``c`` with ``word[c]``. Token
+    ``t`` is ``out[offsets[t]:offsets[t + 1]]``, from text ``parents[t]``.
+    Returns the number of tokens. ``out`` holds ``buffer.size`` bytes,
+    ``parents`` and ``offsets`` at least ``buffer.size // 2 + 2`` entries (a
+    token takes two bytes or more), so no write can leave them.
+    """
+    limit = word.size
+    count = 0
+    used = 0
+    offsets[0] = 0
+    begin = 0
+    for doc in range(ends.size):
+        stop = ends[doc]
+        at = begin
+        start = -1
+        chars = 0
+        while at < stop:
+            byte = np.int64(buffer[at])
+            code = limit  # not a word character unless decoded below
+            step = 1
+            if byte < 0x80:
+                code = byte
+            elif byte >= 0xF0:
+                if at + 3 < stop:
+                    code = ((byte & 0x07) << 18) | ((np.int64(buffer[at + 1]) & 0x3F) << 12)
+                    code |= ((np.int64(buffer[at + 2]) & 0x3F) << 6) | (np.int64(buffer[at + 3]) & 0x3F)
+                    step = 4
+            elif byte >= 0xE0:
+                if at + 2 < stop:
+                    code = (
+                        ((byte & 0x0F) << 12)
+                        | ((np.int64(buffer[at + 1]) & 0x3F) << 6)
+                        | (np.int64(buffer[at + 2]) & 0x3F)
+                    )
+                    step = 3
+            elif byte >= 0xC0:
+                if at + 1 < stop:
+                    code = ((byte & 0x1F) << 6) | (np.int64(buffer[at + 1]) & 0x3F)
+                    step = 2
+            if code < limit and word[code]:
+                if start < 0:
+                    start = at
+                    chars = 0
+                chars += 1
+            elif start >= 0:
+                if chars >= 2:
+                    out[used : used + at - start] = buffer[start:at]
+                    used += at - start
+                    parents[count] = doc
+                    count += 1
+                    offsets[count] = used
+                start = -1
+            at += step
+        if start >= 0 and chars >= 2:
+            out[used : used + stop - start] = buffer[start:stop]
+            used += stop - start
+            parents[count] = doc
+            count += 1
+            offsets[count] = used
+        begin = stop
+    return count
+
+
+_KERNELS: dict[str, object] = {}
+_KERNELS_LOCK = threading.Lock()
+
+
+def _kernel():  # type: ignore[no-untyped-def]
+    with _KERNELS_LOCK:  # two threads asking at once compile once
+        if not _KERNELS:
+            _KERNELS["scan"] = numba.njit(cache=True, nogil=True)(_scan)
+        return _KERNELS["scan"]
+
+
+def _tokens(texts: Sequence[str], stop_words: pa.Array | None) -> tuple[pa.Array, np.ndarray]:
+    """The tokens of ``texts`` in order, and the index of the text each came from."""
+    encoded = [t.encode("utf-8", "surrogatepass") for t in texts]
+    ends = np.cumsum([len(e) for e in encoded], dtype=np.int64)
+    buffer = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+    size = buffer.size
+    if ends.size and (ends[-1] != size or (np.diff(ends) < 0).any()):  # the bounds the kernel relies on
+        raise AssertionError("token scan: text ends do not match the buffer")
+    out = np.empty(size, dtype=np.uint8)
+    offsets = np.empty(size // 2 + 2, dtype=np.int64)
+    parents = np.empty(size // 2 + 2, dtype=np.int64)
+    count = int(_kernel()(buffer, ends, _word_table(), out, offsets, parents))
+    tokens = pa.LargeStringArray.from_buffers(count, pa.py_buffer(offsets[: count + 1]), pa.py_buffer(out))
+    parents = parents[:count]
+    if stop_words is not None and len(stop_words):
+        keep = pc.invert(pc.is_in(tokens, value_set=stop_words))
+        return pc.filter(tokens, keep), parents[keep.to_numpy(zero_copy_only=False)]
+    return tokens, parents
+
+
+def _blocks(texts: Sequence[str], stop_words: Collection[str], n_jobs: int) -> list[tuple[pa.Array, np.ndarray]]:
+    stop_words = pa.array(sorted(stop_words), type=pa.large_string()) if stop_words else None
+    starts = range(0, len(texts), _BLOCK)
+    work = [(texts[s : s + _BLOCK], s) for s in starts]
+
+    def one(item):
+        block, start = item
+        tokens, parents = _tokens(block, stop_words)
+        return tokens, parents + start
+
+    if n_jobs <= 1 or len(work) <= 1:
+        return [one(w) for w in work]
+    with ThreadPoolExecutor(max_workers=n_jobs) as pool:
+        return list(pool.map(one, work))
+
+
+def count_terms(
+    texts: Sequence[str],
+    stop_words: Collection[str],
+    vocabulary: Mapping[str, int] | None = None,
+    *,
+    n_jobs: int = 1,
+) -> tuple[np.ndarray, sp.csr_matrix]:
+    """Term counts of cleaned ``texts``, shape (len(texts), n_terms), float32.
+
+    With ``vocabulary`` (term -> column) the columns are its terms and other
+    tokens are ignored; without, the terms are every token seen, sorted as
+    scikit-learn sorts them (by code point), and returned.
+    """
+    found = _blocks(list(texts), stop_words, max(1, int(n_jobs)))
+    tokens = pa.chunked_array([t for t, _ in found], type=pa.large_string())
+    parents = np.concatenate([p for _, p in found]) if found else np.empty(0, np.int64)
+    encoded = pc.dictionary_encode(tokens).combine_chunks()
+    seen = np.asarray(encoded.dictionary.to_pylist(), dtype=object)
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    if vocabulary is None:
+        order = np.argsort(seen.astype(str), kind="stable") if seen.size else np.empty(0, np.int64)
+        column = np.empty(seen.size, dtype=np.int64)
+        column[order] = np.arange(seen.size)
+        terms = seen[order].astype(str) if seen.size else np.array([], dtype=str)
+        width = seen.size
+    else:
+        column = np.array([vocabulary.get(t, -1) for t in seen.tolist()], dtype=np.int64)
+        terms = None
+        width = len(vocabulary)
+    columns = column[codes] if codes.size else codes
+    known = columns >= 0
+    counts = sp.csr_matrix(
+        (np.ones(int(known.sum()), dtype=np.float32), (parents[known], columns[known])),
+        shape=(len(texts), width),
+    )
+    counts.sum_duplicates()
+    return terms, counts
