@@ -5,20 +5,25 @@ Rows of the input are unit-norm TF-IDF vectors, so a dot product is a cosine.
 Two engines give the same pools:
 
 * **compiled** (numba, the default when numba is installed): for one source row
-  at a time, the similarities to every other row are accumulated into one dense
-  float32 buffer of length ``n`` per thread (term-at-a-time over the posting
-  lists of the row's terms; dense columns such as the latent blend as a vector
-  sweep), then scanned once into a top-``pool`` kept sorted by (similarity, row).
-  Similarity is symmetric, so for all rows only the pairs ``j > i`` are computed
-  and each similarity is offered to both rows' pools; threads work on
-  interleaved rows without the GIL, each with its own partial pools, merged at
-  the end. Memory: the vectors, their posting lists, one buffer of ``n`` floats
-  and one set of partial pools per thread.
+  at a time, the similarities to the rows that share a term with it are
+  accumulated term-at-a-time over the posting lists of the row's terms into one
+  float32 buffer of length ``n`` per thread, which is scanned once: the dense
+  columns (such as the latent blend) are added for the rows it reached, and each
+  is offered to a top-``pool`` kept sorted by (similarity, row). Similarity is symmetric, so for all rows only the pairs
+  ``j > i`` are computed and each is offered to both rows' pools; threads work
+  on interleaved rows without the GIL, each with its own partial pools, merged
+  at the end. A pair that shares no term has only the dense part, at most
+  ``|d_i| |d_j|`` (Cauchy-Schwarz on the dense columns); a row whose pool is
+  full with a last similarity above its bound ``|d_i| max_j |d_j|`` is exact
+  (with the latent blend that is nearly every row: its pairs that share no word
+  score at most ``latent_weight``), and the few others are searched again over
+  every row. Memory: the vectors, their posting lists, one buffer of ``n``
+  floats and one set of partial pools per thread.
 * **scipy** (the fallback without numba): the product of a block of rows with
   all rows, ``block_rows x n`` similarities at a time, in parallel with joblib.
 
 A pair's similarity is summed in the same order whichever row is the source
-(dense columns, then shared term columns ascending), so it is bit-for-bit the
+(shared term columns ascending, then the dense columns), so it is bit-for-bit the
 same in both rows' pools, whatever the threads, blocks or ``rows``.
 
 ``mode="approx"`` (compiled only) scores far fewer pairs: candidates from the
@@ -226,6 +231,21 @@ def _split_dense(vectors: sp.csr_matrix) -> tuple[sp.csr_matrix, np.ndarray]:
     return vectors[:, np.flatnonzero(keep)].tocsr(), dense_t
 
 
+def _unsettled(dense_rows: np.ndarray, rows: np.ndarray, sims: np.ndarray, floor: np.float32) -> np.ndarray:
+    """Rows whose pool from the pairs that share a term may miss a pair that shares none.
+
+    Such a pair's similarity is the dense part alone, at most ``|d_i| max_j |d_j|``
+    (Cauchy-Schwarz; a margin covers float32 rounding of the 20-odd products). A
+    full pool whose last similarity is above that bound is exact.
+    """
+    if dense_rows.shape[1] == 0 or rows.shape[0] == 0:
+        return np.empty(0, dtype=np.int64)
+    norms = np.sqrt(np.einsum("ij,ij->i", dense_rows, dense_rows, dtype=np.float64))
+    bound = norms * norms.max() * (1.0 + 1e-4) + 1e-6
+    settled = (rows[:, -1] >= 0) & (sims[:, -1].astype(np.float64) > bound)
+    return np.flatnonzero(~settled & (bound > float(floor)))
+
+
 def _numba_engine(
     vectors: sp.csr_matrix,
     pool: int,
@@ -268,15 +288,21 @@ def _numba_engine(
             part_rows = np.full((threads, n, pool), -1, dtype=np.int32)
             worst_sims = np.full((threads, n), floor, dtype=np.float32)
             worst_rows = np.full((threads, n), -1, dtype=np.int32)
+            dense_rows = np.ascontiguousarray(dense_t.T)
             for start in range(0, n, _CHUNK):
                 stop = min(n, start + _CHUNK)
                 kernels["all"](
-                    start, stop, *arrays, dense_t, labels, part_sims, part_rows, worst_sims, worst_rows, floor
+                    start, stop, *arrays, dense_rows, labels, part_sims, part_rows, worst_sims, worst_rows, floor
                 )
                 if progress is not None:
                     progress(stop - start)
             out_rows, out_sims = kernels["merge"](part_sims, part_rows)
             del part_sims, part_rows
+            unsettled = _unsettled(dense_rows, out_rows, out_sims, floor)
+            for start in range(0, len(unsettled), _CHUNK):  # pools a pair sharing no term could still enter
+                chunk = unsettled[start : start + _CHUNK]
+                part = kernels["some"](chunk, *arrays, dense_t, labels, pool, threads, floor)
+                out_rows[chunk], out_sims[chunk] = part
         else:
             if sources is None:
                 sources = np.arange(n, dtype=np.int64)
@@ -489,14 +515,8 @@ def _insert(best_sims, best_rows, value, row):  # pragma: no cover - compiled
 
 
 def _accumulate(acc, i, lo, indptr, indices, data, t_indptr, t_rows, t_data, dense_t):  # pragma: no cover
-    """acc[j] += similarity(i, j) for every j >= lo: dense columns first, then term columns ascending."""
+    """acc[j] += similarity(i, j) for every j >= lo: term columns ascending, then the dense columns."""
     n = acc.shape[0]
-    for c in range(dense_t.shape[0]):
-        weight = dense_t[c, i]
-        if weight != 0:
-            column = dense_t[c]
-            for j in range(lo, n):
-                acc[j] += weight * column[j]
     for p in range(indptr[i], indptr[i + 1]):
         term = indices[p]
         weight = data[p]
@@ -506,6 +526,12 @@ def _accumulate(acc, i, lo, indptr, indices, data, t_indptr, t_rows, t_data, den
             a += np.searchsorted(t_rows[a:b], lo)
         for q in range(a, b):
             acc[t_rows[q]] += weight * t_data[q]
+    for c in range(dense_t.shape[0]):
+        weight = dense_t[c, i]
+        if weight != 0:
+            column = dense_t[c]
+            for j in range(lo, n):
+                acc[j] += weight * column[j]
 
 
 def _all_rows_span(
@@ -517,7 +543,7 @@ def _all_rows_span(
     t_indptr,
     t_rows,
     t_data,
-    dense_t,
+    dense_rows,
     groups,
     part_sims,
     part_rows,
@@ -525,29 +551,45 @@ def _all_rows_span(
     worst_rows,
     floor,
 ):  # pragma: no cover
-    """Source rows ``start <= i < stop`` of the symmetric pass: each pair (i, j > i) computed once, offered to both.
+    """Source rows ``start <= i < stop`` of the symmetric pass: each pair (i, j > i) that shares a term computed
+    once (term columns ascending, then the dense columns) and offered to both rows.
 
     Thread ``t`` keeps its own partial pools ``part_*[t]`` (and their worst entries ``worst_*[t]``, kept
     compact), carried over from span to span and merged by ``_merge_parts`` at the end.
     """
     n = indptr.shape[0] - 1
+    d = dense_rows.shape[1]
     threads = part_sims.shape[0]
     last = part_sims.shape[2] - 1
     for t in numba.prange(threads):
         acc = np.zeros(n, dtype=np.float32)
+        own_dense = np.empty(d, dtype=np.float32)
         t_sims = part_sims[t]
         t_rowz = part_rows[t]
         w_sims = worst_sims[t]
         w_rows = worst_rows[t]
         for i in range(start + t, stop, threads):  # interleaved: rows near the end have less work
             lo = i + 1
-            _accumulate(acc, i, lo, indptr, indices, data, t_indptr, t_rows, t_data, dense_t)
+            for p in range(indptr[i], indptr[i + 1]):
+                term = indices[p]
+                weight = data[p]
+                a = t_indptr[term]
+                b = t_indptr[term + 1]
+                a += np.searchsorted(t_rows[a:b], lo)
+                for q in range(a, b):
+                    acc[t_rows[q]] += weight * t_data[q]
+            for c in range(d):
+                own_dense[c] = dense_rows[i, c]
             gi = groups[i]
             own_sims = t_sims[i]
             own_rows = t_rowz[i]
             for j in range(lo, n):
                 v = acc[j]
+                if v == 0.0:  # no shared term (term weights are positive): left to the bound in _unsettled
+                    continue
                 acc[j] = 0.0
+                for c in range(d):
+                    v += own_dense[c] * dense_rows[j, c]
                 if v <= floor:
                     continue
                 better_for_i = v > own_sims[last] or (v == own_sims[last] and j < own_rows[last])
@@ -635,8 +677,8 @@ def _approx_rows(
     ascending) are looked up in the cut posting lists ``c_*`` (see ``_champions``); every row reached gets
     the partial dot product over those columns. The best ``candidates`` of them by that partial score plus
     the dense part (descending, then row ascending; never ``i`` nor its copies) are re-scored with the full
-    dot product, summed in the exact engine's order (dense columns, then the shared term columns
-    ascending), so a kept similarity is bit-for-bit the exact one.
+    dot product, summed in the exact engine's order (the shared term columns ascending, then the dense
+    columns), so a kept similarity is bit-for-bit the exact one.
     """
     n = indptr.shape[0] - 1
     n_terms = c_indptr.shape[0] - 1
@@ -749,9 +791,9 @@ def _approx_rows(
 
 
 def _rescore(i, rows, count, query, indptr, indices, data, dense_rows, floor, own_sims, own_rows):  # pragma: no cover
-    """Offer the exact similarity of ``i`` to ``rows[:count]`` to the pool ``own_*``: the dense columns, then the
-    shared term columns ascending (the exact engine's order; a zero product leaves the sum unchanged), so a
-    kept similarity is bit-for-bit the exact one. ``query`` holds ``i``'s term weights, scattered.
+    """Offer the exact similarity of ``i`` to ``rows[:count]`` to the pool ``own_*``: the shared term columns
+    ascending, then the dense columns (the exact engine's order; a zero product leaves the sum unchanged), so
+    a kept similarity is bit-for-bit the exact one. ``query`` holds ``i``'s term weights, scattered.
 
     Each row's entries are mostly not in cache: they are prefetched :data:`_AHEAD` rows ahead."""
     d = dense_rows.shape[1]
@@ -763,10 +805,10 @@ def _rescore(i, rows, count, query, indptr, indices, data, dense_rows, floor, ow
             _fetch_row(rows[m + _AHEAD], indptr, indices, data, dense_rows)
         j = rows[m]
         v = np.float32(0.0)
-        for c in range(d):
-            v += dense_rows[i, c] * dense_rows[j, c]
         for q in range(indptr[j], indptr[j + 1]):
             v += query[indices[q]] * data[q]
+        for c in range(d):
+            v += dense_rows[i, c] * dense_rows[j, c]
         if v > floor and (v > own_sims[last] or (v == own_sims[last] and j < own_rows[last])):
             _insert(own_sims, own_rows, v, j)
 

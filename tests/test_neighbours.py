@@ -123,6 +123,35 @@ def test_compiled_engine_equals_brute_force_with_dense_columns(latent):
     assert 1 not in rows[0] and 0 not in rows[1]
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_pairs_that_share_no_term_still_enter_the_pools_they_belong_to(seed):
+    """Rows whose neighbours share terms are settled by the bound; the others (their own unique terms, related
+    by the dense columns only) are searched again over every row. Both give the brute-force pools, bit for bit
+    the pools of a search from those rows alone."""
+    from recommender._neighbours import _split_dense, _unsettled
+
+    rng = np.random.default_rng(seed)
+    n, shared_terms, latent = 80, 6, 5
+    words = np.zeros((n, shared_terms + n))
+    words[: n // 3, :shared_terms] = np.round(rng.random((n // 3, shared_terms)), 1) + 2.0  # share heavy terms
+    words[np.arange(n), shared_terms + np.arange(n)] = 1.0  # and each its own term
+    topics = 0.3 * rng.normal(size=(n, latent))
+    vectors = unit_rows(np.hstack([words, topics]))
+    rows, sims = top_neighbours(vectors, 5, engine="numba", n_jobs=2)
+    _, dense_t = _split_dense(vectors)
+    left = _unsettled(np.ascontiguousarray(dense_t.T), *top_neighbours(vectors, 5, engine="numba"), np.float32(1e-6))
+    assert 0 < len(left) < n  # both kinds of row occur
+    expected_rows, expected_sims = brute(vectors, 5)
+    np.testing.assert_allclose(sims, expected_sims, atol=1e-5)
+    distinct = np.abs(np.diff(np.concatenate([expected_sims, np.zeros((n, 1))], axis=1), axis=1)) > 1e-4
+    distinct &= np.abs(np.diff(np.concatenate([np.full((n, 1), 2.0), expected_sims], axis=1), axis=1)) > 1e-4
+    assert (rows[distinct] == expected_rows[distinct]).all()
+    some = np.arange(n)[::-1]
+    again_rows, again_sims = top_neighbours(vectors, 5, rows=some, engine="numba")
+    np.testing.assert_array_equal(again_rows, rows[some])
+    np.testing.assert_array_equal(again_sims, sims[some])
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("latent", [0, 4])
 def test_rows_and_threads_give_bit_identical_pools(engine, latent):
