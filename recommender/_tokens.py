@@ -121,19 +121,57 @@ def _scan(buffer, ends, word, out, offsets, parents):  # pragma: no cover - comp
     return count
 
 
+def _rows(parents, codes, column, indptr, indices, data, mark, slot):  # pragma: no cover - compiled by numba
+    """CSR rows of term counts from tokens in text order: token ``t`` of text ``parents[t]`` (ascending) is
+    term ``column[codes[t]]`` (-1: not counted); ``indptr`` from :func:`_distinct`. ``mark[c]`` is the last
+    text that counted term ``c``, ``slot[c]`` where."""
+    fill = indptr[:-1].copy()
+    for t in range(parents.shape[0]):
+        c = column[codes[t]]
+        if c < 0:
+            continue
+        d = parents[t]
+        if mark[c] != d:
+            mark[c] = d
+            slot[c] = fill[d]
+            indices[fill[d]] = c
+            data[fill[d]] = 1.0
+            fill[d] += 1
+        else:
+            data[slot[c]] += 1.0
+    for d in range(indptr.shape[0] - 1):
+        a = indptr[d]
+        b = indptr[d + 1]
+        order = np.argsort(indices[a:b])
+        indices[a:b] = indices[a:b][order]
+        data[a:b] = data[a:b][order]
+
+
+def _distinct(parents, codes, column, n_docs, mark):  # pragma: no cover - compiled by numba
+    """Distinct counted terms of each text."""
+    sizes = np.zeros(n_docs + 1, dtype=np.int64)
+    for t in range(parents.shape[0]):
+        c = column[codes[t]]
+        if c >= 0 and mark[c] != parents[t]:
+            mark[c] = parents[t]
+            sizes[parents[t] + 1] += 1
+    return sizes
+
+
 _KERNELS: dict[str, object] = {}
 _KERNELS_LOCK = threading.Lock()
 
 
-def _kernel():  # type: ignore[no-untyped-def]
+def _kernel(name: str):  # type: ignore[no-untyped-def]
     with _KERNELS_LOCK:  # two threads asking at once compile once
         if not _KERNELS:
-            _KERNELS["scan"] = numba.njit(cache=True, nogil=True)(_scan)
-        return _KERNELS["scan"]
+            for key, function in (("scan", _scan), ("distinct", _distinct), ("rows", _rows)):
+                _KERNELS[key] = numba.njit(cache=True, nogil=True)(function)
+        return _KERNELS[name]
 
 
-def _tokens(texts: Sequence[str], stop_words: pa.Array | None) -> tuple[pa.Array, np.ndarray]:
-    """The tokens of ``texts`` in order, and the index of the text each came from."""
+def _tokens(texts: Sequence[str]) -> tuple[pa.DictionaryArray, np.ndarray]:
+    """The tokens of ``texts`` in order, dictionary-encoded, and the index of the text each came from."""
     encoded = [t.encode("utf-8", "surrogatepass") for t in texts]
     ends = np.cumsum([len(e) for e in encoded], dtype=np.int64)
     buffer = np.frombuffer(b"".join(encoded), dtype=np.uint8)
@@ -143,29 +181,50 @@ def _tokens(texts: Sequence[str], stop_words: pa.Array | None) -> tuple[pa.Array
     out = np.empty(size, dtype=np.uint8)
     offsets = np.empty(size // 2 + 2, dtype=np.int64)
     parents = np.empty(size // 2 + 2, dtype=np.int64)
-    count = int(_kernel()(buffer, ends, _word_table(), out, offsets, parents))
+    count = int(_kernel("scan")(buffer, ends, _word_table(), out, offsets, parents))
     tokens = pa.LargeStringArray.from_buffers(count, pa.py_buffer(offsets[: count + 1]), pa.py_buffer(out))
-    parents = parents[:count]
-    if stop_words is not None and len(stop_words):
-        keep = pc.invert(pc.is_in(tokens, value_set=stop_words))
-        return pc.filter(tokens, keep), parents[keep.to_numpy(zero_copy_only=False)]
-    return tokens, parents
+    return pc.dictionary_encode(tokens), parents[:count]
 
 
-def _blocks(texts: Sequence[str], stop_words: Collection[str], n_jobs: int) -> list[tuple[pa.Array, np.ndarray]]:
-    stop_words = pa.array(sorted(stop_words), type=pa.large_string()) if stop_words else None
-    starts = range(0, len(texts), _BLOCK)
-    work = [(texts[s : s + _BLOCK], s) for s in starts]
+def _blocks(texts: Sequence[str], n_jobs: int) -> tuple[pa.ChunkedArray, np.ndarray]:
+    """The tokens of all ``texts`` (one dictionary), block by block on ``n_jobs`` threads, and their texts."""
+    work = [(texts[s : s + _BLOCK], s) for s in range(0, len(texts), _BLOCK)]
 
     def one(item):
         block, start = item
-        tokens, parents = _tokens(block, stop_words)
+        tokens, parents = _tokens(block)
         return tokens, parents + start
 
     if n_jobs <= 1 or len(work) <= 1:
-        return [one(w) for w in work]
-    with ThreadPoolExecutor(max_workers=n_jobs) as pool:
-        return list(pool.map(one, work))
+        found = [one(w) for w in work]
+    else:
+        with ThreadPoolExecutor(max_workers=n_jobs) as pool:
+            found = list(pool.map(one, work))
+    empty = pc.dictionary_encode(pa.array([], type=pa.large_string()))
+    tokens = pa.chunked_array([t for t, _ in found] or [empty], type=empty.type).unify_dictionaries()
+    parents = np.concatenate([p for _, p in found]) if found else np.empty(0, np.int64)
+    return tokens, parents
+
+
+def _count_rows(parents: np.ndarray, codes: np.ndarray, column: np.ndarray, n_docs: int, width: int) -> sp.csr_matrix:
+    """Term counts from tokens in text order (see ``_rows``), after checking the bounds the kernels rely on."""
+    parents = np.ascontiguousarray(parents, dtype=np.int64)
+    codes = np.ascontiguousarray(codes, dtype=np.int64)
+    column = np.ascontiguousarray(column, dtype=np.int64)
+    if parents.shape != codes.shape or (parents.size and (parents[0] < 0 or parents[-1] >= n_docs)):
+        raise AssertionError("term counts: token parents out of range")
+    if parents.size and ((np.diff(parents) < 0).any() or codes.min() < 0 or codes.max() >= column.size):
+        raise AssertionError("term counts: tokens out of order or codes out of range")
+    if column.size and column.max() >= width:
+        raise AssertionError("term counts: columns out of range")
+    mark = np.full(max(width, 1), -1, dtype=np.int64)
+    sizes = _kernel("distinct")(parents, codes, column, n_docs, mark)
+    indptr = np.cumsum(sizes)
+    indices = np.empty(int(indptr[-1]), dtype=np.int32)
+    data = np.empty(int(indptr[-1]), dtype=np.float32)
+    mark[:] = -1
+    _kernel("rows")(parents, codes, column, indptr, indices, data, mark, np.empty(max(width, 1), dtype=np.int64))
+    return sp.csr_matrix((data, indices, indptr), shape=(n_docs, width))
 
 
 def count_terms(
@@ -181,27 +240,22 @@ def count_terms(
     tokens are ignored; without, the terms are every token seen, sorted as
     scikit-learn sorts them (by code point), and returned.
     """
-    found = _blocks(list(texts), stop_words, max(1, int(n_jobs)))
-    tokens = pa.chunked_array([t for t, _ in found], type=pa.large_string())
-    parents = np.concatenate([p for _, p in found]) if found else np.empty(0, np.int64)
-    encoded = pc.dictionary_encode(tokens).combine_chunks()
-    seen = np.asarray(encoded.dictionary.to_pylist(), dtype=object)
-    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    tokens, parents = _blocks(list(texts), max(1, int(n_jobs)))
+    dictionary = tokens.chunks[0].dictionary if tokens.num_chunks else pa.array([], type=pa.large_string())
+    codes = np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in tokens.chunks]).astype(np.int64)
+    seen = np.asarray(dictionary.to_pylist(), dtype=object)
+    stop = np.asarray(pc.is_in(dictionary, value_set=pa.array(sorted(stop_words), type=pa.large_string())))
     if vocabulary is None:
-        order = np.argsort(seen.astype(str), kind="stable") if seen.size else np.empty(0, np.int64)
-        column = np.empty(seen.size, dtype=np.int64)
-        column[order] = np.arange(seen.size)
-        terms = seen[order].astype(str) if seen.size else np.array([], dtype=str)
-        width = seen.size
+        kept = np.flatnonzero(~stop) if seen.size else np.empty(0, np.int64)
+        order = kept[np.argsort(seen[kept].astype(str), kind="stable")] if kept.size else kept
+        column = np.full(seen.size, -1, dtype=np.int64)
+        column[order] = np.arange(order.size)
+        terms = seen[order].astype(str) if order.size else np.array([], dtype=str)
+        width = order.size
     else:
         column = np.array([vocabulary.get(t, -1) for t in seen.tolist()], dtype=np.int64)
+        column[stop] = -1
         terms = None
         width = len(vocabulary)
-    columns = column[codes] if codes.size else codes
-    known = columns >= 0
-    counts = sp.csr_matrix(
-        (np.ones(int(known.sum()), dtype=np.float32), (parents[known], columns[known])),
-        shape=(len(texts), width),
-    )
-    counts.sum_duplicates()
+    counts = _count_rows(parents, codes, column, len(texts), width)
     return terms, counts
