@@ -16,7 +16,8 @@ Two comparisons:
   against exact top-k (tie-aware, exactly as peers.py measures it), and the ratio peer / ours.
 * ``--mode end-to-end``: texts in, every list out. ``rec.Recommender(n_jobs=threads).fit(frame)`` +
   ``recommend_frame(k)`` (our default configuration: three fields, latent blend, pool 50, duplicate groups,
-  ranking) against ``TfidfVectorizer().fit_transform`` + ``sparse_dot_topn`` + the per-row id lists.
+  ranking), ``ours_approx`` (the same with ``mode="approx"``), against ``TfidfVectorizer().fit_transform`` +
+  ``sparse_dot_topn`` + the per-row id lists.
 
 * ``--mode scale``: our engine alone at large N (e.g. 1M), stage by stage: generating the texts, validating,
   vectorising (the engine's own ``fit_vocabulary``: three fields + latent columns), copy groups, and the
@@ -235,7 +236,9 @@ def real_matrix(peers, name):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import corpora
 
-    frame = {"bbc": corpora.load_bbc, "20newsgroups": corpora.load_20newsgroups, "reuters": corpora.load_reuters}[name]()
+    frame = {"bbc": corpora.load_bbc, "20newsgroups": corpora.load_20newsgroups, "reuters": corpora.load_reuters}[
+        name
+    ]()
     texts = (frame["title"] + " " + frame["body"]).tolist()
     return sp.csr_matrix(peers.make_vectorizer().fit_transform(texts), dtype=np.float32)
 
@@ -326,6 +329,14 @@ def e2e_ours(peers, frame, texts, k, threads):
     return len(lists)
 
 
+def e2e_ours_approx(peers, frame, texts, k, threads):
+    import recommender as rec
+
+    model = rec.Recommender(n_jobs=threads, mode="approx").fit(frame)
+    lists = model.recommend_frame(k=k)
+    return len(lists)
+
+
 def e2e_sparse_dot_topn(peers, frame, texts, k, threads):
     from sparse_dot_topn import sp_matmul_topn
 
@@ -347,7 +358,8 @@ def end_to_end_mode(peers, args, n):
 
         top_neighbours(sp.identity(60, dtype=np.float32, format="csr"), args.k)  # compile or load the kernels
     records = []
-    for method, runner in (("ours", e2e_ours), ("sparse_dot_topn", e2e_sparse_dot_topn)):
+    runners = (("ours", e2e_ours), ("ours_approx", e2e_ours_approx), ("sparse_dot_topn", e2e_sparse_dot_topn))
+    for method, runner in runners:
         if method not in args.methods or available(method):
             continue
         times, peaks = [], []

@@ -191,7 +191,12 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--reference-date", default=None, help="date at which article ages are measured (default: newest article)"
     )
-    parser.add_argument("--n-jobs", type=int, default=None, help="parallel jobs for the neighbour search")
+    parser.add_argument(
+        "--n-jobs",
+        type=int,
+        default=-1,
+        help="threads for counting terms and the neighbour search (default -1: every core; 1: one thread)",
+    )
     parser.add_argument(
         "--mode",
         choices=("exact", "approx"),

@@ -183,7 +183,8 @@ def _tokens(texts: Sequence[str]) -> tuple[pa.DictionaryArray, np.ndarray]:
     parents = np.empty(size // 2 + 2, dtype=np.int64)
     count = int(_kernel("scan")(buffer, ends, _word_table(), out, offsets, parents))
     tokens = pa.LargeStringArray.from_buffers(count, pa.py_buffer(offsets[: count + 1]), pa.py_buffer(out))
-    return pc.dictionary_encode(tokens), parents[:count]
+    # a copy: a view would keep the whole scratch array (half the text's bytes, in int64) alive
+    return pc.dictionary_encode(tokens), parents[:count].astype(np.int32)
 
 
 def _blocks(texts: Sequence[str], n_jobs: int) -> tuple[pa.ChunkedArray, np.ndarray]:
@@ -193,7 +194,7 @@ def _blocks(texts: Sequence[str], n_jobs: int) -> tuple[pa.ChunkedArray, np.ndar
     def one(item):
         block, start = item
         tokens, parents = _tokens(block)
-        return tokens, parents + start
+        return tokens, parents + np.int32(start)
 
     if n_jobs <= 1 or len(work) <= 1:
         found = [one(w) for w in work]
@@ -202,14 +203,14 @@ def _blocks(texts: Sequence[str], n_jobs: int) -> tuple[pa.ChunkedArray, np.ndar
             found = list(pool.map(one, work))
     empty = pc.dictionary_encode(pa.array([], type=pa.large_string()))
     tokens = pa.chunked_array([t for t, _ in found] or [empty], type=empty.type).unify_dictionaries()
-    parents = np.concatenate([p for _, p in found]) if found else np.empty(0, np.int64)
+    parents = np.concatenate([p for _, p in found]) if found else np.empty(0, np.int32)
     return tokens, parents
 
 
 def _count_rows(parents: np.ndarray, codes: np.ndarray, column: np.ndarray, n_docs: int, width: int) -> sp.csr_matrix:
     """Term counts from tokens in text order (see ``_rows``), after checking the bounds the kernels rely on."""
-    parents = np.ascontiguousarray(parents, dtype=np.int64)
-    codes = np.ascontiguousarray(codes, dtype=np.int64)
+    parents = np.ascontiguousarray(parents, dtype=np.int32)
+    codes = np.ascontiguousarray(codes, dtype=np.int32)
     column = np.ascontiguousarray(column, dtype=np.int64)
     if parents.shape != codes.shape or (parents.size and (parents[0] < 0 or parents[-1] >= n_docs)):
         raise AssertionError("term counts: token parents out of range")
@@ -240,9 +241,11 @@ def count_terms(
     tokens are ignored; without, the terms are every token seen, sorted as
     scikit-learn sorts them (by code point), and returned.
     """
+    if len(texts) >= 2**31:
+        raise ValueError("count_terms: at most 2**31 - 1 texts per call.")
     tokens, parents = _blocks(list(texts), max(1, int(n_jobs)))
     dictionary = tokens.chunks[0].dictionary if tokens.num_chunks else pa.array([], type=pa.large_string())
-    codes = np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in tokens.chunks]).astype(np.int64)
+    codes = np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in tokens.chunks]).astype(np.int32)
     seen = np.asarray(dictionary.to_pylist(), dtype=object)
     stop = np.asarray(pc.is_in(dictionary, value_set=pa.array(sorted(stop_words), type=pa.large_string())))
     if vocabulary is None:
