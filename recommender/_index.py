@@ -18,7 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._ranking import top_entries
-from ._text import TextParams, Vocabulary, term_columns, unknown_tokens, vectorise
+from ._text import TextParams, Vocabulary, term_counter, unknown_tokens, vectorise
 
 __all__ = ["SHARED_TERMS", "VectorIndex", "replaced_vectors", "rounded"]
 
@@ -68,10 +68,10 @@ class VectorIndex:
 
     def vectorise(self, fields: Mapping[str, Sequence[str]]) -> sp.csr_matrix:
         """Vectors of new texts over the frozen vocabulary, shape (m, width)."""
-        columns = None
+        counter = None
         if len(self.vocabulary):  # no terms at all: vectorise gives zero rows
-            columns = self._cached("columns", lambda: term_columns(self.vocabulary))
-        return vectorise(fields, self.vocabulary, self.params, columns)
+            counter = self._cached("counter", lambda: term_counter(self.vocabulary, self.params))
+        return vectorise(fields, self.vocabulary, self.params, counter)
 
     def drift_of(self, fields: Mapping[str, Sequence[str]]) -> np.ndarray:
         """``(tokens unknown to the vocabulary, tokens)`` of new texts."""
@@ -112,7 +112,7 @@ class VectorIndex:
         """Build the inverted index and the term columns now rather than on the first query."""
         self._cached("inverted", self._inverted)
         self.terms  # noqa: B018 - built on first use
-        self.vectorise({"title": ["warm"]})  # the term columns and the compiled counter
+        self.vectorise({"title": ["warm"]})  # the term counter and the compiled kernels
 
     def pair_similarity(self, rows: np.ndarray) -> np.ndarray:
         """Cosine similarities among ``rows``, shape (c, c)."""
@@ -147,7 +147,7 @@ class VectorIndex:
         """The same vocabulary and parameters over other vectors (after an update)."""
         counts = self.drift_counts if drift is None else np.asarray(self.drift_counts) + drift
         index = replace(self, vectors=vectors, drift_counts=counts, _memo={}, _lock=threading.Lock())
-        for name in ("columns", "terms"):  # these depend on the vocabulary only
+        for name in ("counter", "terms"):  # these depend on the vocabulary only
             if name in self._memo:
                 index._memo[name] = self._memo[name]
         return index

@@ -37,6 +37,7 @@ the model.
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 import warnings
@@ -54,10 +55,12 @@ __all__ = [
     "FIELDS",
     "NEWS_STOP_WORDS",
     "STOP_LISTS",
+    "TermCounter",
     "TextParams",
     "Vocabulary",
     "build_analyzer",
     "fit_vocabulary",
+    "term_counter",
     "unknown_tokens",
     "vectorise",
 ]
@@ -217,30 +220,63 @@ def _stop_list(params: TextParams) -> str | list[str] | None:
 
 def _stop_set(params: TextParams) -> frozenset[str]:
     """The stop words of ``params`` as a set of words."""
-    if params.stop_words == "english":
+    return _stop_words_of(params.stop_words)
+
+
+@functools.lru_cache(maxsize=16)
+def _stop_words_of(stop_words: str | tuple[str, ...] | None) -> frozenset[str]:
+    if stop_words == "english":
         return frozenset(ENGLISH_STOP_WORDS)
-    listed = _stop_list(params)
-    return frozenset(listed) if listed else frozenset()
+    if stop_words == "news":
+        return NEWS_STOP_WORDS
+    return frozenset(stop_words) if stop_words else frozenset()
+
+
+#: Below this many characters in all, new texts are counted by scikit-learn's counter (the same counts): the
+#: compiled counter's fixed cost per call (arrow arrays, a dictionary) is more than it saves on a draft or two.
+_SMALL_TEXT = 50_000
+
+
+@dataclass(frozen=True)
+class TermCounter:
+    """Counts a fitted vocabulary's terms in new texts (see :func:`term_counter`)."""
+
+    columns: Mapping[str, int]
+    fixed: CountVectorizer
+
+
+def term_counter(vocabulary: Vocabulary, params: TextParams) -> TermCounter:
+    """The counter of a fitted vocabulary's terms: build once, reuse for every new text."""
+    columns = {str(t): i for i, t in enumerate(vocabulary.terms.tolist())}
+    fixed = _counter(params, columns)
+    with warnings.catch_warnings():
+        # Every term came out of this same analyzer (lower-cased), so it matches; scikit-learn's
+        # str.isupper() check can still fire on rare letters without a lower-case form.
+        warnings.filterwarnings("ignore", message="Upper case characters found in vocabulary", category=UserWarning)
+        fixed.fit([])  # fixed vocabulary: validates it, learns nothing
+    return TermCounter(columns, fixed)
 
 
 def _counts(
-    texts: list[str], params: TextParams, vocabulary: Mapping[str, int] | None, n_jobs: int
+    texts: list[str], params: TextParams, counter: TermCounter | None, n_jobs: int
 ) -> tuple[np.ndarray | None, sp.csr_matrix]:
-    """Term counts of raw field texts: the compiled counter where it gives scikit-learn's tokens, else scikit-learn's."""
-    if fast_path(params.token_pattern, params.ngram_range):
-        cleaned = [_clean(t) for t in texts]
-        return count_terms(cleaned, _stop_set(params), vocabulary, n_jobs=n_jobs)
-    counter = _counter(params, vocabulary)
-    terms = None
-    if vocabulary is None:
-        counts = counter.fit_transform(texts).tocsr()
-        terms = np.array(counter.get_feature_names_out(), dtype=str)
+    """Term counts of raw field texts: learning the terms (``counter`` None) or over a fitted vocabulary.
+
+    The compiled counter runs where it gives scikit-learn's tokens (the default token pattern, single words),
+    scikit-learn's elsewhere and for a few short new texts; both give the same counts.
+    """
+    fast = fast_path(params.token_pattern, params.ngram_range)
+    if counter is None:
+        if fast:
+            return count_terms([_clean(t) for t in texts], _stop_set(params), n_jobs=n_jobs)
+        learner = _counter(params)
+        counts = learner.fit_transform(texts).tocsr()
+        terms = np.array(learner.get_feature_names_out(), dtype=str)
     else:
-        with warnings.catch_warnings():
-            # Every term came out of this same analyzer (lower-cased), so it matches; scikit-learn's
-            # str.isupper() check can still fire on rare letters without a lower-case form.
-            warnings.filterwarnings("ignore", message="Upper case characters found in vocabulary", category=UserWarning)
-            counts = counter.transform(texts).tocsr()
+        if fast and sum(map(len, texts)) >= _SMALL_TEXT:
+            return None, count_terms([_clean(t) for t in texts], _stop_set(params), counter.columns, n_jobs=n_jobs)[1]
+        counts = counter.fixed.transform(texts).tocsr()
+        terms = None
     counts.sort_indices()  # columns ascending, as the compiled counter gives them: sums run in one order
     return terms, counts
 
@@ -397,24 +433,20 @@ def vectorise(
     fields: Mapping[str, Sequence[str]],
     vocabulary: Vocabulary,
     params: TextParams,
-    columns: Mapping[str, int] | None = None,
+    counter: TermCounter | None = None,
 ) -> sp.csr_matrix:
     """Vectors of articles over a fitted vocabulary (terms outside it are ignored).
 
-    ``columns`` (term -> column, :func:`term_columns`) may be cached by the caller for speed.
+    ``counter`` (:func:`term_counter`) may be cached by the caller for speed.
     """
     texts = _field_texts(fields, params)
     n_docs = len(texts[0][1]) if texts else 0
     if len(vocabulary) == 0:
         return sp.csr_matrix((n_docs, vocabulary.width), dtype=np.float32)
-    columns = columns if columns is not None else term_columns(vocabulary)
-    counts = [(w, _counts(list(field), params, columns, 1)[1]) for w, field in texts]
+    counter = counter if counter is not None else term_counter(vocabulary, params)
+    _, stacked = _counts([t for _, field in texts for t in field], params, counter, 1)  # one call for all fields
+    counts = [(w, stacked[f * n_docs : (f + 1) * n_docs]) for f, (w, _) in enumerate(texts)]
     return _blend(_normalise(_weighted_tf(counts, len(vocabulary), n_docs), vocabulary.idf), vocabulary)
-
-
-def term_columns(vocabulary: Vocabulary) -> dict[str, int]:
-    """Term -> column of a fitted vocabulary."""
-    return {str(t): i for i, t in enumerate(vocabulary.terms.tolist())}
 
 
 def _normalise(tf: sp.csr_matrix, idf: np.ndarray) -> sp.csr_matrix:

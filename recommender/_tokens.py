@@ -41,6 +41,11 @@ DEFAULT_PATTERNS = (r"(?u)\b\w\w+\b", r"\b\w\w+\b")
 _BLOCK = 4096
 
 
+@functools.lru_cache(maxsize=16)
+def _value_set(words: frozenset[str]) -> pa.Array:
+    return pa.array(sorted(words), type=pa.large_string())
+
+
 def fast_path(token_pattern: str, ngram_range: Sequence[int]) -> bool:
     """Whether :func:`count_terms` gives exactly scikit-learn's tokens for these settings."""
     return token_pattern in DEFAULT_PATTERNS and tuple(ngram_range) == (1, 1)
@@ -247,7 +252,7 @@ def count_terms(
     dictionary = tokens.chunks[0].dictionary if tokens.num_chunks else pa.array([], type=pa.large_string())
     codes = np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in tokens.chunks]).astype(np.int32)
     seen = np.asarray(dictionary.to_pylist(), dtype=object)
-    stop = np.asarray(pc.is_in(dictionary, value_set=pa.array(sorted(stop_words), type=pa.large_string())))
+    stop = np.asarray(pc.is_in(dictionary, value_set=_value_set(frozenset(stop_words))))
     if vocabulary is None:
         kept = np.flatnonzero(~stop) if seen.size else np.empty(0, np.int64)
         order = kept[np.argsort(seen[kept].astype(str), kind="stable")] if kept.size else kept
