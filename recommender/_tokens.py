@@ -3,20 +3,25 @@
 scikit-learn's ``CountVectorizer`` finds tokens with a Python regular
 expression and counts them in a Python loop, a dictionary update per token.
 For the default word pattern ``\\b\\w\\w+\\b`` (runs of two or more word
-characters), the same tokens come out of one vectorised pass of pyarrow's
-compute functions (C++, releasing the GIL, so blocks of texts run on threads):
+characters), the same counts come out of compiled passes that release the
+GIL, so blocks of 4,096 texts run on ``n_jobs`` threads:
 
-* split every text at runs of non-word characters, keep pieces of two or
-  more characters, drop the stop words;
-* encode the tokens against one dictionary and count (text, term) pairs with
-  a sparse matrix's duplicate sum.
+* a numba scan over each block's UTF-8 bytes copies out every run of two or
+  more word characters (``_scan``);
+* pyarrow dictionary-encodes the tokens of each block; the blocks'
+  dictionaries are unified into one, stop words are dropped on that
+  dictionary (not per token), and the kept terms are sorted by code point as
+  scikit-learn sorts them;
+* a compiled pass counts each text's terms into CSR rows with sorted columns
+  (``_distinct``, ``_rows``).
 
 "Word character" is exactly what Python's ``re`` means by ``\\w`` on this
-interpreter (``str.isalnum()`` or ``_``): the character class handed to
-pyarrow's regular expressions is built from Python's own Unicode tables, so
-the tokens are those of scikit-learn's analyzer on every text, whatever
-Unicode version each library carries. Other token patterns and word n-grams
-use scikit-learn's analyzer (see :func:`fast_path`).
+interpreter (``str.isalnum()`` or ``_``): the scan's table is built from
+Python's own Unicode data, so the tokens are those of scikit-learn's analyzer
+on every text. Other token patterns and word n-grams use scikit-learn's
+analyzer (see :func:`fast_path`). Every array a kernel indexes is checked
+first (text ends against the buffer, token parents and codes against their
+ranges).
 """
 
 from __future__ import annotations
