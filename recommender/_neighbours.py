@@ -241,9 +241,9 @@ def _unsettled(dense_rows: np.ndarray, rows: np.ndarray, sims: np.ndarray, floor
     if dense_rows.shape[1] == 0 or rows.shape[0] == 0:
         return np.empty(0, dtype=np.int64)
     norms = np.sqrt(np.einsum("ij,ij->i", dense_rows, dense_rows, dtype=np.float64))
-    bound = norms * norms.max() * (1.0 + 1e-4) + 1e-6
-    settled = (rows[:, -1] >= 0) & (sims[:, -1].astype(np.float64) > bound)
-    return np.flatnonzero(~settled & (bound > float(floor)))
+    reach = norms * norms.max()  # a term-free pair's similarity is at most this
+    settled = (rows[:, -1] >= 0) & (sims[:, -1].astype(np.float64) > reach * (1.0 + 1e-4) + 1e-6)
+    return np.flatnonzero(~settled & (reach > float(floor)))
 
 
 def _numba_engine(

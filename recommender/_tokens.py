@@ -71,8 +71,9 @@ def _scan(buffer, ends, word, out, offsets, parents):  # pragma: no cover - comp
     A token is a run of two or more code points ``c`` with ``word[c]``. Token
     ``t`` is ``out[offsets[t]:offsets[t + 1]]``, from text ``parents[t]``.
     Returns the number of tokens. ``out`` holds ``buffer.size`` bytes,
-    ``parents`` and ``offsets`` at least ``buffer.size // 2 + 2`` entries (a
-    token takes two bytes or more), so no write can leave them.
+    ``parents`` and ``offsets`` at least ``buffer.size // 3 + ends.size + 2``
+    entries (a token takes two bytes or more and, but at the end of a text, a
+    separator byte after it), so no write can leave them.
     """
     limit = word.size
     count = 0
@@ -145,10 +146,10 @@ def _rows(parents, codes, column, indptr, indices, data, mark, slot):  # pragma:
             mark[c] = d
             slot[c] = fill[d]
             indices[fill[d]] = c
-            data[fill[d]] = 1.0
+            data[fill[d]] = 1
             fill[d] += 1
         else:
-            data[slot[c]] += 1.0
+            data[slot[c]] += 1
     for d in range(indptr.shape[0] - 1):
         a = indptr[d]
         b = indptr[d + 1]
@@ -189,8 +190,10 @@ def _tokens(texts: Sequence[str]) -> tuple[pa.DictionaryArray, np.ndarray]:
     if ends.size and (ends[-1] != size or (np.diff(ends) < 0).any()):  # the bounds the kernel relies on
         raise AssertionError("token scan: text ends do not match the buffer")
     out = np.empty(size, dtype=np.uint8)
-    offsets = np.empty(size // 2 + 2, dtype=np.int64)
-    parents = np.empty(size // 2 + 2, dtype=np.int64)
+    # a token takes two bytes or more and, but at the end of a text, one byte after it: at most this many
+    most = size // 3 + ends.size + 2
+    offsets = np.empty(most, dtype=np.int64)
+    parents = np.empty(most, dtype=np.int64)
     count = int(_kernel("scan")(buffer, ends, _word_table(), out, offsets, parents))
     tokens = pa.LargeStringArray.from_buffers(count, pa.py_buffer(offsets[: count + 1]), pa.py_buffer(out))
     # a copy: a view would keep the whole scratch array (half the text's bytes, in int64) alive
@@ -232,10 +235,10 @@ def _count_rows(parents: np.ndarray, codes: np.ndarray, column: np.ndarray, n_do
     sizes = _kernel("distinct")(parents, codes, column, n_docs, mark)
     indptr = np.cumsum(sizes)
     indices = np.empty(int(indptr[-1]), dtype=np.int32)
-    data = np.empty(int(indptr[-1]), dtype=np.float32)
+    data = np.empty(int(indptr[-1]), dtype=np.int64)  # integers: a float32 count would stop at 2**24
     mark[:] = -1
     _kernel("rows")(parents, codes, column, indptr, indices, data, mark, np.empty(max(width, 1), dtype=np.int64))
-    return sp.csr_matrix((data, indices, indptr), shape=(n_docs, width))
+    return sp.csr_matrix((data.astype(np.float32), indices, indptr), shape=(n_docs, width))
 
 
 def count_terms(

@@ -153,6 +153,17 @@ def test_pairs_that_share_no_term_still_enter_the_pools_they_belong_to(seed):
     np.testing.assert_array_equal(again_sims, sims[some])
 
 
+def test_rows_without_a_dense_part_are_settled_without_a_full_search():
+    from recommender._neighbours import _unsettled
+
+    dense_rows = np.array([[0.6, 0.0], [0.0, 0.0], [0.0, 0.0], [0.3, 0.4]], dtype=np.float32)
+    rows = np.array([[1, -1], [0, -1], [3, -1], [0, 1]], dtype=np.int32)  # pools of two; only row 3's is full
+    sims = np.array([[0.9, 0.0], [0.8, 0.0], [0.7, 0.0], [0.95, 0.9]], dtype=np.float32)
+    # row 0: not full and a term-free pair reaches it; rows 1, 2: no dense part, no term-free pair reaches them;
+    # row 3: full, its last (0.9) above its bound (0.5 * 0.6)
+    assert _unsettled(dense_rows, rows, sims, np.float32(1e-6)).tolist() == [0]
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("latent", [0, 4])
 def test_rows_and_threads_give_bit_identical_pools(engine, latent):

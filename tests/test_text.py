@@ -268,3 +268,11 @@ def test_fit_and_vectorise_are_the_same_with_either_counter(monkeypatch, stop_wo
     np.testing.assert_array_equal(fast_vocabulary.idf, slow_vocabulary.idf)
     assert (fast != slow).nnz == 0
     assert (fast_again != vectorise(fields, slow_vocabulary, text)).nnz == 0
+
+
+def test_the_compiled_counter_counts_past_float32_integers():
+    from recommender._tokens import count_terms
+
+    repeats = 2**24 + 3  # float32 has no 2**24 + 1: a float32 running count would stop at 2**24
+    _, counts = count_terms(["ab " * repeats], ())
+    assert counts.data.tolist() == [np.float32(repeats)] and counts.data[0] > 2**24
