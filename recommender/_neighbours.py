@@ -23,7 +23,8 @@ Two engines give the same pools:
   all rows, ``block_rows x n`` similarities at a time, in parallel with joblib.
 
 A pair's similarity is summed in the same order whichever row is the source
-(shared term columns ascending, then the dense columns), so it is bit-for-bit the
+(shared term columns ascending, then the dense part, itself four running sums
+over the dense columns added in a fixed order, see ``_dense_dot``), so it is bit-for-bit the
 same in both rows' pools, whatever the threads, blocks or ``rows``.
 
 ``mode="approx"`` (compiled only) scores far fewer pairs: candidates from the
@@ -264,6 +265,7 @@ def _numba_engine(
             progress(count)
         return np.full((count, pool), -1, dtype=np.int32), np.zeros((count, pool), dtype=np.float32)
     sparse, dense_t = _split_dense(vectors)
+    dense_rows = np.ascontiguousarray(dense_t.T)  # row-major: a row's dense part is one cache line or two
     if not sparse.has_sorted_indices:  # a copy: the caller's matrix may be read-only (memory-mapped)
         sparse = sparse.sorted_indices()
     postings = sparse.T.tocsr()  # each term's rows, ascending
@@ -288,7 +290,6 @@ def _numba_engine(
             part_rows = np.full((threads, n, pool), -1, dtype=np.int32)
             worst_sims = np.full((threads, n), floor, dtype=np.float32)
             worst_rows = np.full((threads, n), -1, dtype=np.int32)
-            dense_rows = np.ascontiguousarray(dense_t.T)
             for start in range(0, n, _CHUNK):
                 stop = min(n, start + _CHUNK)
                 kernels["all"](
@@ -301,7 +302,7 @@ def _numba_engine(
             unsettled = _unsettled(dense_rows, out_rows, out_sims, floor)
             for start in range(0, len(unsettled), _CHUNK):  # pools a pair sharing no term could still enter
                 chunk = unsettled[start : start + _CHUNK]
-                part = kernels["some"](chunk, *arrays, dense_t, labels, pool, threads, floor)
+                part = kernels["some"](chunk, *arrays, dense_rows, labels, pool, threads, floor)
                 out_rows[chunk], out_sims[chunk] = part
         else:
             if sources is None:
@@ -310,11 +311,11 @@ def _numba_engine(
             out_sims = np.empty((count, pool), dtype=np.float32)
             if approx is not None:
                 out_rows, out_sims = _approx_engine(
-                    sources, arrays, dense_t, labels, pool, threads, floor, approx, progress, kernels
+                    sources, arrays, dense_rows, labels, pool, threads, floor, approx, progress, kernels
                 )
             for start in range(0, count if approx is None else 0, _CHUNK):
                 stop = min(count, start + _CHUNK)
-                part = kernels["some"](sources[start:stop], *arrays, dense_t, labels, pool, threads, floor)
+                part = kernels["some"](sources[start:stop], *arrays, dense_rows, labels, pool, threads, floor)
                 out_rows[start:stop], out_sims[start:stop] = part
                 if progress is not None:
                     progress(stop - start)
@@ -325,12 +326,11 @@ def _numba_engine(
     return out_rows, out_sims
 
 
-def _approx_engine(sources, arrays, dense_t, labels, pool, threads, floor, approx, progress, kernels):
+def _approx_engine(sources, arrays, dense_rows, labels, pool, threads, floor, approx, progress, kernels):
     """Two passes: pruned-query candidates (pass 1), then neighbours of neighbours (pass 2), both re-scored exactly."""
     n = len(arrays[0]) - 1
     query_terms, candidates, max_postings, fan = approx
     count = len(sources)
-    dense_rows = np.ascontiguousarray(dense_t.T)
     dense_norms = np.sqrt(np.einsum("ij,ij->i", dense_rows, dense_rows, dtype=np.float64)).astype(np.float32)
     champions = kernels["champions"](*arrays[3:], max_postings)
     # Rows are visited grouped by their two heaviest term columns: neighbouring visits then read the same cut
@@ -514,8 +514,32 @@ def _insert(best_sims, best_rows, value, row):  # pragma: no cover - compiled
     best_rows[p] = row
 
 
-def _accumulate(acc, i, lo, indptr, indices, data, t_indptr, t_rows, t_data, dense_t):  # pragma: no cover
-    """acc[j] += similarity(i, j) for every j >= lo: term columns ascending, then the dense columns."""
+def _dense_dot(dense_rows, i, j):  # pragma: no cover - compiled
+    """The dense part of similarity(i, j), summed in one fixed order on every path: four running sums over the
+    columns ``c = k mod 4`` (independent, so they run side by side), added as ``(s0 + s1) + (s2 + s3)``."""
+    d = dense_rows.shape[1]
+    s0 = np.float32(0.0)
+    s1 = np.float32(0.0)
+    s2 = np.float32(0.0)
+    s3 = np.float32(0.0)
+    c = 0
+    while c + 4 <= d:
+        s0 += dense_rows[i, c] * dense_rows[j, c]
+        s1 += dense_rows[i, c + 1] * dense_rows[j, c + 1]
+        s2 += dense_rows[i, c + 2] * dense_rows[j, c + 2]
+        s3 += dense_rows[i, c + 3] * dense_rows[j, c + 3]
+        c += 4
+    if c < d:
+        s0 += dense_rows[i, c] * dense_rows[j, c]
+    if c + 1 < d:
+        s1 += dense_rows[i, c + 1] * dense_rows[j, c + 1]
+    if c + 2 < d:
+        s2 += dense_rows[i, c + 2] * dense_rows[j, c + 2]
+    return (s0 + s1) + (s2 + s3)
+
+
+def _accumulate(acc, i, lo, indptr, indices, data, t_indptr, t_rows, t_data, dense_rows):  # pragma: no cover
+    """acc[j] += similarity(i, j) for every j >= lo: term columns ascending, then the dense part."""
     n = acc.shape[0]
     for p in range(indptr[i], indptr[i + 1]):
         term = indices[p]
@@ -526,12 +550,9 @@ def _accumulate(acc, i, lo, indptr, indices, data, t_indptr, t_rows, t_data, den
             a += np.searchsorted(t_rows[a:b], lo)
         for q in range(a, b):
             acc[t_rows[q]] += weight * t_data[q]
-    for c in range(dense_t.shape[0]):
-        weight = dense_t[c, i]
-        if weight != 0:
-            column = dense_t[c]
-            for j in range(lo, n):
-                acc[j] += weight * column[j]
+    if dense_rows.shape[1] > 0:
+        for j in range(lo, n):
+            acc[j] += _dense_dot(dense_rows, i, j)
 
 
 def _all_rows_span(
@@ -563,7 +584,6 @@ def _all_rows_span(
     last = part_sims.shape[2] - 1
     for t in numba.prange(threads):
         acc = np.zeros(n, dtype=np.float32)
-        own_dense = np.empty(d, dtype=np.float32)
         t_sims = part_sims[t]
         t_rowz = part_rows[t]
         w_sims = worst_sims[t]
@@ -578,8 +598,6 @@ def _all_rows_span(
                 a += np.searchsorted(t_rows[a:b], lo)
                 for q in range(a, b):
                     acc[t_rows[q]] += weight * t_data[q]
-            for c in range(d):
-                own_dense[c] = dense_rows[i, c]
             gi = groups[i]
             own_sims = t_sims[i]
             own_rows = t_rowz[i]
@@ -588,8 +606,8 @@ def _all_rows_span(
                 if v == 0.0:  # no shared term (term weights are positive): left to the bound in _unsettled
                     continue
                 acc[j] = 0.0
-                for c in range(d):
-                    v += own_dense[c] * dense_rows[j, c]
+                if d > 0:
+                    v += _dense_dot(dense_rows, i, j)
                 if v <= floor:
                     continue
                 better_for_i = v > own_sims[last] or (v == own_sims[last] and j < own_rows[last])
@@ -628,7 +646,7 @@ def _merge_parts(part_sims, part_rows):  # pragma: no cover
 
 
 def _some_rows(
-    sources, indptr, indices, data, t_indptr, t_rows, t_data, dense_t, groups, pool, threads, floor
+    sources, indptr, indices, data, t_indptr, t_rows, t_data, dense_rows, groups, pool, threads, floor
 ):  # pragma: no cover
     """The pools of ``sources`` only (all rows are candidates)."""
     n = indptr.shape[0] - 1
@@ -640,7 +658,7 @@ def _some_rows(
         acc = np.zeros(n, dtype=np.float32)
         for s in range(t, count, threads):
             i = sources[s]
-            _accumulate(acc, i, 0, indptr, indices, data, t_indptr, t_rows, t_data, dense_t)
+            _accumulate(acc, i, 0, indptr, indices, data, t_indptr, t_rows, t_data, dense_rows)
             acc[i] = 0.0  # never the row itself
             gi = groups[i]
             own_sims = out_sims[s]
@@ -807,8 +825,8 @@ def _rescore(i, rows, count, query, indptr, indices, data, dense_rows, floor, ow
         v = np.float32(0.0)
         for q in range(indptr[j], indptr[j + 1]):
             v += query[indices[q]] * data[q]
-        for c in range(d):
-            v += dense_rows[i, c] * dense_rows[j, c]
+        if d > 0:
+            v += _dense_dot(dense_rows, i, j)
         if v > floor and (v > own_sims[last] or (v == own_sims[last] and j < own_rows[last])):
             _insert(own_sims, own_rows, v, j)
 
@@ -1001,9 +1019,10 @@ def _prefetch_instruction():
 def _kernels():
     """The compiled kernels (compiled on first call, cached on disk by numba)."""
     if not _COMPILED:
-        global _insert, _accumulate, _rescore, _fetch_row, _prefetch
+        global _insert, _dense_dot, _accumulate, _rescore, _fetch_row, _prefetch
         _prefetch = _prefetch_instruction()
         _insert = numba.njit(cache=True, nogil=True, inline="always")(_insert)
+        _dense_dot = numba.njit(cache=True, nogil=True, inline="always")(_dense_dot)
         _accumulate = numba.njit(cache=True, nogil=True)(_accumulate)
         _fetch_row = numba.njit(cache=True, nogil=True, inline="always")(_fetch_row)
         _rescore = numba.njit(cache=True, nogil=True)(_rescore)
