@@ -573,7 +573,7 @@ def _all_rows_span(
     floor,
 ):  # pragma: no cover
     """Source rows ``start <= i < stop`` of the symmetric pass: each pair (i, j > i) that shares a term computed
-    once (term columns ascending, then the dense columns) and offered to both rows.
+    once (term columns ascending, then the dense part, see ``_dense_dot``) and offered to both rows.
 
     Thread ``t`` keeps its own partial pools ``part_*[t]`` (and their worst entries ``worst_*[t]``, kept
     compact), carried over from span to span and merged by ``_merge_parts`` at the end.
@@ -810,7 +810,7 @@ def _approx_rows(
 
 def _rescore(i, rows, count, query, indptr, indices, data, dense_rows, floor, own_sims, own_rows):  # pragma: no cover
     """Offer the exact similarity of ``i`` to ``rows[:count]`` to the pool ``own_*``: the shared term columns
-    ascending, then the dense columns (the exact engine's order; a zero product leaves the sum unchanged), so
+    ascending, then the dense part (the exact engine's order; a zero product leaves the sum unchanged), so
     a kept similarity is bit-for-bit the exact one. ``query`` holds ``i``'s term weights, scattered.
 
     Each row's entries are mostly not in cache: they are prefetched :data:`_AHEAD` rows ahead."""
