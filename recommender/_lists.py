@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import numbers
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -399,19 +399,31 @@ def popular(
 
 @dataclass(frozen=True)
 class _ListCache:
-    """Every article's list under one set of controls; arrays of shape (n, depth[, ...])."""
+    """Every article's list under one set of controls; arrays of shape (n, depth[, ...]).
+
+    The explanations (shared terms) of a row's items are computed the first time that row is asked for
+    with ``explain=True`` and kept (``explained``), or for every row at once by :func:`warm`
+    (``everything``): building the lists after an update does no work for explanations nobody asked for.
+    """
 
     rows: np.ndarray
     numbers: np.ndarray  # score, similarity, the parts, then the recommended article's popularity
     reasons: np.ndarray
-    terms: np.ndarray
-    term_values: np.ndarray
     diversity: float
+    explained: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
+    everything: list[np.ndarray] = field(default_factory=list, repr=False)
 
 
 def warm(state: FittedState, controls: Controls) -> None:
-    """Build the cache of the lists under ``controls`` and the inverted index now."""
-    _list_cache(state, controls)
+    """Build the cache of the lists under ``controls``, every list's explanations and the inverted index now."""
+    cache = _list_cache(state, controls)
+    if not cache.everything:
+        n = cache.rows.shape[0]
+        parts = [_cached_terms(state, cache, np.arange(s, min(s + 4096, n))) for s in range(0, n, 4096)]
+        if parts:
+            terms = np.concatenate([p[0] for p in parts])
+            values = np.concatenate([p[1] for p in parts])
+            cache.everything[:] = [terms, values]  # one assignment: a reader sees none or both
     state.index.warm()
 
 
@@ -426,8 +438,7 @@ def _build_cache(state: FittedState, controls: Controls) -> _ListCache:
     for start in range(0, n, 4096):
         rows = np.arange(start, min(start + 4096, n))
         ranked, reasons = rows_lists(state, rows, depth, controls, None)
-        terms, values = _shared_term_arrays(state, rows, ranked)
-        parts.append((ranked, reasons, terms, values))
+        parts.append((ranked, reasons))
 
     def stack(get: Any) -> np.ndarray:
         return np.concatenate([get(p) for p in parts]) if parts else np.empty((0, depth))
@@ -440,23 +451,34 @@ def _build_cache(state: FittedState, controls: Controls) -> _ListCache:
         rows=rows,
         numbers=np.stack([*columns, prior], axis=-1).astype(np.float64),
         reasons=stack(lambda p: p[1]).astype(np.int8),
-        terms=stack(lambda p: p[2]),
-        term_values=rounded(stack(lambda p: p[3])),
         diversity=float(controls.diversity),
     )
 
 
-def _shared_term_arrays(state: FittedState, rows: np.ndarray, ranked: Ranked) -> tuple[np.ndarray, np.ndarray]:
-    """Top shared term ids and contributions of every cached item, shape (m, depth, SHARED_TERMS)."""
-    m, depth = ranked.rows.shape
+def _cached_terms(state: FittedState, cache: _ListCache, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Top shared term ids and rounded contributions of the cached items of ``rows``, shape (m, depth, SHARED_TERMS)."""
+    targets = cache.rows[rows]
+    m, depth = targets.shape
     terms = np.full((m, depth, SHARED_TERMS), -1, dtype=np.int32)
     values = np.zeros((m, depth, SHARED_TERMS), dtype=np.float32)
-    where = np.argwhere((ranked.rows >= 0) & (ranked.similarity > 0))
+    where = np.argwhere((targets >= 0) & (cache.numbers[rows, :, 1] > 0))
     if where.size:
         sources = state.index.vectors[rows[where[:, 0]]]
-        found = state.index.shared_term_arrays(sources, ranked.rows[where[:, 0], where[:, 1]])
+        found = state.index.shared_term_arrays(sources, targets[where[:, 0], where[:, 1]])
         terms[where[:, 0], where[:, 1]], values[where[:, 0], where[:, 1]] = found
-    return terms, values
+    return terms, rounded(values)
+
+
+def _row_terms(state: FittedState, cache: _ListCache, row: int) -> tuple[np.ndarray, np.ndarray]:
+    """The explanations of one row's cached items (computed once, then kept)."""
+    if cache.everything:
+        terms, values = cache.everything
+        return terms[row], values[row]
+    found = cache.explained.get(row)
+    if found is None:  # two threads may both compute it: the same values, one kept
+        terms, values = _cached_terms(state, cache, np.array([row]))
+        found = cache.explained.setdefault(row, (terms[0], values[0]))
+    return found
 
 
 def cached_items(
@@ -483,8 +505,8 @@ def cached_items(
     numbers = cache.numbers[row].tolist()
     reasons = cache.reasons[row].tolist()
     if explain:
-        terms = cache.terms[row].tolist()
-        term_values = cache.term_values[row].tolist()
+        row_terms, row_values = _row_terms(state, cache, row)
+        terms, term_values = row_terms.tolist(), row_values.tolist()
         words = state.index.terms
     for rank_, j in enumerate(slots[:k], start=1):
         score, similarity, popularity_part, freshness_part, boost_part, diversity_part, prior = numbers[j]

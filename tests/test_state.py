@@ -109,6 +109,21 @@ def test_replacing_vector_rows_equals_assigning_them(seed: int):
         replaced_vectors(vectors, np.array([n]), sp.csr_matrix((1, width), dtype=np.float32))
 
 
+def test_the_lists_of_a_new_state_explain_only_what_is_asked_for():
+    from recommender import _lists
+
+    model = fit()
+    model.block(["e3"])  # a new state: its list cache is built on the next request
+    lazily = {a: model.recommend(a, k=3) for a in ["f1", "e1"]}
+    cache = _lists._list_cache(model._state, model._own_controls())
+    assert not cache.everything and set(cache.explained) == {model._state.catalogue.row_of(a) for a in lazily}
+    assert any(item.shared_terms for items in lazily.values() for item in items)
+    model.warm()  # every list's explanations at once
+    assert cache.everything and model.recommend("f1", k=3, explain=False)[0].shared_terms == ()
+    for article_id, items in lazily.items():
+        assert model.recommend(article_id, k=3) == items
+
+
 def test_blocking_again_reports_the_lists_that_hold_it_as_before():
     # a block that changes nothing still names the lists holding the article (never the id itself, nor unknown ids)
     model = fit()
