@@ -9,7 +9,6 @@ changed: updates build the next one.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from ._memo import Memo
 from ._ranking import top_entries
 from ._text import TextParams, Vocabulary, term_counter, unknown_tokens, vectorise
 
@@ -45,8 +45,7 @@ class VectorIndex:
     params: TextParams
     vectors: sp.csr_matrix
     drift_counts: np.ndarray
-    _memo: dict[str, Any] = field(default_factory=dict, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _memo: Memo = field(default_factory=Memo, repr=False)
 
     def __len__(self) -> int:
         return int(self.vectors.shape[0])
@@ -56,22 +55,17 @@ class VectorIndex:
         return self._cached("terms", lambda: self.vocabulary.terms.tolist())
 
     def _cached(self, name: str, build: Any) -> Any:
-        value = self._memo.get(name)
-        if value is None:
-            with self._lock:  # two threads asking at once build it once
-                value = self._memo.get(name)
-                if value is None:
-                    value = self._memo[name] = build()
-        return value
+        return self._memo.once(name, build)
 
     # ------------------------------------------------------------------ new text
 
     def vectorise(self, fields: Mapping[str, Sequence[str]]) -> sp.csr_matrix:
         """Vectors of new texts over the frozen vocabulary, shape (m, width)."""
-        counter = None
-        if len(self.vocabulary):  # no terms at all: vectorise gives zero rows
-            counter = self._cached("counter", lambda: term_counter(self.vocabulary, self.params))
+        counter = self._term_counter() if len(self.vocabulary) else None  # no terms: zero rows
         return vectorise(fields, self.vocabulary, self.params, counter)
+
+    def _term_counter(self) -> Any:
+        return self._cached("counter", lambda: term_counter(self.vocabulary, self.params))
 
     def drift_of(self, fields: Mapping[str, Sequence[str]]) -> np.ndarray:
         """``(tokens unknown to the vocabulary, tokens)`` of new texts."""
@@ -109,10 +103,11 @@ class VectorIndex:
         return words, latent
 
     def warm(self) -> None:
-        """Build the inverted index and the term columns now rather than on the first query."""
+        """Build the inverted index, the term list and the term counter now rather than on the first query."""
         self._cached("inverted", self._inverted)
         self.terms  # noqa: B018 - built on first use
-        self.vectorise({"title": ["warm"]})  # the term counter and the compiled kernels
+        if len(self.vocabulary):
+            self._term_counter()
 
     def pair_similarity(self, rows: np.ndarray) -> np.ndarray:
         """Cosine similarities among ``rows``, shape (c, c)."""
@@ -146,11 +141,8 @@ class VectorIndex:
     def with_vectors(self, vectors: sp.csr_matrix, drift: np.ndarray | None = None) -> VectorIndex:
         """The same vocabulary and parameters over other vectors (after an update)."""
         counts = self.drift_counts if drift is None else np.asarray(self.drift_counts) + drift
-        index = replace(self, vectors=vectors, drift_counts=counts, _memo={}, _lock=threading.Lock())
-        for name in ("counter", "terms"):  # these depend on the vocabulary only
-            if name in self._memo:
-                index._memo[name] = self._memo[name]
-        return index
+        kept = {name: self._memo[name] for name in ("counter", "terms") if name in self._memo}  # vocabulary only
+        return replace(self, vectors=vectors, drift_counts=counts, _memo=Memo(kept))
 
 
 def replaced_vectors(vectors: sp.csr_matrix, rows: np.ndarray, new: sp.csr_matrix) -> sp.csr_matrix:

@@ -18,7 +18,6 @@ lists), so nothing cached can outlive the state it was computed from.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -33,6 +32,7 @@ from ._duplicates import copy_labels, duplicate_groups, signatures, text_keys
 from ._editorial import Editorial
 from ._errors import SchemaError
 from ._index import VectorIndex
+from ._memo import Memo
 from ._neighbours import thread_count
 from ._pools import Pools
 from ._progress import bar as progress_bar
@@ -86,27 +86,18 @@ class FittedState:
     rejected: tuple[dict[str, Any], ...] = ()
     flagged: tuple[dict[str, Any], ...] = ()
     generation: int = 0
-    memo: dict[str, Any] = field(default_factory=dict, repr=False)
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    memo: Memo = field(default_factory=lambda: Memo(keep=1), repr=False)  # the lists under the controls asked last
 
     def __len__(self) -> int:
         return len(self.catalogue)
 
     def evolve(self, **changes: Any) -> FittedState:
         """The next state: these parts changed, the others shared, ``generation`` one more, a new memo."""
-        return replace(self, generation=self.generation + 1, memo={}, lock=threading.Lock(), **changes)
+        return replace(self, generation=self.generation + 1, memo=Memo(keep=1), **changes)
 
     def memoised(self, key: Any, build: Any) -> Any:
         """``build()``, computed once per state and key (the request path's caches)."""
-        value = self.memo.get(key)
-        if value is None:
-            with self.lock:
-                value = self.memo.get(key)
-                if value is None:
-                    value = build()
-                    self.memo.clear()  # one entry: the lists under the controls asked last
-                    self.memo[key] = value
-        return value
+        return self.memo.once(key, build)
 
     @property
     def copy_labels(self) -> np.ndarray:

@@ -209,17 +209,8 @@ def _stop_words(value: object, token_pattern: str) -> str | tuple[str, ...] | No
     return tuple(sorted(words))
 
 
-def _stop_list(params: TextParams) -> str | list[str] | None:
-    """What scikit-learn's CountVectorizer takes for the stop words of ``params``."""
-    if params.stop_words == "news":
-        return sorted(NEWS_STOP_WORDS)
-    if isinstance(params.stop_words, tuple):
-        return list(params.stop_words)
-    return params.stop_words
-
-
 def _stop_set(params: TextParams) -> frozenset[str]:
-    """The stop words of ``params`` as a set of words."""
+    """The stop words of ``params`` as a set of words (every counter takes them from here)."""
     return _stop_words_of(params.stop_words)
 
 
@@ -284,7 +275,7 @@ def _counts(
 def _counter(params: TextParams, vocabulary: Mapping[str, int] | None = None) -> CountVectorizer:
     return CountVectorizer(
         preprocessor=_clean,
-        stop_words=_stop_list(params),
+        stop_words=sorted(_stop_set(params)) or None,
         token_pattern=params.token_pattern,
         ngram_range=tuple(params.ngram_range),
         vocabulary=vocabulary,
