@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from . import _lists
+from ._cluster import connected, distributed
 from ._progress import bar as progress_bar
 from ._ranking import CONTROL_NAMES, Controls
 from ._store import Loaded, file_sha256, manifest_digest, read_model
@@ -55,7 +56,6 @@ _SINGLE = {".csv": "csv", ".csv.gz": "csv", ".jsonl": "jsonl", ".jsonl.gz": "jso
 PARTS_MANIFEST = "_parts.json"
 _LISTS_FORMAT = "recommender-lists"
 _LISTS_FORMAT_VERSION = 1
-_DASK_HINT = "pip install 'recommender[dask]'"
 #: Times Dask reruns a part whose task raised (a lost worker is handled by Dask's own rescheduling).
 _RETRIES = 2
 #: Seconds between manifest writes while parts complete (it is always written at the end).
@@ -325,7 +325,7 @@ def precompute(
             raise FileExistsError(f"Cannot write one {kind} file to '{target}': it is a directory.")
         folder = target.with_name(f".{target.name}.parts")
     if client is not None or workers is not None:
-        _distributed()  # fail before any work when Dask is missing
+        distributed()  # fail before any work when Dask is missing
 
     manifest = read_manifest(model_dir)
     version = str(manifest["version"])
@@ -397,37 +397,15 @@ def precompute(
     )
 
 
-def _distributed() -> Any:
-    """``dask.distributed``, imported on first use; a clear error when Dask is not installed."""
-    try:
-        from dask import distributed
-    except ImportError as exc:
-        raise ImportError(
-            f"Running precompute on Dask (client= or workers=) needs dask.distributed, which cannot be imported "
-            f"({exc}). Install it with: {_DASK_HINT}"
-        ) from None
-    return distributed
-
-
 def _run_on_dask(parts: list[_Part], record: Any, *, client: Any, workers: int | None) -> None:
     """Submit one task per part and ``record`` each result as it completes."""
-    distributed = _distributed()
-    with contextlib.ExitStack() as stack:
-        if isinstance(client, str):
-            client = stack.enter_context(distributed.Client(client))
-        elif client is None:
-            cluster = stack.enter_context(
-                distributed.LocalCluster(
-                    n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0"
-                )
-            )
-            client = stack.enter_context(distributed.Client(cluster))
+    with connected(client, workers) as client:
         run = uuid.uuid4().hex[:8]
         futures = [
             client.submit(_compute_part, part, key=f"recommender-{part.name}-{run}", retries=_RETRIES) for part in parts
         ]
         try:
-            for future in distributed.as_completed(futures):
+            for future in distributed().as_completed(futures):
                 record(future.result())
         except BaseException:
             client.cancel(futures)

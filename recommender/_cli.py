@@ -41,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Whoever read stdout stopped (`recommender info m --json | head`): stop quietly, like a shell tool.
         _silence_stdout()
         return 141
-    except (RecommenderError, OSError, ValueError, KeyError) as exc:
+    except (RecommenderError, OSError, ValueError, KeyError, ImportError) as exc:
         message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
         print(f"recommender: error: {' '.join(message.split())}", file=sys.stderr)
         return 1
@@ -82,6 +82,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     build.add_argument("--strict", action="store_true", help="stop at the first invalid row instead of rejecting it")
     build.add_argument("--quiet", action="store_true", help="no progress bars (they show only on a terminal anyway)")
+    on = build.add_mutually_exclusive_group()
+    on.add_argument(
+        "--workers", type=int, default=None, metavar="N",
+        help="build on a local Dask cluster of N single-threaded processes (the same model, bit for bit)",
+    )  # fmt: skip
+    on.add_argument(
+        "--scheduler", default=None, metavar="ADDRESS",
+        help="build on a Dask cluster, e.g. tcp://host:8786; the workers read the INPUT files",
+    )  # fmt: skip
     build.add_argument(
         "--reset-editorial",
         action="store_true",
@@ -255,7 +264,12 @@ def _controls(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _build(args: argparse.Namespace) -> int:
-    articles = load_articles(args.inputs, strict=args.strict)
+    on_dask = args.workers is not None or args.scheduler is not None
+    if on_dask:
+        from ._cluster import distributed
+
+        distributed()  # a missing Dask is said before anything is read
+    articles = args.inputs if on_dask else load_articles(args.inputs, strict=args.strict)
     model = Recommender(
         pool_size=args.pool_size,
         duplicate_threshold=args.duplicate_threshold,
@@ -266,7 +280,14 @@ def _build(args: argparse.Namespace) -> int:
         n_jobs=args.n_jobs,
         mode=args.mode,
         **_controls(args),
-    ).fit(articles, progress=False if args.quiet else None)
+    )
+    if on_dask:
+        model.fit(
+            articles, client=args.scheduler, workers=args.workers, strict=args.strict,
+            progress=False if args.quiet else None,
+        )  # fmt: skip
+    else:
+        model.fit(articles, progress=False if args.quiet else None)
     version = model.save(args.out, carry_editorial=not args.reset_editorial)
     rejected = model.rejected_
     print(f"Kept {model.n_articles:,} articles; rejected {len(rejected):,} rows.")

@@ -281,37 +281,96 @@ class Recommender(BaseEstimator):
 
     # ------------------------------------------------------------------ fit
 
-    def fit(self, articles: pd.DataFrame, *, progress: bool | None = None) -> Recommender:
+    def fit(
+        self,
+        articles: Any,
+        *,
+        progress: bool | None = None,
+        client: Any = None,
+        workers: int | None = None,
+        block_rows: int | None = None,
+        strict: bool = False,
+    ) -> Recommender:
         """Learn vectors, neighbour pools, duplicate groups and the popularity prior.
 
         Parameters
         ----------
-        articles : DataFrame
+        articles : DataFrame, or (with ``client`` or ``workers``) a Dask DataFrame or file paths
             A table from :func:`recommender.load_articles`, or any DataFrame with an
             ``article_id`` column (or alias) and some text; it is validated the
-            same way, and rows rejected here are added to ``rejected_``.
+            same way, and rows rejected here are added to ``rejected_``. On Dask,
+            file paths (one or a list, any format ``load_articles`` reads) are read
+            by the workers and a Dask DataFrame's partitions are computed there.
         progress : bool or None, default None
             Show progress bars on stderr (tqdm); None shows them only when stderr
             is a terminal.
+        client : dask.distributed.Client or str, optional
+            Build on this Dask cluster (a string is a scheduler address such as
+            ``"tcp://host:8786"``): the vectors, the document frequencies and the
+            neighbour search run as tasks on the workers, and the fitted model is
+            the same, bit for bit, as without ``client``. ``mode="exact"`` only.
+            See ``docs/performance.md`` ("The build on Dask") for what each worker
+            needs.
+        workers : int, optional
+            Build on a local Dask cluster of this many single-threaded worker
+            processes, started for this call and closed at the end. Not with ``client``.
+        block_rows : int, optional
+            On Dask: rows per block of the neighbour search (default: at most
+            20,000, fewer when that leaves too few tasks for the workers); a task
+            holds two blocks. The model does not depend on it.
+        strict : bool, default False
+            Raise :class:`~recommender.ArticleValidationError` at the first invalid
+            row instead of rejecting it.
 
         Returns
         -------
         self
+
+        Raises
+        ------
+        ImportError
+            ``client`` or ``workers`` was given and Dask is not installed.
         """
-        if not isinstance(articles, pd.DataFrame):
-            raise TypeError(
-                f"fit() expects a pandas DataFrame, got {type(articles).__name__}; "
-                "read files with recommender.load_articles(path) first."
+        from ._cluster import check_inputs, connected, fit_on_dask
+
+        if client is None and workers is None:
+            if block_rows is not None:
+                raise ValueError("block_rows= is a setting of the build on Dask: give client= or workers= too.")
+            if not isinstance(articles, pd.DataFrame):
+                raise TypeError(
+                    f"fit() expects a pandas DataFrame, got {type(articles).__name__}; "
+                    "read files with recommender.load_articles(path) first (or build on Dask with client=)."
+                )
+            self._check_params()
+            state = fit_state(
+                validate_articles(articles, strict=strict),
+                self.text_params(),
+                settings_of(self.get_params()),
+                reference_date=utc_timestamp(self.reference_date, "reference_date"),
+                n_jobs=self.n_jobs,
+                progress=progress,
             )
-        self._check_params()
-        state = fit_state(
-            validate_articles(articles),
-            self.text_params(),
-            settings_of(self.get_params()),
-            reference_date=utc_timestamp(self.reference_date, "reference_date"),
-            n_jobs=self.n_jobs,
-            progress=progress,
-        )
+        else:
+            if client is not None and workers is not None:
+                raise ValueError("Give client= (an existing Dask cluster) or workers= (a local one), not both.")
+            if workers is not None and (
+                isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1
+            ):
+                raise ValueError(f"workers must be a positive integer, got {workers!r}.")
+            self._check_params()
+            settings = settings_of(self.get_params())
+            check_inputs(articles, settings, block_rows)
+            with connected(client, workers) as dask_client:
+                state = fit_on_dask(
+                    articles,
+                    self.text_params(),
+                    settings,
+                    client=dask_client,
+                    reference_date=utc_timestamp(self.reference_date, "reference_date"),
+                    block_rows=block_rows,
+                    strict=strict,
+                    progress=progress,
+                )
         self._adopt(state, saved=None)
         self._origin = "fit"
         return self

@@ -242,6 +242,13 @@ def _unsettled(dense_rows: np.ndarray, rows: np.ndarray, sims: np.ndarray, floor
     if dense_rows.shape[1] == 0 or rows.shape[0] == 0:
         return np.empty(0, dtype=np.int64)
     norms = np.sqrt(np.einsum("ij,ij->i", dense_rows, dense_rows, dtype=np.float64))
+    return _unsettled_of(norms, rows, sims, floor)
+
+
+def _unsettled_of(norms: np.ndarray, rows: np.ndarray, sims: np.ndarray, floor: np.float32) -> np.ndarray:
+    """``_unsettled`` from the rows' dense norms."""
+    if rows.shape[0] == 0 or not norms.size or norms.max() == 0:
+        return np.empty(0, dtype=np.int64)
     reach = norms * norms.max()  # a term-free pair's similarity is at most this
     settled = (rows[:, -1] >= 0) & (sims[:, -1].astype(np.float64) > reach * (1.0 + 1e-4) + 1e-6)
     return np.flatnonzero(~settled & (reach > float(floor)))
@@ -499,6 +506,183 @@ def select_top(sims: np.ndarray, pool: int, n: int) -> tuple[np.ndarray, np.ndar
     return out_rows, out_sims
 
 
+# ---------------------------------------------------------------------------------------------- tiles
+# The neighbour search split into tasks (the build on Dask, ``recommender._cluster``): row blocks, and tiles of
+# block x block, each giving partial pools for the rows of both blocks. Every pair is summed as in the one-process
+# search, so merging the partial pools of every tile gives the same pools, bit for bit.
+
+
+def dense_columns(column_counts: np.ndarray, n: int) -> np.ndarray:
+    """The columns handled as dense columns (see ``_split_dense``), from every row's column counts."""
+    if n < 8:
+        return np.empty(0, dtype=np.int64)
+    return np.flatnonzero(np.asarray(column_counts) >= max(1.0, _DENSE_SHARE * n))
+
+
+def empty_pools(count: int, pool: int) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` empty partial pools: (rows -1, similarities at the floor)."""
+    return np.full((count, pool), -1, dtype=np.int32), np.full((count, pool), np.float32(SIMILARITY_FLOOR))
+
+
+def _tile_arrays(vectors: sp.csr_matrix, dense_cols: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """The kernel arrays of one block: (sparse part and its posting lists), dense rows."""
+    vectors = sp.csr_matrix(vectors, dtype=np.float32)
+    n = vectors.shape[0]
+    _check_csr(vectors)
+    if len(dense_cols):
+        keep = np.ones(vectors.shape[1], dtype=bool)
+        keep[dense_cols] = False
+        dense_rows = np.ascontiguousarray(vectors[:, dense_cols].toarray(), dtype=np.float32)
+        sparse = vectors[:, np.flatnonzero(keep)].tocsr()
+    else:
+        dense_rows = np.zeros((n, 0), dtype=np.float32)
+        sparse = vectors
+    if not sparse.has_sorted_indices:
+        sparse = sparse.sorted_indices()
+    postings = sparse.T.tocsr()
+    postings.sort_indices()
+    arrays = (
+        sparse.indptr.astype(np.int64, copy=False),
+        sparse.indices.astype(np.int32, copy=False),
+        sparse.data,
+        postings.indptr.astype(np.int64, copy=False),
+        postings.indices.astype(np.int32, copy=False),
+        postings.data,
+    )
+    return arrays, dense_rows
+
+
+def _check_csr(matrix: sp.csr_matrix) -> None:
+    """Refuse a CSR matrix whose index arrays do not fit its shape (the compiled kernels do not check bounds)."""
+    n, width = matrix.shape
+    indptr, indices = matrix.indptr, matrix.indices
+    if indptr.shape != (n + 1,) or indptr[0] != 0 or (np.diff(indptr) < 0).any() or indptr[-1] != indices.size:
+        raise ValueError("vectors: the row pointers of the sparse matrix are not consistent with its shape.")
+    if (indices.size and (indices.min() < 0 or indices.max() >= width)) or matrix.data.size != indices.size:
+        raise ValueError("vectors: the sparse matrix has column indices outside its shape.")
+
+
+def tile_pools(
+    first: sp.csr_matrix,
+    second: sp.csr_matrix | None,
+    offsets: tuple[int, int],
+    labels: tuple[np.ndarray, np.ndarray | None],
+    dense_cols: np.ndarray,
+    pool: int,
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray] | None]:
+    """Partial pools from the pairs of one tile that share a term.
+
+    ``second`` None: the pairs within block ``first``; else the pairs of a row of
+    ``first`` (global rows ``offsets[0] + i``) and a row of ``second`` (global rows
+    ``offsets[1] + j``, after those of ``first``). ``labels`` are the blocks' copy
+    labels, ``dense_cols`` :func:`dense_columns` of the whole matrix. Returns
+    ``(rows, similarities)`` for the rows of ``first`` and (None for one block) for
+    the rows of ``second``, with global row numbers, empty slots -1 at the floor
+    similarity (merge them with :func:`merged_pools`).
+    """
+    kernels = _kernels()
+    floor = np.float32(SIMILARITY_FLOOR)
+    arrays, dense_a = _tile_arrays(first, dense_cols)
+    count_a = first.shape[0]
+    labels_a = np.ascontiguousarray(labels[0], dtype=np.int64)
+    if labels_a.shape != (count_a,):
+        raise ValueError(f"labels of the first block must have shape ({count_a},), got {labels_a.shape}.")
+    if second is None:
+        part_rows, part_sims = empty_pools(count_a, pool)
+        worst_sims = np.full((1, count_a), floor, dtype=np.float32)
+        worst_rows = np.full((1, count_a), -1, dtype=np.int32)
+        part_rows, part_sims = part_rows[None], part_sims[None]
+        if count_a:
+            kernels["all"](0, count_a, *arrays, dense_a, labels_a, part_sims, part_rows, worst_sims, worst_rows, floor)
+        rows = part_rows[0]
+        rows[rows >= 0] += offsets[0]
+        return (rows, part_sims[0]), None
+    if first.shape[1] != second.shape[1]:
+        raise ValueError(f"the blocks have {first.shape[1]} and {second.shape[1]} columns.")
+    count_b = second.shape[0]
+    labels_b = np.ascontiguousarray(labels[1], dtype=np.int64)
+    if labels_b.shape != (count_b,):
+        raise ValueError(f"labels of the second block must have shape ({count_b},), got {labels_b.shape}.")
+    if offsets[1] < offsets[0] + count_a:
+        raise ValueError("the second block's rows must come after the first block's.")
+    b_arrays, dense_b = _tile_arrays(second, dense_cols)
+    rows_a, sims_a = empty_pools(count_a, pool)
+    rows_b, sims_b = empty_pools(count_b, pool)
+    if count_a and count_b:
+        kernels["cross"](
+            *arrays[:3], *b_arrays[3:], dense_a, dense_b, labels_a, labels_b,
+            sims_a, rows_a, sims_b, rows_b, np.int32(offsets[0]), np.int32(offsets[1]), floor,
+        )  # fmt: skip
+    return (rows_a, sims_a), (rows_b, sims_b)
+
+
+def sweep_pools(
+    first: sp.csr_matrix,
+    sources: np.ndarray,
+    second: sp.csr_matrix,
+    offsets: tuple[int, int],
+    labels: tuple[np.ndarray, np.ndarray],
+    dense_cols: np.ndarray,
+    pool: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Partial pools of rows ``sources`` of block ``first`` against every row of ``second`` (any order of blocks,
+    the same block too), whether or not a pair shares a term: the rows that :func:`unsettled_rows` names."""
+    kernels = _kernels()
+    floor = np.float32(SIMILARITY_FLOOR)
+    sources = np.ascontiguousarray(sources, dtype=np.int64)
+    if sources.size and (sources.min() < 0 or sources.max() >= first.shape[0]):
+        raise ValueError("sources must be rows of the first block.")
+    labels_a = np.ascontiguousarray(labels[0], dtype=np.int64)
+    labels_b = np.ascontiguousarray(labels[1], dtype=np.int64)
+    if labels_a.shape != (first.shape[0],) or labels_b.shape != (second.shape[0],):
+        raise ValueError("labels must have one entry per row of each block.")
+    if first.shape[1] != second.shape[1]:
+        raise ValueError(f"the blocks have {first.shape[1]} and {second.shape[1]} columns.")
+    arrays, dense_a = _tile_arrays(first, dense_cols)
+    b_arrays, dense_b = _tile_arrays(second, dense_cols)
+    rows, sims = empty_pools(len(sources), pool)
+    if len(sources) and second.shape[0]:
+        kernels["sweep"](
+            sources, *arrays[:3], *b_arrays[3:], dense_a, dense_b, labels_a, labels_b,
+            sims, rows, np.int32(offsets[0]), np.int32(offsets[1]), floor,
+        )  # fmt: skip
+    return rows, sims
+
+
+def merged_pools(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """One pool per row from partial pools of the same rows (best first, ties by row)."""
+    if len(parts) == 1:
+        return parts[0]
+    rows = np.stack([np.asarray(r, dtype=np.int32) for r, _ in parts])
+    sims = np.stack([np.asarray(s, dtype=np.float32) for _, s in parts])
+    if rows.shape != sims.shape or rows.ndim != 3:
+        raise ValueError("partial pools must all have the same shape.")
+    if rows.size and (rows.min() < -1):
+        raise ValueError("partial pools hold negative rows.")
+    return _kernels()["merge"](sims, rows)
+
+
+def dense_norms(vectors: sp.csr_matrix, dense_cols: np.ndarray) -> np.ndarray:
+    """Each row's norm over the dense columns (float64), for :func:`unsettled_rows`."""
+    if len(dense_cols) == 0:
+        return np.zeros(vectors.shape[0], dtype=np.float64)
+    dense = np.ascontiguousarray(sp.csr_matrix(vectors)[:, dense_cols].toarray(), dtype=np.float32)
+    return np.sqrt(np.einsum("ij,ij->i", dense, dense, dtype=np.float64))
+
+
+def unsettled_rows(norms: np.ndarray, rows: np.ndarray, sims: np.ndarray) -> np.ndarray:
+    """The rows whose pool a pair sharing no term could still enter (see ``_unsettled``), from every row's
+    :func:`dense_norms`."""
+    return _unsettled_of(np.asarray(norms, dtype=np.float64), rows, sims, np.float32(SIMILARITY_FLOOR))
+
+
+def finished(rows: np.ndarray, sims: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Merged pools as ``top_neighbours`` returns them (similarity 0 in empty slots)."""
+    sims = np.array(sims, dtype=np.float32)
+    sims[rows < 0] = 0.0
+    return np.asarray(rows, dtype=np.int32), sims
+
+
 # ---------------------------------------------------------------------------------------------- compiled engine
 # Plain functions compiled by numba on first use (``_kernels``); nothing is compiled at import time.
 
@@ -515,26 +699,32 @@ def _insert(best_sims, best_rows, value, row):  # pragma: no cover - compiled
 
 
 def _dense_dot(dense_rows, i, j):  # pragma: no cover - compiled
-    """The dense part of similarity(i, j), summed in one fixed order on every path: four running sums over the
-    columns ``c = k mod 4`` (independent, so they run side by side), added as ``(s0 + s1) + (s2 + s3)``."""
-    d = dense_rows.shape[1]
+    """The dense part of similarity(i, j) (see ``_dense_pair``)."""
+    return _dense_pair(dense_rows, i, dense_rows, j)
+
+
+def _dense_pair(first, i, second, j):  # pragma: no cover - compiled
+    """The dense part of the similarity of row ``i`` of ``first`` and row ``j`` of ``second``, summed in one fixed
+    order on every path: four running sums over the columns ``c = k mod 4`` (independent, so they run side by
+    side), added as ``(s0 + s1) + (s2 + s3)``."""
+    d = first.shape[1]
     s0 = np.float32(0.0)
     s1 = np.float32(0.0)
     s2 = np.float32(0.0)
     s3 = np.float32(0.0)
     c = 0
     while c + 4 <= d:
-        s0 += dense_rows[i, c] * dense_rows[j, c]
-        s1 += dense_rows[i, c + 1] * dense_rows[j, c + 1]
-        s2 += dense_rows[i, c + 2] * dense_rows[j, c + 2]
-        s3 += dense_rows[i, c + 3] * dense_rows[j, c + 3]
+        s0 += first[i, c] * second[j, c]
+        s1 += first[i, c + 1] * second[j, c + 1]
+        s2 += first[i, c + 2] * second[j, c + 2]
+        s3 += first[i, c + 3] * second[j, c + 3]
         c += 4
     if c < d:
-        s0 += dense_rows[i, c] * dense_rows[j, c]
+        s0 += first[i, c] * second[j, c]
     if c + 1 < d:
-        s1 += dense_rows[i, c + 1] * dense_rows[j, c + 1]
+        s1 += first[i, c + 1] * second[j, c + 1]
     if c + 2 < d:
-        s2 += dense_rows[i, c + 2] * dense_rows[j, c + 2]
+        s2 += first[i, c + 2] * second[j, c + 2]
     return (s0 + s1) + (s2 + s3)
 
 
@@ -966,6 +1156,110 @@ def _refine_rows(
     return out_rows, out_sims
 
 
+def _cross_pairs(
+    indptr,
+    indices,
+    data,
+    t_indptr,
+    t_rows,
+    t_data,
+    dense_a,
+    dense_b,
+    groups_a,
+    groups_b,
+    sims_a,
+    rows_a,
+    sims_b,
+    rows_b,
+    offset_a,
+    offset_b,
+    floor,
+):  # pragma: no cover - compiled
+    """Every pair (i of block A, j of block B) that shares a term: its similarity summed as in ``_all_rows_span``
+    (term columns ascending, then the dense part) and offered to both rows' pools (global rows: offsets added)."""
+    count_b = groups_b.shape[0]
+    d = dense_a.shape[1]
+    last = sims_a.shape[1] - 1
+    acc = np.zeros(count_b, dtype=np.float32)
+    worst_sims = sims_b[:, last].copy()  # the B pools' last entries, compact: read for every pair
+    worst_rows = rows_b[:, last].copy()
+    for i in range(groups_a.shape[0]):
+        for p in range(indptr[i], indptr[i + 1]):
+            term = indices[p]
+            weight = data[p]
+            for q in range(t_indptr[term], t_indptr[term + 1]):
+                acc[t_rows[q]] += weight * t_data[q]
+        gi = groups_a[i]
+        own_sims = sims_a[i]
+        own_rows = rows_a[i]
+        row_i = offset_a + i
+        for j in range(count_b):
+            v = acc[j]
+            if v == 0.0:  # no shared term: left to the bound, as in _all_rows_span
+                continue
+            acc[j] = 0.0
+            if d > 0:
+                v += _dense_pair(dense_a, i, dense_b, j)
+            if v <= floor:
+                continue
+            row_j = offset_b + j
+            better_for_i = v > own_sims[last] or (v == own_sims[last] and row_j < own_rows[last])
+            better_for_j = v > worst_sims[j] or (v == worst_sims[j] and row_i < worst_rows[j])
+            if (better_for_i or better_for_j) and (gi < 0 or groups_b[j] != gi):
+                if better_for_i:
+                    _insert(own_sims, own_rows, v, row_j)
+                if better_for_j:
+                    _insert(sims_b[j], rows_b[j], v, row_i)
+                    worst_sims[j] = sims_b[j, last]
+                    worst_rows[j] = rows_b[j, last]
+
+
+def _sweep_rows(
+    sources,
+    indptr,
+    indices,
+    data,
+    t_indptr,
+    t_rows,
+    t_data,
+    dense_a,
+    dense_b,
+    groups_a,
+    groups_b,
+    sims,
+    rows,
+    offset_a,
+    offset_b,
+    floor,
+):  # pragma: no cover - compiled
+    """Rows ``sources`` of block A against every row of block B, shared term or not (as ``_some_rows``)."""
+    count_b = groups_b.shape[0]
+    d = dense_a.shape[1]
+    last = sims.shape[1] - 1
+    acc = np.zeros(count_b, dtype=np.float32)
+    for s in range(sources.shape[0]):
+        i = sources[s]
+        for p in range(indptr[i], indptr[i + 1]):
+            term = indices[p]
+            weight = data[p]
+            for q in range(t_indptr[term], t_indptr[term + 1]):
+                acc[t_rows[q]] += weight * t_data[q]
+        gi = groups_a[i]
+        own_sims = sims[s]
+        own_rows = rows[s]
+        row_i = offset_a + i
+        for j in range(count_b):
+            v = acc[j]
+            acc[j] = 0.0
+            if d > 0:
+                v += _dense_pair(dense_a, i, dense_b, j)
+            row_j = offset_b + j
+            if v <= floor or row_j == row_i or (gi >= 0 and groups_b[j] == gi):
+                continue
+            if v > own_sims[last] or (v == own_sims[last] and row_j < own_rows[last]):
+                _insert(own_sims, own_rows, v, row_j)
+
+
 _COMPILED: dict = {}
 
 
@@ -1019,9 +1313,10 @@ def _prefetch_instruction():
 def _kernels():
     """The compiled kernels (compiled on first call, cached on disk by numba)."""
     if not _COMPILED:
-        global _insert, _dense_dot, _accumulate, _rescore, _fetch_row, _prefetch
+        global _insert, _dense_pair, _dense_dot, _accumulate, _rescore, _fetch_row, _prefetch
         _prefetch = _prefetch_instruction()
         _insert = numba.njit(cache=True, nogil=True, inline="always")(_insert)
+        _dense_pair = numba.njit(cache=True, nogil=True, inline="always")(_dense_pair)
         _dense_dot = numba.njit(cache=True, nogil=True, inline="always")(_dense_dot)
         _accumulate = numba.njit(cache=True, nogil=True)(_accumulate)
         _fetch_row = numba.njit(cache=True, nogil=True, inline="always")(_fetch_row)
@@ -1034,4 +1329,8 @@ def _kernels():
         _COMPILED["champions"] = parallel(_champions)
         _COMPILED["heaviest"] = parallel(_heaviest_terms)
         _COMPILED["refine"] = parallel(_refine_rows)
+        # one thread each (a task of the build on Dask), but compiled as the others: numba's parallel pipeline
+        # makes these loops about twice as fast (same arithmetic, same results)
+        _COMPILED["cross"] = parallel(_cross_pairs)
+        _COMPILED["sweep"] = parallel(_sweep_rows)
     return _COMPILED

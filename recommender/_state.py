@@ -37,9 +37,19 @@ from ._neighbours import thread_count
 from ._pools import Pools
 from ._progress import bar as progress_bar
 from ._ranking import popularity, popularity_scale
-from ._text import FIELDS, TextParams, fit_vocabulary
+from ._text import FIELDS, TextParams, Vocabulary, fit_vocabulary
 
-__all__ = ["ALL_PAIRS", "COPY_CANDIDATES", "FittedState", "Settings", "fit_state", "group_rows", "settings_of"]
+__all__ = [
+    "ALL_PAIRS",
+    "COPY_CANDIDATES",
+    "FittedState",
+    "Settings",
+    "Stages",
+    "assemble_state",
+    "fit_state",
+    "group_rows",
+    "settings_of",
+]
 
 logger = logging.getLogger("recommender")
 
@@ -118,7 +128,7 @@ def fit_state(
     progress: bool | None = None,
 ) -> FittedState:
     """Run the fit pipeline on a validated article table (see the module docstring)."""
-    clock = _Stages()
+    clock = Stages()
     rejected = list(articles.attrs.get("rejected", ()))
     if len(articles) == 0:
         reasons = "; ".join(sorted({r["reason"] for r in rejected})[:3]) or "the table is empty"
@@ -136,9 +146,6 @@ def fit_state(
         )
         bar.update(1)
     clock.done("vectorised: %d terms, %d stored values", len(vocabulary), vectors.nnz)
-    published_ns = to_ns(articles["published"])
-    reference = reference_date if reference_date is not None else _newest_past(published_ns)
-    views = articles["views"].to_numpy(np.float64)
     keys = text_keys(articles["title"], articles["summary"], articles["body"])
     clock.done("text keys")
     sigs = signatures(articles["title"].tolist(), articles["summary"].tolist(), articles["body"].tolist())
@@ -148,12 +155,37 @@ def fit_state(
             vectors, settings.pool_size, copy_labels(keys), n_jobs=n_jobs, mode=settings.mode, progress=bar.update
         )
     clock.done("neighbours (%s, pool %d)", settings.mode, settings.pool_size)
+    state = assemble_state(
+        table_of(articles), vocabulary, vectors, pools, keys, sigs, text, settings,
+        reference_date=reference_date, rejected=rejected, flagged=flagged,
+    )  # fmt: skip
+    clock.done("duplicate groups and lookups")
+    return state
+
+
+def assemble_state(
+    table: pd.DataFrame,
+    vocabulary: Vocabulary,
+    vectors: Any,
+    pools: Pools,
+    keys: np.ndarray,
+    sigs: Any,
+    text: TextParams,
+    settings: Settings,
+    *,
+    reference_date: pd.Timestamp | None,
+    rejected: list[dict[str, Any]],
+    flagged: list[dict[str, Any]],
+) -> FittedState:
+    """The fitted state from what the pipeline computed (the last steps of ``fit``, here or on a cluster)."""
+    published_ns = to_ns(table["published"])
+    reference = reference_date if reference_date is not None else _newest_past(published_ns)
+    views = table["views"].to_numpy(np.float64)
     scale = popularity_scale(views, published_ns, stamp_ns(reference))
     prior = popularity(views, published_ns, stamp_ns(reference), scale)
     groups = group_rows(keys, sigs, pools, settings)
-    clock.done("duplicate groups")
     catalogue = Catalogue(
-        table=table_of(articles),
+        table=table,
         popularity=prior,
         popularity_scale=scale,
         reference_date=reference,
@@ -163,9 +195,7 @@ def fit_state(
         fallback_days=float(settings.fallback_days),
     )
     index = VectorIndex(vocabulary, text, vectors, np.zeros(2, dtype=np.int64))
-    state = FittedState(settings, catalogue, index, pools, Editorial(), tuple(rejected), tuple(flagged))
-    clock.done("lookup index")
-    return state
+    return FittedState(settings, catalogue, index, pools, Editorial(), tuple(rejected), tuple(flagged))
 
 
 def _newest_past(published_ns: np.ndarray) -> pd.Timestamp | None:
@@ -202,7 +232,7 @@ def group_rows(keys: np.ndarray, sigs: Any, pools: Pools, settings: Settings) ->
     return duplicate_groups(pairs, np.asarray(keys), sigs, threshold)
 
 
-class _Stages:
+class Stages:
     """Logs how long each step of ``fit`` took (logger ``recommender``, level INFO)."""
 
     def __init__(self) -> None:

@@ -55,12 +55,19 @@ __all__ = [
     "FIELDS",
     "NEWS_STOP_WORDS",
     "STOP_LISTS",
+    "FieldCounts",
     "TermCounter",
     "TextParams",
     "Vocabulary",
+    "blend",
     "build_analyzer",
+    "count_fields",
+    "document_frequencies",
+    "fit_components",
     "fit_vocabulary",
+    "kept_terms",
     "term_counter",
+    "tfidf_rows",
     "unknown_tokens",
     "vectorise",
 ]
@@ -324,53 +331,100 @@ def fit_vocabulary(
     vocabulary : Vocabulary
     vectors : csr_matrix of shape (n, n_terms), float32, rows of unit norm (or zero)
     """
+    counts = count_fields(fields, params, n_jobs=n_jobs)
+    n_docs = counts.n_docs
+    columns, idf = kept_terms(document_frequencies(counts), n_docs, params)
+    if columns.size == 0:
+        empty = Vocabulary(np.array([], dtype=str), np.array([], dtype=np.float32))
+        return empty, sp.csr_matrix((n_docs, 0), dtype=np.float32)
+    column_of = np.full(len(counts.terms), -1, dtype=np.int64)
+    column_of[columns] = np.arange(columns.size)
+    # One block of articles at a time keeps the temporaries (slices, sums) to a block, whatever n.
+    parts = [tfidf_rows(counts, start, min(start + _BLOCK_ROWS, n_docs), column_of, idf) for start in
+             range(0, n_docs, _BLOCK_ROWS)]  # fmt: skip
+    terms = counts.terms[columns]
+    del counts
+    sparse = sp.vstack(parts, format="csr") if len(parts) != 1 else parts[0]
+    del parts
+    components = fit_components(sparse, params)
+    weight = float(params.latent_weight) if components is not None else 0.0
+    vocabulary = Vocabulary(terms, idf, components, weight)
+    return vocabulary, blend(sparse, vocabulary)
+
+
+@dataclass(frozen=True, eq=False)
+class FieldCounts:
+    """Term counts of the weighted fields of ``n_docs`` articles (:func:`count_fields`).
+
+    ``counts`` stacks the fields: row ``f * n_docs + i`` is field ``weights[f]`` of
+    article ``i``, columns are ``terms`` (every token seen, sorted by code point),
+    each row's columns ascending.
+    """
+
+    terms: np.ndarray
+    counts: sp.csr_matrix
+    weights: tuple[float, ...]
+    n_docs: int
+
+    def rows(self, start: int, stop: int) -> list[tuple[float, sp.csr_matrix]]:
+        """(weight, counts of articles ``start:stop``) of each field."""
+        n = self.n_docs
+        return [(w, self.counts[f * n + start : f * n + stop]) for f, w in enumerate(self.weights)]
+
+
+def count_fields(fields: Mapping[str, Sequence[str]], params: TextParams, *, n_jobs: int = 1) -> FieldCounts:
+    """Learn the terms of the articles' weighted fields and count them (the first step of fitting)."""
     texts = _field_texts(fields, params)
-    n_docs = len(texts[0][1]) if texts else 0
+    n_docs = len(next(iter(fields.values()), ())) if not texts else len(texts[0][1])
     stacked = [t for _, field in texts for t in field]
     try:
         terms, counts = _counts(stacked, params, None, n_jobs)
     except ValueError:  # scikit-learn's counter: nothing but stop words (or no text) anywhere
-        terms = np.array([], dtype=str)
-    if len(terms) == 0:
-        empty = Vocabulary(np.array([], dtype=str), np.array([], dtype=np.float32))
-        return empty, sp.csr_matrix((n_docs, 0), dtype=np.float32)
-    del stacked
-    weights = [w for w, _ in texts]
-    del texts
-    # Row block b of field f is rows f * n_docs + b of ``counts``. Working one block of
-    # articles at a time keeps the temporaries (slices, sums) to a block, whatever n.
-    blocks = range(0, n_docs, _BLOCK_ROWS)
+        terms, counts = np.array([], dtype=str), sp.csr_matrix((len(stacked), 0), dtype=np.float32)
+    return FieldCounts(terms, counts, tuple(w for w, _ in texts), n_docs)
 
-    df = np.zeros(len(terms), dtype=np.int64)
-    for start in blocks:
-        rows = _field_rows(counts, len(weights), n_docs, start)
+
+def document_frequencies(counts: FieldCounts) -> np.ndarray:
+    """Articles holding each term in any field, shape (len(terms),), int64."""
+    df = np.zeros(len(counts.terms), dtype=np.int64)
+    for start in range(0, counts.n_docs, _BLOCK_ROWS):
+        rows = [m for _, m in counts.rows(start, min(start + _BLOCK_ROWS, counts.n_docs))]
         present = sum(rows[1:], rows[0]).tocsr()
-        df += np.bincount(present.indices, minlength=len(terms))
+        df += np.bincount(present.indices, minlength=len(counts.terms))
+    return df
+
+
+def kept_terms(df: np.ndarray, n_docs: int, params: TextParams) -> tuple[np.ndarray, np.ndarray]:
+    """The terms kept by ``min_df``/``max_df`` (positions in the terms) and their idf."""
     keep = (df >= params.min_df) & (df <= params.max_df * n_docs)
     columns = np.flatnonzero(keep)
     idf = (np.log((1.0 + n_docs) / (1.0 + df[columns])) + 1.0).astype(np.float32)
-    parts = []
-    for start in blocks:
-        selected = [
-            (w, m[:, columns]) for w, m in zip(weights, _field_rows(counts, len(weights), n_docs, start), strict=True)
-        ]
-        parts.append(_normalise(_weighted_tf(selected, len(columns), selected[0][1].shape[0]), idf))
-    del counts
-    sparse = sp.vstack(parts, format="csr") if len(parts) != 1 else parts[0]
-    del parts
-    components = _fit_components(sparse, params)
-    weight = float(params.latent_weight) if components is not None else 0.0
-    vocabulary = Vocabulary(terms[columns], idf, components, weight)
-    return vocabulary, _blend(sparse, vocabulary)
+    return columns, idf
 
 
-def _field_rows(counts: sp.csr_matrix, n_fields: int, n_docs: int, start: int) -> list[sp.csr_matrix]:
-    """Rows ``start : start + _BLOCK_ROWS`` of each field from the stacked count matrix."""
-    stop = min(start + _BLOCK_ROWS, n_docs)
-    return [counts[f * n_docs + start : f * n_docs + stop] for f in range(n_fields)]
+def tfidf_rows(counts: FieldCounts, start: int, stop: int, column_of: np.ndarray, idf: np.ndarray) -> sp.csr_matrix:
+    """Unit TF-IDF rows (before the latent blend) of articles ``start:stop``.
+
+    ``column_of`` maps each of ``counts.terms`` to its column in the vocabulary, -1
+    for a term not kept; it must be increasing where it is not -1, so that each
+    row's columns stay ascending (the order its norm is summed in).
+    """
+    width = len(idf)
+    selected = [(w, _selected_columns(m, column_of, width)) for w, m in counts.rows(start, stop)]
+    return _normalise(_weighted_tf(selected, width, stop - start), idf)
 
 
-def _fit_components(sparse: sp.csr_matrix, params: TextParams) -> np.ndarray | None:
+def _selected_columns(matrix: sp.csr_matrix, column_of: np.ndarray, width: int) -> sp.csr_matrix:
+    """``matrix`` with its columns renumbered by ``column_of`` and those mapped to -1 dropped."""
+    matrix = matrix.tocsr()
+    new = column_of[matrix.indices]
+    keep = new >= 0
+    kept = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])
+    indptr = kept[matrix.indptr - matrix.indptr[0]]  # a row slice's pointers start at 0 (scipy copies slices)
+    return sp.csr_matrix((matrix.data[keep], new[keep].astype(np.int32), indptr), shape=(matrix.shape[0], width))
+
+
+def fit_components(sparse: sp.csr_matrix, params: TextParams) -> np.ndarray | None:
     """Right singular vectors of the term matrix, or None when the blend is off or impossible."""
     count = min(int(params.latent_components), sparse.shape[1] - 1, sparse.shape[0] - 1)
     if params.latent_weight <= 0 or count < 1:
@@ -382,7 +436,7 @@ def _fit_components(sparse: sp.csr_matrix, params: TextParams) -> np.ndarray | N
     return svd.components_.astype(np.float32)
 
 
-def _blend(sparse: sp.csr_matrix, vocabulary: Vocabulary) -> sp.csr_matrix:
+def blend(sparse: sp.csr_matrix, vocabulary: Vocabulary) -> sp.csr_matrix:
     """Append the weighted latent part to unit term vectors (see the module docstring)."""
     if vocabulary.components is None:
         return sparse
@@ -437,7 +491,7 @@ def vectorise(
     counter = counter if counter is not None else term_counter(vocabulary, params)
     _, stacked = _counts([t for _, field in texts for t in field], params, counter, 1)  # one call for all fields
     counts = [(w, stacked[f * n_docs : (f + 1) * n_docs]) for f, (w, _) in enumerate(texts)]
-    return _blend(_normalise(_weighted_tf(counts, len(vocabulary), n_docs), vocabulary.idf), vocabulary)
+    return blend(_normalise(_weighted_tf(counts, len(vocabulary), n_docs), vocabulary.idf), vocabulary)
 
 
 def _normalise(tf: sp.csr_matrix, idf: np.ndarray) -> sp.csr_matrix:

@@ -73,3 +73,24 @@ def newsroom() -> pd.DataFrame:
             "category": ["sport", "sport", "sport", "politics", "politics", "politics", "weather", "weather"],
         }
     )
+
+
+@pytest.fixture(scope="session")
+def cluster_client():
+    """The session's Dask client: a LocalCluster of two single-threaded worker processes (one per test run)."""
+    distributed = pytest.importorskip(
+        "dask.distributed", reason="dask.distributed is not installed (pip install 'recommender[dask]')"
+    )
+    with (
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        yield client
+
+
+@pytest.fixture
+def client(cluster_client):
+    """The session's Dask client with both workers up (a worker killed by an earlier test is restarted by its
+    nanny)."""
+    cluster_client.wait_for_workers(2, timeout=60)
+    return cluster_client

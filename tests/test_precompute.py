@@ -5,8 +5,8 @@ give the same lists (ids, order, scores) however the rows are split, wherever th
 parts run, and however often the job is interrupted. The embedded Wikinews corpus
 (291 articles) is split into parts of 50 rows, so a job has 6 parts.
 
-The Dask tests run a real ``LocalCluster`` of two worker processes (one per module,
-it starts in about a second); they are skipped when dask.distributed is not installed.
+The Dask tests run on the session's real ``LocalCluster`` of two worker processes
+(``conftest.py``); they are skipped when dask.distributed is not installed.
 """
 
 from __future__ import annotations
@@ -43,25 +43,6 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def expected(model_dir: Path) -> pd.DataFrame:
     """The truth: every list of the saved model, in one call."""
     return rec.load_model(model_dir).recommend_frame(K, progress=False)
-
-
-@pytest.fixture(scope="module")
-def cluster_client():
-    """A Dask client on a LocalCluster of two single-threaded worker processes."""
-    distributed = pytest.importorskip(
-        "dask.distributed", reason="dask.distributed is not installed (pip install 'recommender[dask]')"
-    )
-    with (
-        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster,
-        distributed.Client(cluster) as client,
-    ):
-        yield client
-
-
-@pytest.fixture
-def client(cluster_client):
-    cluster_client.wait_for_workers(2, timeout=60)  # a worker killed by an earlier test is restarted by its nanny
-    return cluster_client
 
 
 def strings(values: pd.Series) -> list[str | None]:

@@ -1,0 +1,210 @@
+"""Tests for the build on Dask (recommender._cluster): the same fitted model as a one-process fit, bit for bit.
+
+The truth is ``Recommender().fit`` in this process on the same articles. The Dask
+fits run on the session's LocalCluster of two worker processes (``conftest.py``)
+with small blocks, so that a fit of the 291-article Wikinews corpus has many tiles,
+several partitions and rows that are searched again (the sweep). Every array of the
+fitted state is compared for equality of bits, and the lists for equality.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import recommender as rec
+from recommender._cli import main
+
+BLOCK = 40  # rows per block: 291 articles -> 8 blocks, 36 tiles
+
+
+@pytest.fixture(scope="module")
+def wikinews() -> pd.DataFrame:
+    return rec.load_articles(rec.demo_corpus_path())
+
+
+@pytest.fixture(scope="module")
+def local(wikinews: pd.DataFrame) -> rec.Recommender:
+    return rec.Recommender().fit(wikinews, progress=False)
+
+
+def bits(array: np.ndarray) -> bytes:
+    return np.ascontiguousarray(array).tobytes()
+
+
+def assert_same_model(found: rec.Recommender, truth: rec.Recommender) -> None:
+    """Every array of the fitted state equal, bit for bit, and the same lists."""
+    a, b = found._state, truth._state
+    assert a.index.vocabulary.terms.tolist() == b.index.vocabulary.terms.tolist()
+    assert bits(a.index.vocabulary.idf) == bits(b.index.vocabulary.idf)
+    if b.index.vocabulary.components is None:
+        assert a.index.vocabulary.components is None
+    else:
+        assert bits(a.index.vocabulary.components) == bits(b.index.vocabulary.components)
+    va, vb = a.index.vectors, b.index.vectors
+    assert va.shape == vb.shape
+    assert bits(va.indptr.astype(np.int64)) == bits(vb.indptr.astype(np.int64))
+    assert bits(va.indices) == bits(vb.indices) and bits(va.data) == bits(vb.data)
+    assert bits(a.pools.rows) == bits(b.pools.rows)
+    assert bits(a.pools.similarities) == bits(b.pools.similarities)
+    assert bits(a.catalogue.groups) == bits(b.catalogue.groups)
+    assert np.asarray(a.catalogue.text_keys).tolist() == np.asarray(b.catalogue.text_keys).tolist()
+    pd.testing.assert_frame_equal(a.catalogue.table, b.catalogue.table)
+    assert bits(a.catalogue.popularity) == bits(b.catalogue.popularity)
+    assert list(a.rejected) == list(b.rejected)
+    assert list(a.flagged) == list(b.flagged)
+    pd.testing.assert_frame_equal(
+        found.recommend_frame(5, explain=True, progress=False), truth.recommend_frame(5, explain=True, progress=False)
+    )
+
+
+def test_a_dask_fit_is_the_local_fit_bit_for_bit(wikinews, local, client, caplog) -> None:
+    with caplog.at_level(logging.INFO, logger="recommender"):
+        spread = rec.Recommender().fit(wikinews, client=client, block_rows=BLOCK, progress=False)
+    assert_same_model(spread, local)
+    messages = " ".join(r.getMessage() for r in caplog.records)
+    assert "36 tiles" in messages
+    assert "searched again over every block" in messages  # the sweep of unsettled rows ran too
+    # a scheduler address works as well as a client, and other blocks give the same model
+    by_address = rec.Recommender().fit(wikinews, client=client.scheduler.address, block_rows=100, progress=False)
+    assert_same_model(by_address, local)
+
+
+def test_without_the_latent_blend_and_with_other_settings(wikinews, client) -> None:
+    params = {"latent_weight": 0.0, "pool_size": 7, "min_df": 1, "max_df": 0.9, "stop_words": "english"}
+    truth = rec.Recommender(**params).fit(wikinews, progress=False)
+    spread = rec.Recommender(**params).fit(wikinews, client=client, block_rows=64, progress=False)
+    assert_same_model(spread, truth)
+
+
+def test_files_are_read_by_the_workers_and_ids_checked_across_files(wikinews, client, tmp_path: Path) -> None:
+    first, second, third = wikinews.iloc[:100].copy(), wikinews.iloc[100:200].copy(), wikinews.iloc[200:].copy()
+    second.loc[second.index[5], ["title", "summary", "body"]] = ""  # no text: rejected in its file
+    third = pd.concat([third, first.iloc[[3]], second.iloc[[7]]])  # ids seen in earlier files: duplicates
+    paths = [tmp_path / "a.csv", tmp_path / "b.jsonl", tmp_path / "c.parquet"]
+    first.to_csv(paths[0], index=False)
+    second.assign(published=second["published"].astype(str)).to_json(paths[1], orient="records", lines=True)
+    third.assign(tags=third["tags"].map(list)).to_parquet(paths[2], index=False)
+    truth = rec.Recommender().fit(rec.load_articles([str(p) for p in paths]), progress=False)
+    spread = rec.Recommender().fit([str(p) for p in paths], client=client, block_rows=BLOCK, progress=False)
+    reasons = [r["reason"] for r in spread.rejected_]
+    assert len(reasons) == 3
+    assert sum("duplicate article_id" in r for r in reasons) == 2
+    assert any("a.csv, row 4" in r for r in reasons)  # says where the id was first seen
+    assert_same_model(spread, truth)
+
+
+def test_a_dask_dataframe_is_read_partition_by_partition(wikinews, local, client) -> None:
+    dd = pytest.importorskip("dask.dataframe", reason="dask.dataframe is not installed")
+    frame = dd.from_pandas(wikinews.drop(columns=["tags"]).assign(tags=wikinews["tags"].map(";".join)), npartitions=3)
+    truth = rec.Recommender().fit(wikinews.assign(tags=wikinews["tags"].map(";".join)), progress=False)
+    spread = rec.Recommender().fit(frame, client=client, block_rows=BLOCK, progress=False)
+    assert_same_model(spread, truth)
+
+
+def test_a_killed_worker_still_gives_the_same_model(wikinews, local, client, tmp_path: Path) -> None:
+    marker = tmp_path / "killed-once"
+
+    def install(marker: str) -> None:
+        """On each worker: the first tile computed after the marker is free kills its own worker process."""
+        import recommender._neighbours as neighbours
+
+        real = neighbours.tile_pools
+
+        def kill_once(*args, **kwargs):
+            if args[1] is not None:  # a tile of two blocks
+                try:
+                    with open(marker, "x"):
+                        pass
+                except FileExistsError:
+                    return real(*args, **kwargs)
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real(*args, **kwargs)
+
+        neighbours._real_tile_pools = real
+        neighbours.tile_pools = kill_once
+
+    def uninstall() -> None:
+        import recommender._neighbours as neighbours
+
+        neighbours.tile_pools = neighbours.__dict__.pop("_real_tile_pools", neighbours.tile_pools)
+
+    before = set(client.scheduler_info()["workers"])
+    client.run(install, str(marker))
+    try:
+        spread = rec.Recommender().fit(wikinews, client=client, block_rows=BLOCK, progress=False)
+    finally:
+        client.run(uninstall)
+    assert marker.exists()  # a worker process really died mid-build
+    client.wait_for_workers(2, timeout=60)
+    assert set(client.scheduler_info()["workers"]) != before  # its nanny started a new one
+    assert_same_model(spread, local)
+
+
+def test_what_the_build_on_dask_refuses(wikinews, tmp_path: Path) -> None:
+    # all of these are refused before a cluster starts (workers=2 would start one)
+    with pytest.raises(ValueError, match="one process only"):
+        rec.Recommender(mode="approx").fit(wikinews, workers=2)
+    with pytest.raises(ValueError, match="not both"):
+        rec.Recommender().fit(wikinews, workers=2, client="tcp://127.0.0.1:1")
+    with pytest.raises(ValueError, match="block_rows"):
+        rec.Recommender().fit(wikinews, workers=2, block_rows=0)
+    with pytest.raises(ValueError, match="block_rows"):
+        rec.Recommender().fit(wikinews, block_rows=100)  # a setting of the build on Dask only
+    with pytest.raises(TypeError, match="file paths"):
+        rec.Recommender().fit({"article_id": ["a"]}, workers=2)
+    with pytest.raises(FileNotFoundError, match="missing.csv"):
+        rec.Recommender().fit([str(tmp_path / "missing.csv")], workers=2)
+    with pytest.raises(TypeError, match="load_articles"):
+        rec.Recommender().fit([str(tmp_path / "a.csv")])  # paths without Dask: read them first
+
+
+def test_strict_stops_at_a_duplicate_across_files(wikinews, client, tmp_path: Path) -> None:
+    paths = [tmp_path / "a.csv", tmp_path / "b.csv"]
+    wikinews.iloc[:50].to_csv(paths[0], index=False)
+    wikinews.iloc[[10, *range(50, 90)]].to_csv(paths[1], index=False)
+    with pytest.raises(rec.ArticleValidationError, match="duplicate article_id"):
+        rec.Recommender().fit([str(p) for p in paths], client=client, strict=True, progress=False)
+
+
+def test_without_dask_the_build_says_what_to_install(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.modules["dask"] = None  # as if dask were not installed
+        import recommender as rec
+        articles = rec.load_articles(rec.demo_corpus_path())
+        try:
+            rec.Recommender().fit(articles, workers=2)
+        except ImportError as exc:
+            print(exc)
+        from recommender._cli import main
+        print(main(["build", str(rec.demo_corpus_path()), "--out", {str(tmp_path / "m")!r}, "--workers", "2"]))
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "pip install 'recommender[dask]'" in lines[0]
+    assert lines[-1] != "0"
+    assert "pip install 'recommender[dask]'" in done.stderr
+    assert not (tmp_path / "m").exists()
+
+
+def test_the_cli_builds_on_a_scheduler_the_same_model(wikinews, client, tmp_path: Path, capsys) -> None:
+    source = tmp_path / "articles.jsonl"
+    wikinews.assign(published=wikinews["published"].astype(str)).to_json(source, orient="records", lines=True)
+    assert main(["build", str(source), "--out", str(tmp_path / "local"), "--quiet"]) == 0
+    address = client.scheduler.address
+    assert main(["build", str(source), "--out", str(tmp_path / "dask"), "--scheduler", address, "--quiet"]) == 0
+    capsys.readouterr()
+    assert_same_model(rec.load_model(tmp_path / "dask"), rec.load_model(tmp_path / "local"))
