@@ -1,32 +1,41 @@
 #!/usr/bin/env python
-"""Batch job scaling: ``precompute`` in this process, then on Dask clusters of 1, 2, ... workers.
+"""Scaling of the batch jobs: the build and ``precompute`` in this process, then on Dask clusters of 1, 2, ... workers.
 
-Builds (once, cached under --model-dir, the same model as benchmarks/serving.py)
-a model of N articles of the shared synthetic corpus ``SynthCorpus(seed=0)``,
-then times ``precompute(model_dir, out, k=...)``:
+Corpus: the first N texts of the shared synthetic corpus ``SynthCorpus(seed=0)``
+(``../shared/bench/peers.py``) as title/summary/body, the default configuration
+(``Recommender()``).
 
-* ``local``: the parts one after another in this process (no Dask);
-* ``dask``: on a ``LocalCluster(n_workers=W, threads_per_worker=1, processes=True)``
-  for every W of ``--workers``; the cluster is started before the clock starts
-  and its workers have imported recommender (start-up time reported apart); each
-  worker then loads the model itself from the shared path (counted, as the local
-  run counts its own load).
+* ``in-process``: ``Recommender(n_jobs=T).fit(frame)`` and ``precompute(model, out)``
+  (parts one after another) in this process, T = ``--threads`` (default 2);
+* ``dask xW``: a ``LocalCluster(n_workers=W, threads_per_worker=1, processes=True,
+  memory_limit=--memory-limit)`` started before the clock starts (its start-up is
+  reported apart), then ``fit(frame, client=client)`` and ``precompute(...,
+  client=client)``.
 
-Every run writes to a fresh directory; the parts of every run must have the same
-SHA-256 as the local run's (``identical``). Speed-up = local seconds / run seconds.
-``/proc/loadavg`` is printed before and after: on a shared machine, other load
-eats into the speed-up.
+Every Dask run is checked against the in-process run: the pools bit for bit and the
+precompute parts by SHA-256 (``identical``). Speed-up and efficiency are against
+the 1-worker run when it was measured (``speed_up = t1 / tW``, ``efficiency =
+speed_up / W``), and ``vs_in_process`` = in-process seconds / Dask seconds. Peak
+RSS per worker is ``ru_maxrss`` of each worker process (a fresh cluster per run).
+``/proc/loadavg`` is printed before and after.
+
+Each result is printed and appended to ``--out`` (JSON lines) as soon as it is
+measured; a run that would start after ``--time-limit`` seconds is skipped (and
+said so), so the sweep can run as one prepared script on a machine lent for a
+few minutes. The worker counts run in the order given: put the short runs first.
 
 Usage::
 
-    python benchmarks/scaling.py [--n 100000] [--workers 1 2] [-k 10] [--explain]
-                                 [--rows-per-part 10000] [--model-dir models/bench-100000]
+    python benchmarks/scaling.py [--n 100000] [--workers 2 4 8 16 1] [--steps build precompute]
+                                 [--threads 2] [--memory-limit 4GiB] [--time-limit 840] [--out scaling.jsonl]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -34,6 +43,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+PEERS = ROOT.parent / "shared" / "bench" / "peers.py"
 
 
 def loadavg() -> str:
@@ -43,102 +53,158 @@ def loadavg() -> str:
         return "n/a"
 
 
-def checksums(folder: Path) -> list[str]:
+def synth_frame(n: int):
+    import pandas as pd
+
+    sys.path.insert(0, str(PEERS.parent))
+    import peers
+
+    rows = [t.split(". ", 2) for t in peers.SynthCorpus(seed=0).texts(n)]
+    return pd.DataFrame(
+        {
+            "article_id": [f"s{i}" for i in range(n)],
+            "title": [r[0] for r in rows],
+            "summary": [r[1] if len(r) > 1 else "" for r in rows],
+            "body": [r[2] if len(r) > 2 else "" for r in rows],
+        }
+    )
+
+
+def pools_digest(model) -> str:
+    state = model._state
+    digest = hashlib.sha256()
+    for array in (state.pools.rows, state.pools.similarities, state.index.vectors.data, state.index.vectors.indices):
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def part_digests(folder: Path) -> list[str]:
     from recommender._batch import PARTS_MANIFEST
 
     return [p["sha256"] for p in json.loads((folder / PARTS_MANIFEST).read_text())["parts"]]
 
 
+def peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def warm_up() -> None:
-    import recommender._batch  # noqa: F401
+    import recommender._batch
+    import recommender._cluster  # noqa: F401
+    from recommender._neighbours import _kernels
 
-
-def run(model_dir: Path, out: Path, client, args: argparse.Namespace) -> float:
-    import recommender._batch as batch
-
-    batch._MODELS.clear()  # every run loads the model itself, as a fresh process would
-    started = time.perf_counter()
-    result = batch.precompute(
-        model_dir,
-        out,
-        k=args.k,
-        explain=args.explain,
-        rows_per_part=args.rows_per_part,
-        client=client,
-        progress=False,
-    )
-    seconds = time.perf_counter() - started
-    assert result.computed == result.parts, result.message
-    return seconds
+    _kernels()  # numba loads its compiled kernels from the on-disk cache once per process
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=100_000, help="articles (default 100000)")
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts (default 1 2)")
+    parser.add_argument("--workers", type=int, nargs="+", default=[2, 1], help="worker counts, in order (default 2 1)")
+    parser.add_argument("--steps", nargs="+", default=["build", "precompute"], choices=["build", "precompute"])
+    parser.add_argument("--threads", type=int, default=2, help="threads of the in-process run (default 2)")
+    parser.add_argument("--memory-limit", default="auto", help="memory_limit per worker (default: Dask's auto)")
+    parser.add_argument("--time-limit", type=float, default=None, help="start no run after this many seconds")
     parser.add_argument("-k", type=int, default=10)
-    parser.add_argument("--explain", action="store_true", help="add score parts and shared terms (heavier lists)")
     parser.add_argument("--rows-per-part", type=int, default=10_000)
-    parser.add_argument("--model-dir", default=None, help="default: models/bench-N")
+    parser.add_argument("--out", default=None, help="append each result to this JSON-lines file")
     args = parser.parse_args()
-    model_dir = Path(args.model_dir or ROOT / "models" / f"bench-{args.n}")
-    if not (model_dir / "CURRENT").exists():
-        if not (ROOT.parent / "shared" / "bench" / "peers.py").exists():
-            print("skipped: ../shared/bench/peers.py (SynthCorpus) not found")
-            return 0
-        sys.path.insert(0, str(ROOT / "benchmarks"))
-        from serving import build
-
-        build(args.n, model_dir)
+    if not PEERS.exists():
+        print(f"skipped: {PEERS.relative_to(ROOT.parent)} (SynthCorpus) not found")
+        return 0
+    import logging
 
     from dask.distributed import Client, LocalCluster
 
     import recommender as rec
+    from recommender._batch import precompute
 
-    print(json.dumps({"loadavg_before": loadavg()}), flush=True)
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+    began = time.perf_counter()
+    results: list[dict] = []
+
+    def report(row: dict) -> None:
+        row = {k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}
+        results.append(row)
+        print(json.dumps(row), flush=True)
+        if args.out:
+            with open(args.out, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(row) + "\n")
+
+    report({"loadavg_before": loadavg(), "n": args.n, "cores": os.cpu_count(), "threads": args.threads})
+    frame = synth_frame(args.n)
     scratch = Path(tempfile.mkdtemp(prefix="scaling-"))
-    rows = []
     try:
-        local_s = run(model_dir, scratch / "local", None, args)
-        reference = checksums(scratch / "local")
-        rows.append({"mode": "local", "workers": 0, "seconds": local_s, "speed_up": 1.0, "identical": True})
-        print(json.dumps({**rows[-1], "parts": len(reference)}), flush=True)
+        started = time.perf_counter()
+        model = rec.Recommender(n_jobs=args.threads).fit(frame, progress=False)
+        build_s = time.perf_counter() - started
+        truth = pools_digest(model)
+        model.save(scratch / "model")
+        del model
+        row = {"run": "in-process", "workers": 0, "build_s": build_s, "peak_rss_mb": peak_rss_mb()}
+        if "precompute" in args.steps:
+            started = time.perf_counter()
+            precompute(scratch / "model", scratch / "lists-local", k=args.k, rows_per_part=args.rows_per_part,
+                       progress=False)  # fmt: skip
+            row["precompute_s"] = time.perf_counter() - started
+            reference = part_digests(scratch / "lists-local")
+        report(row)
+        baseline: dict = {}
         for workers in args.workers:
+            if args.time_limit is not None and time.perf_counter() - began > args.time_limit:
+                report({"run": f"dask x{workers}", "skipped": f"past the time limit of {args.time_limit:.0f} s"})
+                continue
             started = time.perf_counter()
             with (
                 LocalCluster(
-                    n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0"
+                    n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+                    memory_limit=args.memory_limit,
                 ) as cluster,
                 Client(cluster) as client,
-            ):
+            ):  # fmt: skip
                 client.wait_for_workers(workers)
-                client.run(warm_up)  # imports (numpy, scikit-learn, numba, ...): once per worker process
-                start_s = time.perf_counter() - started
-                out = scratch / f"dask-{workers}"
-                seconds = run(model_dir, out, client, args)
-            rows.append(
-                {
-                    "mode": "dask",
-                    "workers": workers,
-                    "seconds": seconds,
-                    "speed_up": local_s / seconds,
-                    "identical": checksums(out) == reference,
-                    "cluster_start_s": round(start_s, 2),
-                }
-            )
-            print(json.dumps({**rows[-1], "seconds": round(seconds, 2), "speed_up": round(local_s / seconds, 2)}))
+                client.run(warm_up)
+                row = {"run": f"dask x{workers}", "workers": workers, "cluster_start_s": time.perf_counter() - started}
+                if "build" in args.steps:
+                    started = time.perf_counter()
+                    spread = rec.Recommender().fit(frame, client=client, progress=False)
+                    row["build_s"] = time.perf_counter() - started
+                    row["build_identical"] = pools_digest(spread) == truth
+                    row["build_vs_in_process"] = build_s / row["build_s"]
+                    del spread
+                if "precompute" in args.steps:
+                    out = scratch / f"lists-{workers}"
+                    started = time.perf_counter()
+                    precompute(scratch / "model", out, k=args.k, rows_per_part=args.rows_per_part, client=client,
+                               progress=False)  # fmt: skip
+                    row["precompute_s"] = time.perf_counter() - started
+                    row["precompute_identical"] = part_digests(out) == reference
+                    row["precompute_vs_in_process"] = results[1]["precompute_s"] / row["precompute_s"]
+                peaks = client.run(peak_rss_mb)
+                row["worker_peak_rss_mb"] = max(peaks.values())
+            for step in ("build", "precompute"):
+                if f"{step}_s" not in row:
+                    continue
+                if workers == 1:
+                    baseline[step] = row[f"{step}_s"]
+                if step in baseline:
+                    row[f"{step}_speed_up"] = baseline[step] / row[f"{step}_s"]
+                    row[f"{step}_efficiency"] = row[f"{step}_speed_up"] / workers
+            report(row)
+        # speed-ups of runs measured before the 1-worker run (it is best run last: it is the longest)
+        if baseline:
+            for row in results:
+                for step, seconds in baseline.items():
+                    if row.get("workers") and f"{step}_s" in row and f"{step}_speed_up" not in row:
+                        speed_up = seconds / row[f"{step}_s"]
+                        report({"run": row["run"], f"{step}_speed_up": speed_up,
+                                f"{step}_efficiency": speed_up / row["workers"]})  # fmt: skip
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    print(json.dumps({"loadavg_after": loadavg()}), flush=True)
-    articles = rec.read_manifest(model_dir)["counts"]["articles"]
-    print(
-        f"\nprecompute of {articles:,} articles, k={args.k}, explain={args.explain}, {args.rows_per_part:,} rows/part"
-    )
-    print(f"{'run':<12}{'seconds':>9}{'speed-up':>10}  identical to local")
-    for row in rows:
-        name = "local" if row["mode"] == "local" else f"dask x{row['workers']}"
-        print(f"{name:<12}{row['seconds']:>9.2f}{row['speed_up']:>10.2f}  {row['identical']}")
-    return 0 if all(r["identical"] for r in rows) else 1
+    report({"loadavg_after": loadavg(), "seconds": time.perf_counter() - began})
+    identical = [v for r in results for k, v in r.items() if k.endswith("_identical")]
+    return 0 if all(identical) else 1
 
 
 if __name__ == "__main__":

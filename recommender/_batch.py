@@ -247,8 +247,10 @@ def precompute(
         Add the score parts and shared terms (see ``recommend_frame``).
     client : dask.distributed.Client or str, optional
         Run the parts on this Dask cluster, one task per unfinished part; a string is
-        a scheduler address (``"tcp://host:8786"``) to connect to for this call. The
-        workers must see ``model_dir`` and ``out`` at the same paths (a shared filesystem).
+        a scheduler address (``"tcp://host:8786"``) to connect to for this call. Workers
+        that see ``model_dir`` and ``out`` at the same paths (a shared file system) load
+        the model themselves and write their parts; otherwise the model is sent to
+        each worker through Dask once and the parts come back to be written here.
     workers : int, optional
         Start a local Dask cluster of this many single-threaded worker processes for
         this call, and close it at the end. Not with ``client``. Without both, the
@@ -373,7 +375,7 @@ def precompute(
                 for part in todo:
                     record(_compute_part(part))
             else:
-                _run_on_dask(todo, record, client=client, workers=workers)
+                _run_on_dask(todo, record, client=client, workers=workers, model=model)
     finally:
         ledger.save(complete=len(ledger.parts) == len(plan))
     files = [folder / name for name, _, _ in plan]
@@ -397,19 +399,61 @@ def precompute(
     )
 
 
-def _run_on_dask(parts: list[_Part], record: Any, *, client: Any, workers: int | None) -> None:
-    """Submit one task per part and ``record`` each result as it completes."""
+def _run_on_dask(parts: list[_Part], record: Any, *, client: Any, workers: int | None, model: Loaded) -> None:
+    """Submit one task per part and ``record`` each result as it completes.
+
+    Workers that all read the model and write the output directory at the same paths (a shared file system)
+    load the model themselves and write their parts; otherwise the model travels to every worker through Dask
+    once and each part comes back to be written here.
+    """
     with connected(client, workers) as client:
         run = uuid.uuid4().hex[:8]
-        futures = [
-            client.submit(_compute_part, part, key=f"recommender-{part.name}-{run}", retries=_RETRIES) for part in parts
-        ]
+        first = parts[0]
+        shared = all(client.run(_sees, first.model, first.model_sha256, first.directory).values())
+        if shared:
+            futures = [
+                client.submit(_compute_part, part, key=f"recommender-{part.name}-{run}", retries=_RETRIES)
+                for part in parts
+            ]
+        else:
+            logger.info(
+                "precompute: the workers do not see %s and %s at these paths: the model goes to them through Dask, "
+                "the parts come back here",
+                first.model,
+                first.directory,
+            )
+            [shipped] = client.scatter([model], broadcast=True, hash=False)
+            futures = [
+                client.submit(_computed_part, part, shipped, key=f"recommender-{part.name}-{run}", retries=_RETRIES)
+                for part in parts
+            ]
         try:
             for future in distributed().as_completed(futures):
-                record(future.result())
+                if shared:
+                    record(future.result())
+                else:
+                    entry, payload = future.result()
+                    size, digest = _write_bytes(payload, Path(first.directory) / entry["name"])
+                    record(dict(entry, bytes=size, sha256=digest))
         except BaseException:
             client.cancel(futures)
             raise
+
+
+def _sees(folder: str, digest: str, directory: str) -> bool:
+    """On a worker: whether it reads this model version and can write the output directory at these paths."""
+    try:
+        return manifest_digest(folder) == digest and os.path.isdir(directory) and os.access(directory, os.W_OK)
+    except (OSError, ValueError):
+        return False
+
+
+def _computed_part(part: _Part, model: Loaded) -> tuple[dict[str, Any], bytes]:
+    """One part computed from a model sent by the client: its manifest entry and its Parquet bytes."""
+    frame = lists_frame(model, part.start, part.stop, part.k, part.explain, _controls(model, part.controls))
+    payload = _part_bytes(frame)
+    entry = {"name": part.name, "rows": [part.start, part.stop], "lists": int(frame["article_id"].nunique())}
+    return dict(entry, items=len(frame)), payload
 
 
 def _compute_part(part: _Part) -> dict[str, Any]:
@@ -479,6 +523,11 @@ def _jsonable(value: Any) -> Any:
 
 def _write_part(frame: pd.DataFrame, target: Path) -> tuple[int, str]:
     """Write one part atomically, with the same column types in every part; returns (bytes, SHA-256)."""
+    return _write_bytes(_part_bytes(frame), target)
+
+
+def _part_bytes(frame: pd.DataFrame) -> bytes:
+    """One part as Parquet bytes, with the same column types in every part."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -493,11 +542,17 @@ def _write_part(frame: pd.DataFrame, target: Path) -> tuple[int, str]:
             for field in table.schema
         ]
     )
-    table = table.cast(schema)
+    sink = pa.BufferOutputStream()
+    pq.write_table(table.cast(schema), sink)
+    return sink.getvalue().to_pybytes()
+
+
+def _write_bytes(payload: bytes, target: Path) -> tuple[int, str]:
+    """Write ``payload`` to ``target`` atomically (a temporary file, synced, renamed); returns (bytes, SHA-256)."""
     temporary = _temporary(target)
     try:
         with open(temporary, "wb") as handle:
-            pq.write_table(table, handle)
+            handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
         size, digest = temporary.stat().st_size, file_sha256(temporary)

@@ -49,6 +49,10 @@ class Editorial:
     def __bool__(self) -> bool:
         return bool(self.blocked or self.pins or self.bans)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as plain collections (read-only mappings do not pickle), rebuilt by :meth:`of`."""
+        return (Editorial.of, (sorted(self.blocked), dict(self.pins), {k: sorted(v) for k, v in self.bans.items()}))
+
     def block(self, article_ids: Iterable[str]) -> Editorial:
         return Editorial(self.blocked | set(article_ids), self.pins, self.bans)
 

@@ -23,6 +23,10 @@ class Memo(dict):
         self._lock = threading.Lock()
         self._keep = keep
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """A memo travels empty (to a Dask worker, say): its values are caches, built again where they are used."""
+        return (_empty, (self._keep,))
+
     def once(self, key: Any, build: Callable[[], Any]) -> Any:
         """The value of ``key``, built by ``build()`` the first time it is asked for."""
         value = self.get(key)
@@ -35,3 +39,7 @@ class Memo(dict):
                         del self[next(iter(self))]
                     self[key] = value
         return value
+
+
+def _empty(keep: int | None) -> Memo:
+    return Memo(keep=keep)

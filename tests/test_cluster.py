@@ -9,6 +9,7 @@ fitted state is compared for equality of bits, and the lists for equality.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -162,7 +163,7 @@ def test_what_the_build_on_dask_refuses(wikinews, tmp_path: Path) -> None:
         rec.Recommender().fit(wikinews, block_rows=100)  # a setting of the build on Dask only
     with pytest.raises(TypeError, match="file paths"):
         rec.Recommender().fit({"article_id": ["a"]}, workers=2)
-    with pytest.raises(FileNotFoundError, match="missing.csv"):
+    with pytest.raises(FileNotFoundError, match=r"missing\.csv"):
         rec.Recommender().fit([str(tmp_path / "missing.csv")], workers=2)
     with pytest.raises(TypeError, match="load_articles"):
         rec.Recommender().fit([str(tmp_path / "a.csv")])  # paths without Dask: read them first
@@ -208,3 +209,57 @@ def test_the_cli_builds_on_a_scheduler_the_same_model(wikinews, client, tmp_path
     assert main(["build", str(source), "--out", str(tmp_path / "dask"), "--scheduler", address, "--quiet"]) == 0
     capsys.readouterr()
     assert_same_model(rec.load_model(tmp_path / "dask"), rec.load_model(tmp_path / "local"))
+
+
+def test_without_a_shared_file_system_the_data_travels_through_dask(wikinews, local, client, tmp_path: Path) -> None:
+    """The workers cannot open, list or write anything under ``hidden`` (as on machines that do not share a
+    file system with the client): the build, the save and ``precompute`` still work, through Dask."""
+    from recommender._batch import PARTS_MANIFEST, precompute
+
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+
+    def hide(root: str) -> None:
+        import builtins
+        import os
+
+        real_open, real_access, real_isdir = builtins.open, os.access, os.path.isdir
+
+        def refused(path) -> bool:
+            return isinstance(path, (str, os.PathLike)) and os.path.abspath(os.fspath(path)).startswith(root)
+
+        def guarded_open(file, *args, **kwargs):
+            if refused(file):
+                raise PermissionError(f"this worker cannot see {file}")
+            return real_open(file, *args, **kwargs)
+
+        builtins.open = guarded_open
+        os.access = lambda path, *a, **k: False if refused(path) else real_access(path, *a, **k)
+        os.path.isdir = lambda path: False if refused(path) else real_isdir(path)
+        builtins._recommender_unhide = (real_open, real_access, real_isdir)
+
+    def unhide() -> None:
+        import builtins
+        import os
+
+        saved = builtins.__dict__.pop("_recommender_unhide", None)
+        if saved is not None:
+            builtins.open, os.access, os.path.isdir = saved
+
+    client.run(hide, str(hidden))
+    try:
+        spread = rec.Recommender().fit(wikinews, client=client, block_rows=BLOCK, progress=False)
+        spread.save(hidden / "model")
+        result = precompute(hidden / "model", hidden / "lists", k=5, rows_per_part=50, client=client, progress=False)
+        loaded = client.run(lambda: [f for f, _ in __import__("recommender._batch", fromlist=["_MODELS"])._MODELS])
+    finally:
+        client.run(unhide)
+    assert_same_model(spread, local)
+    assert result.computed == result.parts == 6
+    local.save(tmp_path / "model")
+    truth = precompute(tmp_path / "model", tmp_path / "lists", k=5, rows_per_part=50, progress=False)
+    found = json.loads((hidden / "lists" / PARTS_MANIFEST).read_text())
+    expected = json.loads((tmp_path / "lists" / PARTS_MANIFEST).read_text())
+    assert [p["sha256"] for p in found["parts"]] == [p["sha256"] for p in expected["parts"]]  # byte for byte
+    assert truth.items == result.items
+    assert not any(f.startswith(str(hidden)) for folders in loaded.values() for f in folders)  # none read the path

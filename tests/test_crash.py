@@ -115,16 +115,18 @@ def test_a_save_killed_midway_leaves_the_previous_model_loadable(saved: Path, fi
     assert lists(rec.load_model(saved), sample) == expected
 
 
+# argv: model, out, rows per part
 PRECOMPUTE = """
 import sys
 from recommender._cli import main
-sys.exit(main(["precompute", sys.argv[1], "--out", sys.argv[2], "--rows-per-part", "20", "--quiet"]))
+sys.exit(main(["precompute", sys.argv[1], "--out", sys.argv[2], "--rows-per-part", sys.argv[3], "--quiet"]))
 """
 
 
 def test_a_precompute_killed_midway_resumes_to_identical_output(saved: Path, tmp_path: Path) -> None:
     clean = tmp_path / "clean"
-    rec.precompute(saved, clean, rows_per_part=20, progress=False)
+    # 8 rows per part: 750 parts, so that the job outlasts the ledger's first save with parts in it (once a second)
+    rec.precompute(saved, clean, rows_per_part=8, progress=False)
 
     out = tmp_path / "lists"
 
@@ -135,13 +137,13 @@ def test_a_precompute_killed_midway_resumes_to_identical_output(saved: Path, tmp
             return False
         return len(recorded) >= 1 and len(list(out.glob("part-*.parquet"))) >= 3
 
-    child = start(PRECOMPUTE, str(saved), str(out))
+    child = start(PRECOMPUTE, str(saved), str(out), "8")
     kill_when(child, some_parts_recorded)
     done = sorted(p.name for p in out.glob("part-*.parquet"))
     total = len(list(clean.glob("part-*.parquet")))
     assert 3 <= len(done) < total  # killed midway
 
-    child = start(PRECOMPUTE, str(saved), str(out))
+    child = start(PRECOMPUTE, str(saved), str(out), "8")
     stdout, stderr = child.communicate(timeout=300)
     assert child.returncode == 0, stderr
     assert "reused" in stdout and " 0 reused" not in stdout
@@ -160,11 +162,11 @@ def test_a_precompute_to_one_file_killed_midway_leaves_no_partial_file(saved: Pa
     def work_started() -> bool:  # parts are computed in a work directory next to the target
         return any(len(list(p.glob("part-*.parquet"))) >= 3 for p in tmp_path.glob(".lists.parquet*"))
 
-    child = start(PRECOMPUTE, str(saved), str(target))
+    child = start(PRECOMPUTE, str(saved), str(target), "20")
     kill_when(child, work_started)
     assert not target.exists()  # never half a file under the final name
 
-    child = start(PRECOMPUTE, str(saved), str(target))
+    child = start(PRECOMPUTE, str(saved), str(target), "20")
     _, stderr = child.communicate(timeout=300)
     assert child.returncode == 0, stderr
     pd.testing.assert_frame_equal(pd.read_parquet(target), pd.read_parquet(clean))

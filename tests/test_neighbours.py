@@ -411,3 +411,96 @@ def test_approx_parameters_are_checked():
         top_neighbours(vectors, 1, mode="approx", max_postings=0)
     with pytest.raises(ValueError, match="fan"):
         top_neighbours(vectors, 1, mode="approx", fan=-1)
+
+
+# --------------------------------------------------------------------------- tiles (the build on Dask)
+
+
+def tiled_pools(vectors: sp.csr_matrix, cuts: list[int], pool: int, labels: np.ndarray):
+    """The pools of every row from tiles of the blocks between ``cuts``, as ``recommender._cluster`` runs them."""
+    from recommender import _neighbours as nb
+
+    n = vectors.shape[0]
+    spans = list(zip([0, *cuts], [*cuts, n], strict=True))
+    cols = nb.dense_columns(np.bincount(vectors.indices, minlength=vectors.shape[1]), n)
+    sides = [[] for _ in spans]
+    for a, (a0, a1) in enumerate(spans):
+        for b in range(a, len(spans)):
+            b0, b1 = spans[b]
+            if a == b:
+                first, _ = nb.tile_pools(vectors[a0:a1], None, (a0, a0), (labels[a0:a1], None), cols, pool)
+                sides[a].append(first)
+            else:
+                first, second = nb.tile_pools(
+                    vectors[a0:a1], vectors[b0:b1], (a0, b0), (labels[a0:a1], labels[b0:b1]), cols, pool
+                )
+                sides[a].append(first)
+                sides[b].append(second)
+    merged = [nb.merged_pools(parts) for parts in sides]
+    rows = np.concatenate([m[0] for m in merged])
+    sims = np.concatenate([m[1] for m in merged])
+    unsettled = nb.unsettled_rows(nb.dense_norms(vectors, cols), rows, sims)
+    for a0, a1 in spans:
+        mine = unsettled[(unsettled >= a0) & (unsettled < a1)]
+        if mine.size:
+            parts = [
+                nb.sweep_pools(vectors[a0:a1], mine - a0, vectors[b0:b1], (a0, b0), (labels[a0:a1], labels[b0:b1]),
+                               cols, pool)
+                for b0, b1 in spans
+            ]  # fmt: skip
+            rows[mine], sims[mine] = nb.merged_pools(parts)
+    return nb.finished(rows, sims), unsettled.size
+
+
+@given(
+    n=st.integers(2, 60),
+    dense=st.integers(0, 5),
+    pool=st.integers(1, 8),
+    cuts=st.lists(st.floats(0, 1), max_size=4),
+    seed=st.integers(0, 2**16),
+)
+def test_tiles_of_any_blocks_give_the_pools_of_one_search_bit_for_bit(n, dense, pool, cuts, seed) -> None:
+    rng = np.random.default_rng(seed)
+    words = sp.random(n, 40, density=0.08, random_state=rng, dtype=np.float32, format="csr")
+    vectors = sp.hstack([words, sp.csr_matrix(rng.standard_normal((n, dense)).astype(np.float32))]).tocsr()
+    norms = np.sqrt(np.asarray(vectors.multiply(vectors).sum(axis=1)).ravel())
+    norms[norms == 0] = 1
+    vectors = sp.csr_matrix(vectors.multiply(1 / norms[:, None]), dtype=np.float32)
+    vectors.sort_indices()
+    labels = np.where(rng.random(n) < 0.2, rng.integers(0, 3, n), -1)
+    blocks = sorted({int(c * n) for c in cuts} - {0, n})
+    (rows, sims), _ = tiled_pools(vectors, blocks, pool, labels)
+    truth_rows, truth_sims = top_neighbours(vectors, pool, copy_labels=labels)
+    assert rows.tolist() == truth_rows.tolist()
+    assert sims.tobytes() == truth_sims.tobytes()
+
+
+def test_tiles_search_again_the_rows_a_pair_sharing_no_term_could_enter() -> None:
+    rng = np.random.default_rng(3)
+    n = 300
+    words = sp.random(n, 200, density=0.02, random_state=rng, dtype=np.float32, format="csr")
+    vectors = sp.hstack([words, sp.csr_matrix(rng.standard_normal((n, 4)).astype(np.float32))]).tocsr()
+    norms = np.sqrt(np.asarray(vectors.multiply(vectors).sum(axis=1)).ravel())
+    vectors = sp.csr_matrix(vectors.multiply(1 / norms[:, None]), dtype=np.float32)
+    labels = np.full(n, -1)
+    (rows, sims), swept = tiled_pools(vectors, [70, 71, 200], 10, labels)
+    assert swept > 0  # the rows whose pools came from the sweep are checked too
+    truth_rows, truth_sims = top_neighbours(vectors, 10)
+    assert rows.tolist() == truth_rows.tolist() and sims.tobytes() == truth_sims.tobytes()
+
+
+def test_tile_inputs_are_checked_before_the_compiled_kernels_see_them() -> None:
+    from recommender import _neighbours as nb
+
+    good = sp.csr_matrix(np.eye(4, dtype=np.float32))
+    labels = np.full(4, -1)
+    broken = sp.csr_matrix(np.eye(4, dtype=np.float32))
+    broken.indices[2] = 9  # a column outside the shape
+    with pytest.raises(ValueError, match="column indices"):
+        nb.tile_pools(broken, None, (0, 0), (labels, None), np.empty(0, dtype=np.int64), 2)
+    with pytest.raises(ValueError, match="after the first"):
+        nb.tile_pools(good, good, (4, 0), (labels, labels), np.empty(0, dtype=np.int64), 2)
+    with pytest.raises(ValueError, match="labels"):
+        nb.tile_pools(good, None, (0, 0), (labels[:3], None), np.empty(0, dtype=np.int64), 2)
+    with pytest.raises(ValueError, match="sources"):
+        nb.sweep_pools(good, np.array([7]), good, (0, 4), (labels, labels), np.empty(0, dtype=np.int64), 2)
