@@ -16,7 +16,8 @@ Every Dask run is checked against the in-process run: the pools bit for bit and 
 precompute parts by SHA-256 (``identical``). Speed-up and efficiency are against
 the 1-worker run when it was measured (``speed_up = t1 / tW``, ``efficiency =
 speed_up / W``), and ``vs_in_process`` = in-process seconds / Dask seconds. Peak
-RSS per worker is ``ru_maxrss`` of each worker process (a fresh cluster per run).
+RSS of a worker (``build_worker_peak_rss_mb``) is sampled every 0.1 s from this
+process (psutil) during the build, the highest of all workers.
 ``/proc/loadavg`` is printed before and after.
 
 Each result is printed and appended to ``--out`` (JSON lines) as soon as it is
@@ -90,6 +91,37 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+class RssSampler:
+    """The highest resident set size of some processes, sampled every 0.1 s from a thread (MB)."""
+
+    def __init__(self, pids: list[int]) -> None:
+        import threading
+
+        import psutil
+
+        self.processes = [psutil.Process(pid) for pid in pids]
+        self.peak = 0.0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.sample, daemon=True)
+
+    def sample(self) -> None:
+        while not self.stop.is_set():
+            for process in self.processes:
+                try:
+                    self.peak = max(self.peak, process.memory_info().rss / 2**20)
+                except Exception:  # a worker that died and was replaced: its successor is not followed
+                    pass
+            self.stop.wait(0.1)
+
+    def __enter__(self) -> RssSampler:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
 def warm_up() -> None:
     import recommender._batch
     import recommender._cluster  # noqa: F401
@@ -109,6 +141,9 @@ def main() -> int:
     parser.add_argument("-k", type=int, default=10)
     parser.add_argument("--rows-per-part", type=int, default=10_000)
     parser.add_argument("--out", default=None, help="append each result to this JSON-lines file")
+    parser.add_argument(
+        "--skip-in-process", action="store_true", help="no in-process run (and no check of identity): memory runs"
+    )
     args = parser.parse_args()
     if not PEERS.exists():
         print(f"skipped: {PEERS.relative_to(ROOT.parent)} (SynthCorpus) not found")
@@ -137,13 +172,16 @@ def main() -> int:
     scratch = Path(tempfile.mkdtemp(prefix="scaling-"))
     try:
         started = time.perf_counter()
-        model = rec.Recommender(n_jobs=args.threads).fit(frame, progress=False)
-        build_s = time.perf_counter() - started
-        truth = pools_digest(model)
-        model.save(scratch / "model")
-        del model
+        if args.skip_in_process:
+            truth = build_s = None
+        else:
+            model = rec.Recommender(n_jobs=args.threads).fit(frame, progress=False)
+            build_s = time.perf_counter() - started
+            truth = pools_digest(model)
+            model.save(scratch / "model")
+            del model
         row = {"run": "in-process", "workers": 0, "build_s": build_s, "peak_rss_mb": peak_rss_mb()}
-        if "precompute" in args.steps:
+        if "precompute" in args.steps and not args.skip_in_process:
             started = time.perf_counter()
             precompute(scratch / "model", scratch / "lists-local", k=args.k, rows_per_part=args.rows_per_part,
                        progress=False)  # fmt: skip
@@ -166,14 +204,18 @@ def main() -> int:
                 client.wait_for_workers(workers)
                 client.run(warm_up)
                 row = {"run": f"dask x{workers}", "workers": workers, "cluster_start_s": time.perf_counter() - started}
+                pids = list(client.run(os.getpid).values())
                 if "build" in args.steps:
                     started = time.perf_counter()
-                    spread = rec.Recommender().fit(frame, client=client, progress=False)
+                    with RssSampler(pids) as sampler:
+                        spread = rec.Recommender().fit(frame, client=client, progress=False)
                     row["build_s"] = time.perf_counter() - started
-                    row["build_identical"] = pools_digest(spread) == truth
-                    row["build_vs_in_process"] = build_s / row["build_s"]
+                    row["build_worker_peak_rss_mb"] = sampler.peak
+                    if truth is not None:
+                        row["build_identical"] = pools_digest(spread) == truth
+                        row["build_vs_in_process"] = build_s / row["build_s"]
                     del spread
-                if "precompute" in args.steps:
+                if "precompute" in args.steps and not args.skip_in_process:
                     out = scratch / f"lists-{workers}"
                     started = time.perf_counter()
                     precompute(scratch / "model", out, k=args.k, rows_per_part=args.rows_per_part, client=client,
@@ -181,8 +223,6 @@ def main() -> int:
                     row["precompute_s"] = time.perf_counter() - started
                     row["precompute_identical"] = part_digests(out) == reference
                     row["precompute_vs_in_process"] = results[1]["precompute_s"] / row["precompute_s"]
-                peaks = client.run(peak_rss_mb)
-                row["worker_peak_rss_mb"] = max(peaks.values())
             for step in ("build", "precompute"):
                 if f"{step}_s" not in row:
                     continue

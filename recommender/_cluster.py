@@ -146,38 +146,60 @@ def _read_partition(part: pd.DataFrame, position: int, strict: bool) -> pd.DataF
     return frame
 
 
-def _given(part: pd.DataFrame) -> pd.DataFrame:
-    return part
-
-
-def _provenance(frame: pd.DataFrame) -> dict[str, Any]:
-    """What the client needs to check ids across partitions, and the partition's own problems."""
+def _front(frame: pd.DataFrame, params: TextParams) -> dict[str, Any]:
+    """Everything the build needs from one partition's articles, in one task (the texts are not kept):
+    what the check of ids needs, the catalogue rows with exact-copy keys and copy signatures, the term counts."""
     return {
-        "ids": frame["article_id"].tolist(),
-        "sources": frame["__source__"].tolist() if "__source__" in frame else None,
-        "rows": frame["__row__"].tolist() if "__row__" in frame else None,
-        "rejected": list(frame.attrs.get("rejected", ())),
-        "flagged": list(frame.attrs.get("flagged", ())),
+        "provenance": {
+            "ids": frame["article_id"].tolist(),
+            "sources": frame["__source__"].tolist() if "__source__" in frame else None,
+            "rows": frame["__row__"].tolist() if "__row__" in frame else None,
+            "rejected": list(frame.attrs.get("rejected", ())),
+            "flagged": list(frame.attrs.get("flagged", ())),
+        },
+        "described": {
+            "table": table_of(frame),
+            "keys": text_keys(frame["title"], frame["summary"], frame["body"]),
+            "signatures": signatures(frame["title"].tolist(), frame["summary"].tolist(), frame["body"].tolist()),
+        },
+        "counts": count_fields({f: frame[f].tolist() for f in FIELDS}, params, n_jobs=1),
     }
 
 
-def _without(frame: pd.DataFrame, drop: np.ndarray) -> pd.DataFrame:
-    if len(drop) == 0:
-        return frame
-    return frame.drop(index=frame.index[drop]).reset_index(drop=True)
+def _front_of_path(path: str, position: int, strict: bool, params: TextParams) -> dict[str, Any]:
+    try:
+        frame = _read_path(path, position, strict)
+    except (SchemaError, ArticleValidationError, OSError) as exc:  # the input's fault: said once, not retried
+        return {"provenance": {"error": exc}}
+    return _front(frame, params)
 
 
-def _described(frame: pd.DataFrame) -> dict[str, Any]:
-    """The partition's catalogue rows, exact-copy keys and copy signatures."""
+def _front_of_partition(part: pd.DataFrame, position: int, strict: bool, params: TextParams) -> dict[str, Any]:
+    try:
+        frame = _read_partition(part, position, strict)
+    except (SchemaError, ArticleValidationError) as exc:
+        return {"provenance": {"error": exc}}
+    return _front(frame, params)
+
+
+def _kept(front: dict[str, Any], drop: np.ndarray) -> dict[str, Any]:
+    """A partition's catalogue rows and counts without the rows ``drop`` (ids seen in an earlier partition)."""
+    counts: FieldCounts = front["counts"]
+    n = counts.n_docs
+    keep = np.ones(n, dtype=bool)
+    keep[drop] = False
+    rows = np.flatnonzero(keep)
+    stacked = np.concatenate([f * n + rows for f in range(len(counts.weights))] or [np.empty(0, dtype=np.int64)])
+    described = front["described"]
+    sigs = described["signatures"]
     return {
-        "table": table_of(frame),
-        "keys": text_keys(frame["title"], frame["summary"], frame["body"]),
-        "signatures": signatures(frame["title"].tolist(), frame["summary"].tolist(), frame["body"].tolist()),
+        "described": {
+            "table": described["table"].iloc[rows].reset_index(drop=True),
+            "keys": described["keys"][rows],
+            "signatures": None if sigs is None else sigs.take(rows),
+        },
+        "counts": FieldCounts(counts.terms, counts.counts[stacked], counts.weights, int(rows.size)),
     }
-
-
-def _counted(frame: pd.DataFrame, params: TextParams) -> FieldCounts:
-    return count_fields({f: frame[f].tolist() for f in FIELDS}, params, n_jobs=1)
 
 
 def _frequencies(counts: FieldCounts) -> tuple[np.ndarray, np.ndarray, int]:
@@ -286,11 +308,11 @@ def _fit(
     progress: bool | None,
 ) -> FittedState:
     clock = Stages()
-    frames, carried = _partitions(articles, client, BLOCK_ROWS, strict)
+    fronts, carried = _partitions(articles, client, BLOCK_ROWS, strict, text)
     # 1. ids across partitions
-    provenance = client.gather([_submit(client, _provenance, f) for f in frames])
+    provenance = client.gather([_submit(client, operator.getitem, f, "provenance") for f in fronts])
     drops, rejected, flagged = _checked_ids(provenance, carried, strict)
-    frames = [_submit(client, _without, f, d) if len(d) else f for f, d in zip(frames, drops, strict=True)]
+    kept = [_submit(client, _kept, f, d) if len(d) else f for f, d in zip(fronts, drops, strict=True)]
     sizes = [len(p["ids"]) - len(d) for p, d in zip(provenance, drops, strict=True)]
     n = sum(sizes)
     if n == 0:
@@ -300,10 +322,10 @@ def _fit(
         logger.warning("fit: %d rows rejected; see model.rejected_", len(rejected))
     if flagged:
         logger.warning("fit: %d articles dated in the future (kept); see model.flagged_", len(flagged))
-    clock.done("on Dask: read and validated %d articles in %d partitions", n, len(frames))
-    described = [_submit(client, _described, f) for f in frames]
-    counts = [_submit(client, _counted, f, text) for f in frames]
-    del frames  # the counts and descriptions hold what is needed; Dask recomputes a lost frame from its input
+    clock.done("on Dask: read and validated %d articles in %d partitions", n, len(fronts))
+    described = [_submit(client, operator.getitem, k, "described") for k in kept]
+    counts = [_submit(client, operator.getitem, k, "counts") for k in kept]
+    del fronts, kept
     # 2. terms
     frequencies = client.gather([_submit(client, _frequencies, c) for c in counts])
     terms = np.unique(np.concatenate([t for t, _, _ in frequencies])) if frequencies else np.array([], dtype=str)
@@ -326,7 +348,7 @@ def _fit(
     ]
     offsets = np.concatenate([[0], np.cumsum([b.size for b in blocks])]).astype(np.int64)
     blocks = [_Block(b.partition, b.start, b.stop, int(offsets[i])) for i, b in enumerate(blocks)]
-    parts = [client.gather(d) for d in described]
+    parts = client.gather(described)
     table = pd.concat([p["table"] for p in parts], ignore_index=True)
     keys = np.concatenate([p["keys"] for p in parts])
     sigs = _concatenated([p["signatures"] for p in parts])
@@ -367,18 +389,20 @@ def _block_rows(n: int, workers: int) -> int:
     return max(1, min(BLOCK_ROWS, math.ceil(n / blocks)))
 
 
-def _partitions(articles: Any, client: Any, block_rows: int, strict: bool) -> tuple[list[Any], list[dict]]:
-    """Futures of the validated partitions, and the rejected rows found here (for a pandas frame)."""
+def _partitions(
+    articles: Any, client: Any, block_rows: int, strict: bool, params: TextParams
+) -> tuple[list[Any], list[list[dict[str, Any]]]]:
+    """Futures of each partition's :func:`_front`, and the rejected and flagged rows found here (a pandas frame)."""
     if isinstance(articles, pd.DataFrame):
         table = validate_articles(articles, strict=strict)
-        carried = list(table.attrs.get("rejected", ())), list(table.attrs.get("flagged", ()))
+        carried = [list(table.attrs.get("rejected", ())), list(table.attrs.get("flagged", ()))]
         chunks = [table.iloc[s : s + block_rows].reset_index(drop=True) for s in range(0, len(table), block_rows)]
-        return [_submit(client, _given, c) for c in chunks] or [_submit(client, _given, table)], list(carried)
+        return [_submit(client, _front, c, params) for c in chunks or [table]], carried
     if _is_dask_frame(articles):
         futures = client.compute(articles.to_delayed())
-        return [_submit(client, _read_partition, f, i, strict) for i, f in enumerate(futures)], [[], []]
+        return [_submit(client, _front_of_partition, f, i, strict, params) for i, f in enumerate(futures)], [[], []]
     paths = [articles] if isinstance(articles, (str, os.PathLike)) else list(articles)
-    return [_submit(client, _read_path, os.fspath(p), i, strict) for i, p in enumerate(paths)], [[], []]
+    return [_submit(client, _front_of_path, os.fspath(p), i, strict, params) for i, p in enumerate(paths)], [[], []]
 
 
 def _checked_ids(
@@ -393,6 +417,9 @@ def _checked_ids(
     rejected: list[dict[str, Any]] = list(carried[0])
     flagged: list[dict[str, Any]] = list(carried[1])
     problems: list[dict[str, Any]] = []
+    for part in provenance:
+        if "error" in part:
+            raise part["error"]
     for position, part in enumerate(provenance):
         sources = part["sources"] or [None] * len(part["ids"])
         rows = part["rows"] or [None] * len(part["ids"])

@@ -263,3 +263,11 @@ def test_without_a_shared_file_system_the_data_travels_through_dask(wikinews, lo
     assert [p["sha256"] for p in found["parts"]] == [p["sha256"] for p in expected["parts"]]  # byte for byte
     assert truth.items == result.items
     assert not any(f.startswith(str(hidden)) for folders in loaded.values() for f in folders)  # none read the path
+
+
+def test_a_file_the_workers_cannot_read_as_articles_is_one_clear_error(wikinews, client, tmp_path: Path) -> None:
+    good, bad = tmp_path / "good.csv", tmp_path / "bad.csv"
+    wikinews.iloc[:50].to_csv(good, index=False)
+    bad.write_text("headline,words\nno id here,at all\n", encoding="utf-8")
+    with pytest.raises(rec.SchemaError, match="article_id"):
+        rec.Recommender().fit([str(good), str(bad)], client=client, progress=False)
