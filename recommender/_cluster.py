@@ -90,8 +90,9 @@ DASK_HINT = "pip install 'recommender[dask]'"
 BLOCK_ROWS = 20_000
 #: Tiles per worker that the default block size aims at (uneven tiles then even out).
 _TILES_PER_WORKER = 4
-#: Partial pools merged per task of the merge tree.
-_FAN_IN = 8
+#: Partial pools merged per task of the merge tree: two, so that a tile's partial pools wait for one other
+#: tile at most, not for seven (each is ``2 * block_rows * pool_size * 4`` bytes held until merged).
+_FAN_IN = 2
 #: Retries of a task that raised (a task whose worker died is rescheduled by Dask, not counted here).
 _RETRIES = 2
 
