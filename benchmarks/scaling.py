@@ -55,20 +55,13 @@ def loadavg() -> str:
 
 
 def synth_frame(n: int):
-    import pandas as pd
-
+    """The first N SynthCorpus texts as an article table (``benchmarks/speed.py``'s ``synth_frame``)."""
     sys.path.insert(0, str(PEERS.parent))
+    sys.path.insert(0, str(ROOT / "benchmarks"))
     import peers
+    from speed import synth_frame as frame_of
 
-    rows = [t.split(". ", 2) for t in peers.SynthCorpus(seed=0).texts(n)]
-    return pd.DataFrame(
-        {
-            "article_id": [f"s{i}" for i in range(n)],
-            "title": [r[0] for r in rows],
-            "summary": [r[1] if len(r) > 1 else "" for r in rows],
-            "body": [r[2] if len(r) > 2 else "" for r in rows],
-        }
-    )
+    return frame_of(peers, n)
 
 
 def pools_digest(model) -> str:

@@ -265,10 +265,6 @@ def _controls(args: argparse.Namespace) -> dict[str, Any]:
 
 def _build(args: argparse.Namespace) -> int:
     on_dask = args.workers is not None or args.scheduler is not None
-    if on_dask:
-        from ._cluster import distributed
-
-        distributed()  # a missing Dask is said before anything is read
     articles = args.inputs if on_dask else load_articles(args.inputs, strict=args.strict)
     model = Recommender(
         pool_size=args.pool_size,

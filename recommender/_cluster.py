@@ -256,9 +256,9 @@ def fit_on_dask(
 
     ``articles``: a pandas DataFrame, a Dask DataFrame, or file paths (read by the workers).
     ``block_rows``: rows per block of the neighbour search; None: :data:`BLOCK_ROWS` or fewer, so that there
-    are about four tiles per worker. The pools do not depend on it.
+    are about four tiles per worker. The pools do not depend on it. The caller checks the inputs first
+    (:func:`check_inputs`, before it starts a cluster).
     """
-    check_inputs(articles, settings, block_rows)
     module = distributed()
     with warnings.catch_warnings():
         # Inputs and components travel in the task graph so that a lost worker's tasks can run again anywhere.

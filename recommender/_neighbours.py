@@ -219,17 +219,40 @@ def _labels(groups: np.ndarray | None, n: int) -> np.ndarray:
     return groups.astype(np.int64)
 
 
-def _split_dense(vectors: sp.csr_matrix) -> tuple[sp.csr_matrix, np.ndarray]:
-    """Split off the columns stored in most rows: (sparse rest, dense columns transposed, shape (d, n))."""
+def _split_dense(vectors: sp.csr_matrix, dense_cols: np.ndarray | None = None) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Split off the dense columns (by default :func:`dense_columns` of ``vectors`` itself): (sparse rest, dense
+    columns transposed, shape (d, n))."""
     n = vectors.shape[0]
-    counts = np.bincount(vectors.indices, minlength=vectors.shape[1])
-    dense_cols = np.flatnonzero(counts >= max(1.0, _DENSE_SHARE * n)) if n >= 8 else np.empty(0, dtype=np.int64)
-    if dense_cols.size == 0:
+    if dense_cols is None:
+        dense_cols = dense_columns(np.bincount(vectors.indices, minlength=vectors.shape[1]), n)
+    if len(dense_cols) == 0:
         return vectors, np.zeros((0, n), dtype=np.float32)
     keep = np.ones(vectors.shape[1], dtype=bool)
     keep[dense_cols] = False
     dense_t = np.ascontiguousarray(vectors[:, dense_cols].toarray().T, dtype=np.float32)
     return vectors[:, np.flatnonzero(keep)].tocsr(), dense_t
+
+
+def _engine_arrays(
+    vectors: sp.csr_matrix, dense_cols: np.ndarray | None = None
+) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """What the compiled kernels read: (the sparse part's CSR arrays, its posting lists' CSR arrays) and the
+    dense rows (row-major: a row's dense part is one cache line or two)."""
+    sparse, dense_t = _split_dense(vectors, dense_cols)
+    dense_rows = np.ascontiguousarray(dense_t.T)
+    if not sparse.has_sorted_indices:  # a copy: the caller's matrix may be read-only (memory-mapped)
+        sparse = sparse.sorted_indices()
+    postings = sparse.T.tocsr()  # each term's rows, ascending
+    postings.sort_indices()
+    arrays = (
+        sparse.indptr.astype(np.int64, copy=False),
+        sparse.indices.astype(np.int32, copy=False),
+        sparse.data,
+        postings.indptr.astype(np.int64, copy=False),
+        postings.indices.astype(np.int32, copy=False),
+        postings.data,
+    )
+    return arrays, dense_rows
 
 
 def _unsettled(dense_rows: np.ndarray, rows: np.ndarray, sims: np.ndarray, floor: np.float32) -> np.ndarray:
@@ -271,21 +294,8 @@ def _numba_engine(
         if progress is not None and count:
             progress(count)
         return np.full((count, pool), -1, dtype=np.int32), np.zeros((count, pool), dtype=np.float32)
-    sparse, dense_t = _split_dense(vectors)
-    dense_rows = np.ascontiguousarray(dense_t.T)  # row-major: a row's dense part is one cache line or two
-    if not sparse.has_sorted_indices:  # a copy: the caller's matrix may be read-only (memory-mapped)
-        sparse = sparse.sorted_indices()
-    postings = sparse.T.tocsr()  # each term's rows, ascending
-    postings.sort_indices()
+    arrays, dense_rows = _engine_arrays(vectors)
     threads = max(1, min(thread_count(n_jobs), numba.config.NUMBA_NUM_THREADS, count))
-    arrays = (
-        sparse.indptr.astype(np.int64, copy=False),
-        sparse.indices.astype(np.int32, copy=False),
-        sparse.data,
-        postings.indptr.astype(np.int64, copy=False),
-        postings.indices.astype(np.int32, copy=False),
-        postings.data,
-    )
     floor = np.float32(SIMILARITY_FLOOR)
     kernels = _kernels()
     previous = numba.get_num_threads()
@@ -525,31 +535,10 @@ def empty_pools(count: int, pool: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _tile_arrays(vectors: sp.csr_matrix, dense_cols: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
-    """The kernel arrays of one block: (sparse part and its posting lists), dense rows."""
+    """The kernel arrays of one block (``_engine_arrays``, with the dense columns of the whole matrix), checked."""
     vectors = sp.csr_matrix(vectors, dtype=np.float32)
-    n = vectors.shape[0]
     _check_csr(vectors)
-    if len(dense_cols):
-        keep = np.ones(vectors.shape[1], dtype=bool)
-        keep[dense_cols] = False
-        dense_rows = np.ascontiguousarray(vectors[:, dense_cols].toarray(), dtype=np.float32)
-        sparse = vectors[:, np.flatnonzero(keep)].tocsr()
-    else:
-        dense_rows = np.zeros((n, 0), dtype=np.float32)
-        sparse = vectors
-    if not sparse.has_sorted_indices:
-        sparse = sparse.sorted_indices()
-    postings = sparse.T.tocsr()
-    postings.sort_indices()
-    arrays = (
-        sparse.indptr.astype(np.int64, copy=False),
-        sparse.indices.astype(np.int32, copy=False),
-        sparse.data,
-        postings.indptr.astype(np.int64, copy=False),
-        postings.indices.astype(np.int32, copy=False),
-        postings.data,
-    )
-    return arrays, dense_rows
+    return _engine_arrays(vectors, dense_cols)
 
 
 def _check_csr(matrix: sp.csr_matrix) -> None:
@@ -728,9 +717,9 @@ def _dense_pair(first, i, second, j):  # pragma: no cover - compiled
     return (s0 + s1) + (s2 + s3)
 
 
-def _accumulate(acc, i, lo, indptr, indices, data, t_indptr, t_rows, t_data, dense_rows):  # pragma: no cover
-    """acc[j] += similarity(i, j) for every j >= lo: term columns ascending, then the dense part."""
-    n = acc.shape[0]
+def _add_terms(acc, i, lo, indptr, indices, data, t_indptr, t_rows, t_data):  # pragma: no cover - compiled
+    """acc[j] += the term part of similarity(i, j) for every j >= lo: row i's term columns ascending, each over
+    its posting list (``t_*``, rows ascending)."""
     for p in range(indptr[i], indptr[i + 1]):
         term = indices[p]
         weight = data[p]
@@ -740,6 +729,12 @@ def _accumulate(acc, i, lo, indptr, indices, data, t_indptr, t_rows, t_data, den
             a += np.searchsorted(t_rows[a:b], lo)
         for q in range(a, b):
             acc[t_rows[q]] += weight * t_data[q]
+
+
+def _accumulate(acc, i, lo, indptr, indices, data, t_indptr, t_rows, t_data, dense_rows):  # pragma: no cover
+    """acc[j] += similarity(i, j) for every j >= lo: term columns ascending, then the dense part."""
+    n = acc.shape[0]
+    _add_terms(acc, i, lo, indptr, indices, data, t_indptr, t_rows, t_data)
     if dense_rows.shape[1] > 0:
         for j in range(lo, n):
             acc[j] += _dense_dot(dense_rows, i, j)
@@ -780,14 +775,7 @@ def _all_rows_span(
         w_rows = worst_rows[t]
         for i in range(start + t, stop, threads):  # interleaved: rows near the end have less work
             lo = i + 1
-            for p in range(indptr[i], indptr[i + 1]):
-                term = indices[p]
-                weight = data[p]
-                a = t_indptr[term]
-                b = t_indptr[term + 1]
-                a += np.searchsorted(t_rows[a:b], lo)
-                for q in range(a, b):
-                    acc[t_rows[q]] += weight * t_data[q]
+            _add_terms(acc, i, lo, indptr, indices, data, t_indptr, t_rows, t_data)
             gi = groups[i]
             own_sims = t_sims[i]
             own_rows = t_rowz[i]
@@ -1184,11 +1172,7 @@ def _cross_pairs(
     worst_sims = sims_b[:, last].copy()  # the B pools' last entries, compact: read for every pair
     worst_rows = rows_b[:, last].copy()
     for i in range(groups_a.shape[0]):
-        for p in range(indptr[i], indptr[i + 1]):
-            term = indices[p]
-            weight = data[p]
-            for q in range(t_indptr[term], t_indptr[term + 1]):
-                acc[t_rows[q]] += weight * t_data[q]
+        _add_terms(acc, i, 0, indptr, indices, data, t_indptr, t_rows, t_data)
         gi = groups_a[i]
         own_sims = sims_a[i]
         own_rows = rows_a[i]
@@ -1239,11 +1223,7 @@ def _sweep_rows(
     acc = np.zeros(count_b, dtype=np.float32)
     for s in range(sources.shape[0]):
         i = sources[s]
-        for p in range(indptr[i], indptr[i + 1]):
-            term = indices[p]
-            weight = data[p]
-            for q in range(t_indptr[term], t_indptr[term + 1]):
-                acc[t_rows[q]] += weight * t_data[q]
+        _add_terms(acc, i, 0, indptr, indices, data, t_indptr, t_rows, t_data)
         gi = groups_a[i]
         own_sims = sims[s]
         own_rows = rows[s]
@@ -1313,11 +1293,12 @@ def _prefetch_instruction():
 def _kernels():
     """The compiled kernels (compiled on first call, cached on disk by numba)."""
     if not _COMPILED:
-        global _insert, _dense_pair, _dense_dot, _accumulate, _rescore, _fetch_row, _prefetch
+        global _insert, _dense_pair, _dense_dot, _add_terms, _accumulate, _rescore, _fetch_row, _prefetch
         _prefetch = _prefetch_instruction()
         _insert = numba.njit(cache=True, nogil=True, inline="always")(_insert)
         _dense_pair = numba.njit(cache=True, nogil=True, inline="always")(_dense_pair)
         _dense_dot = numba.njit(cache=True, nogil=True, inline="always")(_dense_dot)
+        _add_terms = numba.njit(cache=True, nogil=True, inline="always")(_add_terms)
         _accumulate = numba.njit(cache=True, nogil=True)(_accumulate)
         _fetch_row = numba.njit(cache=True, nogil=True, inline="always")(_fetch_row)
         _rescore = numba.njit(cache=True, nogil=True)(_rescore)

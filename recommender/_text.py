@@ -420,7 +420,7 @@ def _selected_columns(matrix: sp.csr_matrix, column_of: np.ndarray, width: int) 
     new = column_of[matrix.indices]
     keep = new >= 0
     kept = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])
-    indptr = kept[matrix.indptr - matrix.indptr[0]]  # a row slice's pointers start at 0 (scipy copies slices)
+    indptr = kept[matrix.indptr]  # a row slice's pointers start at 0 (scipy copies slices)
     return sp.csr_matrix((matrix.data[keep], new[keep].astype(np.int32), indptr), shape=(matrix.shape[0], width))
 
 
