@@ -13,9 +13,14 @@ then, in fresh processes:
   their memory is shared (the arrays are memory-mapped, so worker processes of a
   web server share one copy through the page cache).
 
+``--stage validate`` prints what validating every loaded array adds: the median of
+3 ``read_model`` calls (checksums, reading, validation), of 3 ``FittedState.check``
+calls alone, and of 3 loads as ``ModelHolder.reload`` does them (load and warm), with the shares.
+
 Usage::
 
     python benchmarks/serving.py [--n 100000] [--calls 20000] [--model-dir models/bench-100k]
+    python benchmarks/serving.py --n 100000 --stage validate
 
 Targets (issue 5): recommend() p99 <= 100 us; recommend_for_text() p99 <= 20 ms.
 """
@@ -144,6 +149,43 @@ def measure(model_dir: Path, calls: int, text_calls: int) -> None:
     )
 
 
+def validation(model_dir: Path, repeats: int = 3) -> None:
+    """What validating every array (``FittedState.check``) adds to ``load_model`` and ``ModelHolder.reload``."""
+    import recommender as rec
+    from recommender._store import read_model
+
+    loads, checks, reloads = [], [], []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        loaded = read_model(model_dir)  # checksums, reading, validation
+        loads.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        loaded.state.check()
+        checks.append(time.perf_counter() - started)
+    holder = rec.ModelHolder(model_dir)
+    for _ in range(repeats):
+        started = time.perf_counter()
+        holder._load(*holder._newest())  # what reload() does when the digest changed: load and warm
+        reloads.append(time.perf_counter() - started)
+    load, check, reload = (float(np.median(v)) for v in (loads, checks, reloads))
+    print(
+        json.dumps(
+            {"articles": len(loaded.state), "vector_entries": int(loaded.state.index.vectors.nnz),
+             "read_model_s": round(load, 3), "validation_s": round(check, 3),
+             "validation_share_of_load": round(check / load, 3), "reload_s": round(reload, 3),
+             "validation_share_of_reload": round(check / reload, 3), "repeats": repeats, "loadavg": loadavg()}
+        ),
+        flush=True,
+    )  # fmt: skip
+
+
+def loadavg() -> str:
+    try:
+        return Path("/proc/loadavg").read_text().strip()
+    except OSError:
+        return "n/a"
+
+
 def worker(model_dir: Path) -> None:
     import recommender as rec
 
@@ -159,7 +201,7 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=20_000)
     parser.add_argument("--text-calls", type=int, default=300)
     parser.add_argument("--model-dir", default=None)
-    parser.add_argument("--stage", choices=["all", "build", "serve", "worker"], default="all")
+    parser.add_argument("--stage", choices=["all", "build", "serve", "worker", "validate"], default="all")
     args = parser.parse_args()
     model_dir = Path(args.model_dir or ROOT / "models" / f"bench-{args.n}")
     if not (ROOT.parent / "shared" / "bench" / "peers.py").exists():
@@ -172,6 +214,9 @@ def main() -> int:
         return 0
     if args.stage == "serve":
         measure(model_dir, args.calls, args.text_calls)
+        return 0
+    if args.stage == "validate":
+        validation(model_dir)
         return 0
     if args.stage == "all":
         command = [sys.executable, __file__, "--model-dir", str(model_dir), "--n", str(args.n)]

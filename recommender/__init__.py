@@ -22,6 +22,7 @@ from ._batch import PrecomputeResult, precompute, write_lists
 from ._demo import demo_corpus_path
 from ._errors import (
     ArticleValidationError,
+    BusyError,
     ModelFormatError,
     NotFittedError,
     PageFormatError,
@@ -40,6 +41,7 @@ __all__ = [
     "COLUMNS",
     "Answer",
     "ArticleValidationError",
+    "BusyError",
     "EvaluationWarning",
     "ModelFormatError",
     "ModelHolder",

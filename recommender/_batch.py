@@ -42,9 +42,11 @@ import pandas as pd
 
 from . import _lists
 from ._cluster import connected, distributed
+from ._locks import held
+from ._outputs import write_csv, write_jsonl
 from ._progress import bar as progress_bar
 from ._ranking import CONTROL_NAMES, Controls
-from ._store import Loaded, file_sha256, manifest_digest, read_model
+from ._store import Loaded, file_sha256, manifest_digest, read_json, read_model
 
 __all__ = ["PARTS_MANIFEST", "PrecomputeResult", "output_format", "precompute", "write_lists"]
 
@@ -54,6 +56,10 @@ _SINGLE = {".csv": "csv", ".csv.gz": "csv", ".jsonl": "jsonl", ".jsonl.gz": "jso
 
 #: The manifest of a directory of precomputed parts.
 PARTS_MANIFEST = "_parts.json"
+#: The lock file of an output folder (see ``_locks``): one precompute writes a folder at a time.
+_LOCK = ".lock"
+#: The Parquet metadata entry that marks a part file as written by this library.
+_MARK_KEY, _MARK = b"recommender", b"lists"
 _LISTS_FORMAT = "recommender-lists"
 _LISTS_FORMAT_VERSION = 1
 #: Times Dask reruns a part whose task raised (a lost worker is handled by Dask's own rescheduling).
@@ -86,13 +92,13 @@ def write_lists(frame: pd.DataFrame, path: str | os.PathLike[str], *, part_rows:
         if target.exists() and not target.is_dir():
             raise FileExistsError(f"Cannot write Parquet parts to '{target}': it is a file.")
         target.mkdir(parents=True, exist_ok=True)
-        for old in target.glob("part-*.parquet"):
-            old.unlink()
-        written = []
-        for number, start in enumerate(range(0, max(len(frame), 1), part_rows)):
-            part = target / f"part-{number:05d}.parquet"
-            _atomic(frame.iloc[start : start + part_rows], part, "parquet")
-            written.append(part)
+        with held(target / _LOCK, what=f"The output '{target}'", wait=False, remove=True):
+            _tidy(target, keep=set())  # the parts of an earlier write; never someone else's files
+            written = []
+            for number, start in enumerate(range(0, max(len(frame), 1), part_rows)):
+                part = target / f"part-{number:05d}.parquet"
+                _write_part(frame.iloc[start : start + part_rows], part)
+                written.append(part)
         return written
     target.parent.mkdir(parents=True, exist_ok=True)
     _atomic(frame, target, kind)
@@ -140,12 +146,11 @@ def _text_sink(temporary: Path, target: Path) -> Iterator[Any]:
 
 
 def _write_text(frame: pd.DataFrame, handle: Any, kind: str, *, header: bool) -> None:
-    """Append ``frame`` as CSV (with or without the header) or JSON Lines to a text handle."""
+    """Append ``frame`` as CSV (with or without the header) or JSON Lines to a text handle (see ``_outputs``)."""
     if kind == "csv":
-        frame.to_csv(handle, index=False, header=header, date_format="%Y-%m-%dT%H:%M:%SZ", lineterminator="\n")
-    elif len(frame):
-        text = frame.to_json(orient="records", lines=True, date_format="iso")
-        handle.write(text if text.endswith("\n") else text + "\n")
+        write_csv(frame, handle, header=header)
+    else:
+        write_jsonl(frame, handle)
 
 
 # --------------------------------------------------------------------------- precompute
@@ -352,38 +357,48 @@ def precompute(
         for number, start in enumerate(range(0, max(n, 1), rows_per_part))
     ]
     folder.mkdir(parents=True, exist_ok=True)
-    kept, message = _resume(folder, header, plan)
-    _tidy(folder, keep=set(kept))
-    ledger = _Ledger(folder / PARTS_MANIFEST, header, kept)
-    ledger.save(complete=False)
-    logger.info("precompute %s (version %s, identity %s) -> %s: %s", model_dir, version, digest, target, message)
-    todo = [
-        _Part(version_folder, digest, str(folder.resolve()), name, start, stop, int(k), bool(explain), dict(controls))
-        for name, start, stop in plan
-        if name not in kept
-    ]
-    try:
-        with progress_bar(progress, total=len(plan), initial=len(plan) - len(todo), desc="parts", unit="part") as bar:
+    with held(folder / _LOCK, what=f"The output '{target}'", wait=False, remove=True):
+        kept, message = _resume(folder, header, plan)
+        _tidy(folder, keep=set(kept))
+        ledger = _Ledger(folder / PARTS_MANIFEST, header, kept)
+        ledger.save(complete=False)
+        logger.info("precompute %s (version %s, identity %s) -> %s: %s", model_dir, version, digest, target, message)
+        todo = [
+            _Part(
+                version_folder, digest, str(folder.resolve()), name, start, stop, int(k), bool(explain), dict(controls)
+            )
+            for name, start, stop in plan
+            if name not in kept
+        ]
+        try:
+            with progress_bar(
+                progress, total=len(plan), initial=len(plan) - len(todo), desc="parts", unit="part"
+            ) as bar:
 
-            def record(entry: dict[str, Any]) -> None:
-                ledger.add(entry)
-                bar.update(1)
+                def record(entry: dict[str, Any]) -> None:
+                    ledger.add(entry)
+                    bar.update(1)
 
-            if not todo:
-                pass
-            elif client is None and workers is None:
-                for part in todo:
-                    record(_compute_part(part))
-            else:
-                _run_on_dask(todo, record, client=client, workers=workers, model=model)
-    finally:
-        ledger.save(complete=len(ledger.parts) == len(plan))
-    files = [folder / name for name, _, _ in plan]
-    items = sum(int(ledger.parts[name]["items"]) for name, _, _ in plan)
+                if not todo:
+                    pass
+                elif client is None and workers is None:
+                    for part in todo:
+                        record(_compute_part(part))
+                else:
+                    _run_on_dask(todo, record, client=client, workers=workers, model=model)
+        finally:
+            ledger.save(complete=len(ledger.parts) == len(plan))
+        files = [folder / name for name, _, _ in plan]
+        items = sum(int(ledger.parts[name]["items"]) for name, _, _ in plan)
+        if kind != "parts":
+            _combine(files, target, kind)
+            if not keep_parts:
+                for path in [*files, folder / PARTS_MANIFEST]:
+                    path.unlink(missing_ok=True)
     if kind != "parts":
-        _combine(files, target, kind)
         if not keep_parts:
-            _remove_work_directory(folder, files)
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # once its lock is gone too; left in place if something else was put there
         files = [target]
     return PrecomputeResult(
         out=target,
@@ -543,7 +558,7 @@ def _part_bytes(frame: pd.DataFrame) -> bytes:
         ]
     )
     sink = pa.BufferOutputStream()
-    pq.write_table(table.cast(schema), sink)
+    pq.write_table(table.cast(schema.with_metadata({_MARK_KEY: _MARK})), sink)
     return sink.getvalue().to_pybytes()
 
 
@@ -571,11 +586,11 @@ def _resume(folder: Path, header: dict[str, Any], plan: list[tuple[str, int, int
     if not path.exists():
         return {}, fresh
     try:
-        old = json.loads(path.read_text(encoding="utf-8"))
+        old = read_json(path)
         if not isinstance(old, dict) or old.get("format") != _LISTS_FORMAT:
             raise ValueError(f"not a {_LISTS_FORMAT} manifest")
         old_model, old_parameters, old_parts = old["model"], old["parameters"], old["parts"]
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         return {}, f"Started over: '{path}' cannot be used ({exc})."
     if not isinstance(old_model, dict) or old_model.get("manifest_sha256") != header["model"]["manifest_sha256"]:
         was = old_model.get("version") if isinstance(old_model, dict) else None
@@ -613,13 +628,46 @@ def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
 
 
 def _tidy(folder: Path, *, keep: set[str]) -> None:
-    """Delete part files not kept and temporary files left by an interrupted run."""
+    """Delete the part files of an earlier run that are not kept, and temporary files left by a crash.
+
+    Only files this library wrote are deleted (parts carry :data:`_MARK` in their
+    Parquet metadata, or are recorded in ``_parts.json``); any other ``part-*``
+    file in the folder is someone else's, and the job refuses to mix with it.
+    """
+    recorded = _recorded_parts(folder / PARTS_MANIFEST)
+    foreign = [path.name for path in sorted(folder.glob("part-*")) if path.name not in recorded and not _is_ours(path)]
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise FileExistsError(
+            f"'{folder}' holds part files that recommender did not write ({shown}); they are left alone. "
+            "Write the lists to an empty folder, or to one that precompute wrote."
+        )
     for path in folder.glob("part-*.parquet"):
         if path.name not in keep:
             path.unlink()
     for pattern in (".part-*.tmp", f".{PARTS_MANIFEST}.*.tmp"):
         for path in folder.glob(pattern):
             path.unlink(missing_ok=True)
+
+
+def _recorded_parts(path: Path) -> set[str]:
+    """The part names an earlier run recorded in ``_parts.json`` (none when it is missing or unusable)."""
+    try:
+        old = read_json(path)
+        return {str(e["name"]) for e in old["parts"] if isinstance(e, dict) and "name" in e}
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
+
+
+def _is_ours(path: Path) -> bool:
+    """Whether a Parquet file carries this library's mark (see :func:`_part_bytes`)."""
+    import pyarrow.parquet as pq
+
+    try:
+        metadata = pq.read_schema(path).metadata or {}
+    except Exception:  # not Parquet, unreadable: not ours
+        return False
+    return metadata.get(_MARK_KEY) == _MARK
 
 
 class _Ledger:
@@ -676,10 +724,3 @@ def _combine(parts: list[Path], target: Path, kind: str) -> None:
     finally:
         if temporary.exists():
             temporary.unlink()
-
-
-def _remove_work_directory(folder: Path, files: list[Path]) -> None:
-    for path in [*files, folder / PARTS_MANIFEST]:
-        path.unlink(missing_ok=True)
-    with contextlib.suppress(OSError):
-        folder.rmdir()  # left in place if something else was put there

@@ -20,7 +20,7 @@ import scipy.sparse as sp
 
 from ._dates import DAY_NS, NAT, stamp_ns, to_ns
 from ._duplicates import Signatures, compare, representatives
-from ._errors import UnknownArticleError
+from ._errors import InvalidPart, UnknownArticleError
 
 __all__ = ["DISPLAY_FIELDS", "TABLE_COLUMNS", "Catalogue", "replaced_rows", "table_of"]
 
@@ -70,6 +70,7 @@ class Catalogue:
     def __post_init__(self) -> None:
         if "ids" not in self._derived:  # a new table: its lookups (kept by evolve() when the table stays)
             self._derived.update(_lookups(self.table))
+        self._check_rows()
         derived = self._derived
         blocked = np.zeros(len(derived["ids"]), dtype=bool)
         for article_id in self.blocked:
@@ -88,6 +89,52 @@ class Catalogue:
         derived["popular_order"] = np.lexsort(
             (np.arange(len(blocked)), -published_ns.astype(np.float64), -np.asarray(self.popularity), ~recent)
         )
+        order = derived["popular_order"]
+        shown = order[derived["representative"][order] == order]  # each story once, as its representative
+        rank = np.full(len(blocked), -1, dtype=np.int64)
+        rank[shown] = np.arange(shown.size)
+        dated = shown[published_ns[shown] != NAT]
+        by_date = dated[np.argsort(published_ns[dated], kind="stable")]
+        derived["fallback"] = (shown, rank, by_date, published_ns[by_date], shown[published_ns[shown] == NAT])
+
+    def check(self) -> None:
+        """Raise :class:`InvalidPart` unless every array is consistent (O(size)), copy signatures included.
+
+        The rules that do not read the signatures run whenever a catalogue is built.
+        """
+        self._check_rows()
+        if self.signatures is not None:
+            try:
+                self.signatures.check(len(self))
+            except ValueError as exc:
+                raise InvalidPart("signatures", str(exc)) from None
+
+    def _check_rows(self) -> None:
+        derived = self._derived
+        ids, n = derived["ids"], len(derived["ids"])
+        if not all(isinstance(a, str) and a for a in ids) or len(derived["row_of"]) != n:
+            raise InvalidPart("article_id", "ids must be non-empty and unique")
+        if not all(isinstance(t, str) for t in derived["titles"]):
+            raise InvalidPart("title", "every article must have a title")
+        for part, array, dtype in (
+            ("popularity", self.popularity, np.float32),
+            ("text_keys", self.text_keys, np.int64),
+            ("groups", self.groups, np.int64),
+        ):
+            if array.shape != (n,) or array.dtype != dtype:
+                raise InvalidPart(part, f"expected {n} values of {np.dtype(dtype)}, got {array.shape} {array.dtype}")
+        if not (np.isfinite(self.popularity) & (self.popularity >= 0)).all():
+            raise InvalidPart("popularity", "values must be finite and >= 0")
+        if not (np.isfinite(self.popularity_scale) and self.popularity_scale >= 0):
+            raise InvalidPart("popularity_scale", f"must be finite and >= 0, got {self.popularity_scale!r}")
+        views = self.table["views"].to_numpy(np.float64)
+        if (np.isinf(views) | (views < 0)).any():
+            raise InvalidPart("views", "view counts must be >= 0 and finite (or missing)")
+        groups = np.asarray(self.groups)
+        if n and (int(groups.min()) < 0 or (groups > np.arange(n)).any() or (groups[groups] != groups).any()):
+            raise InvalidPart("groups", "each label must be the smallest row of its group")
+        if not (np.isfinite(self.fallback_days) and self.fallback_days >= 0):
+            raise InvalidPart("fallback_days", f"must be finite and >= 0, got {self.fallback_days!r}")
 
     # ------------------------------------------------------------------ lookups
 
@@ -152,6 +199,29 @@ class Catalogue:
     def popular_order(self) -> np.ndarray:
         """Rows by the popular fallback's order: recent first, then by prior, newest, row."""
         return self._derived["popular_order"]
+
+    def fallback_order(
+        self, source_ns: int = NAT, *, max_age_days: float | None = None, past_only: bool = False
+    ) -> np.ndarray:
+        """The stories a list may be filled with, in the popular order, each as its representative.
+
+        With a date window (``max_age_days`` around a dated source, ``past_only``)
+        only the articles inside it and the undated ones, found by a binary search
+        over the articles sorted by date: a fill costs what the window holds, not a
+        walk over the whole catalogue.
+        """
+        shown, rank, by_date, dates, undated = self._derived["fallback"]
+        if source_ns == NAT or (max_age_days is None and not past_only):
+            return shown
+        low, high = 0, dates.size
+        if max_age_days is not None:
+            reach = int(min(float(max_age_days) * DAY_NS, 2**62)) + 1_000_000  # a ms wider: the filter decides
+            low = int(np.searchsorted(dates, max(source_ns - reach, -(2**63) + 1), side="left"))
+            high = int(np.searchsorted(dates, min(source_ns + reach, 2**63 - 1), side="right"))
+        if past_only:
+            high = min(high, int(np.searchsorted(dates, source_ns, side="right")))
+        inside = np.concatenate([by_date[low : max(low, high)], undated])
+        return inside[np.argsort(rank[inside], kind="stable")]
 
     def row_of(self, article_id: str) -> int:
         """The row of an article id; raises :class:`UnknownArticleError`."""

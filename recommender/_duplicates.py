@@ -228,16 +228,45 @@ _TAG = re.compile(r"<[^<>]{0,2000}>")
 # --------------------------------------------------------------------------- exact copies
 
 
-def _hash(text: str) -> int:
-    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little", signed=True)
+#: What ``str.split()`` splits at.
+_WHITESPACE = re.compile(r"\s")
 
 
 def text_keys(titles: Sequence[str], summaries: Sequence[str], bodies: Sequence[str]) -> np.ndarray:
-    """Stable 64-bit keys of the normalised full text (lower case, whitespace collapsed), shape (n,), int64."""
+    """Stable 64-bit keys of the normalised full text (lower case, whitespace collapsed), shape (n,), int64.
+
+    The key of ``title``, ``summary`` and ``body`` is the hash of their words in
+    order, lower-cased and joined by one space, computed in pieces of about
+    :data:`_KEY_PIECE` characters: a 20 MB body costs a few pieces of memory, not
+    a list of every word, and no field is ever cut.
+    """
     return np.array(
-        [_hash(" ".join(f"{t}\n{s}\n{b}".lower().split())) for t, s, b in zip(titles, summaries, bodies, strict=True)],
+        [text_key(t, s, b) for t, s, b in zip(titles, summaries, bodies, strict=True)],
         dtype=np.int64,
     )
+
+
+#: Characters normalised at a time by :func:`text_key` (a piece ends at whitespace).
+_KEY_PIECE = 1 << 16
+
+
+def text_key(*fields: str) -> int:
+    """The copy key of one article's fields (see :func:`text_keys`)."""
+    digest = hashlib.blake2b(digest_size=8)
+    started = False
+    for text in fields:
+        start, size = 0, len(text)
+        while start < size:
+            stop = start + _KEY_PIECE
+            if stop < size:  # end the piece at whitespace, so that no word (nor a final sigma) is split
+                cut = _WHITESPACE.search(text, stop)
+                stop = size if cut is None else cut.start()
+            words = text[start:stop].lower().split()
+            if words:
+                digest.update(((" " if started else "") + " ".join(words)).encode("utf-8"))
+                started = True
+            start = stop
+    return int.from_bytes(digest.digest(), "little", signed=True)
 
 
 def copy_labels(keys: np.ndarray) -> np.ndarray:

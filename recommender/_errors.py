@@ -9,13 +9,15 @@ ordinary ``except KeyError`` / ``except ValueError`` clauses keep working::
     │   └── PageFormatError (SchemaError)
     ├── ArticleValidationError (RecommenderError, ValueError)
     ├── UnknownArticleError (RecommenderError, KeyError)
-    └── ModelFormatError (RecommenderError, ValueError)
+    ├── ModelFormatError (RecommenderError, ValueError)
+    └── BusyError (RecommenderError, RuntimeError)
 """
 
 from __future__ import annotations
 
 __all__ = [
     "ArticleValidationError",
+    "BusyError",
     "ModelFormatError",
     "NotFittedError",
     "PageFormatError",
@@ -58,3 +60,20 @@ class UnknownArticleError(RecommenderError, KeyError):
 
 class ModelFormatError(RecommenderError, ValueError):
     """A model directory is missing, corrupt, foreign or of an unsupported version."""
+
+
+class BusyError(RecommenderError, RuntimeError):
+    """Another job is writing the same output folder; the message says which process holds it."""
+
+
+class InvalidPart(ValueError):
+    """A fitted part breaks one of its rules (raised by the parts' ``check``; not public).
+
+    ``part`` is the name the model directory stores the array under (``vectors.indices``,
+    ``similarities``, ``vocabulary``...), so that the loader can name the file.
+    """
+
+    def __init__(self, part: str, rule: str) -> None:
+        super().__init__(f"{part}: {rule}")
+        self.part = part
+        self.rule = rule

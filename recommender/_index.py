@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from ._errors import InvalidPart
 from ._memo import Memo
+from ._neighbours import check_csr
 from ._ranking import top_entries
 from ._text import TextParams, Vocabulary, term_counter, unknown_tokens, vectorise
 
@@ -49,6 +51,37 @@ class VectorIndex:
 
     def __len__(self) -> int:
         return int(self.vectors.shape[0])
+
+    def check(self) -> None:
+        """Raise :class:`InvalidPart` unless vocabulary, vectors and drift counts are consistent (O(size)).
+
+        Vectors: CSR arrays inside their shape (:func:`check_csr`), one column per
+        term and latent dimension, float32, finite, column indices ascending within
+        each row, and every row of length 1 (or 0: an article without a kept word).
+        """
+        self.vocabulary.check()
+        vectors = self.vectors
+        check_csr(vectors)
+        if vectors.shape[1] != self.vocabulary.width:
+            raise InvalidPart(
+                "vectors.shape", f"{vectors.shape[1]} columns, but the vocabulary has {self.vocabulary.width}"
+            )
+        if vectors.data.dtype != np.float32 or not np.isfinite(vectors.data).all():
+            raise InvalidPart("vectors.data", "values must be finite float32")
+        if not vectors.has_canonical_format:
+            raise InvalidPart("vectors.indices", "column indices must be ascending and unique within each row")
+        lengths = np.zeros(vectors.shape[0], dtype=np.float64)
+        filled = np.diff(vectors.indptr) > 0
+        if filled.any():
+            squares = np.square(vectors.data, dtype=np.float64)
+            lengths[filled] = np.add.reduceat(squares, vectors.indptr[:-1][filled])
+        if (np.abs(lengths[filled] - 1.0) > 1e-3).any():
+            raise InvalidPart("vectors.data", "every row must have length 1")
+        drift = self.drift_counts
+        if drift.shape != (2,) or drift.dtype != np.int64 or drift[0] < 0 or drift[0] > drift[1]:
+            raise InvalidPart(
+                "drift_counts", f"expected (unknown tokens, tokens) with 0 <= unknown <= tokens, got {drift}"
+            )
 
     @property
     def terms(self) -> list[str]:

@@ -25,7 +25,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ._dates import NAT, utc_timestamp
-from ._duplicates import compare, is_copy, signatures, text_keys
+from ._duplicates import compare, is_copy, signatures, text_key
 from ._index import SHARED_TERMS, rounded
 from ._neighbours import select_top
 from ._ranking import PART_NAMES, REASONS, SIMILAR, Controls, Ranked, Sources, fill, pin, rank
@@ -208,18 +208,24 @@ def text_lists(
 ) -> tuple[Ranked, np.ndarray, sp.csr_matrix]:
     """The list of a text that is not in the model; and its vector (for explanations).
 
-    Each field is cut to the fit-time ``text_limit``; an article of the model that
-    is a copy of the text (exactly, or by the copy rule) is never recommended.
+    Each field is cut to the fit-time ``text_limit`` for the ranking; an article of
+    the model that is a copy of the text (exactly, keyed on the whole text, or by
+    the copy rule) is never recommended.
     """
     limit = state.settings.text_limit
-    fields = {name: [str(value or "")[:limit]] for name, value in zip(FIELDS, texts, strict=True)}
+    whole = [str(value or "") for value in texts]
+    fields = {name: [value[:limit]] for name, value in zip(FIELDS, whole, strict=True)}
     query = state.index.vectorise(fields)
     catalogue = state.catalogue
     similarities = state.index.text_similarities(query)
-    key = text_keys(fields["title"], fields["summary"], fields["body"])[0]
-    similarities[np.asarray(catalogue.text_keys) == key] = -np.inf
+    key = text_key(*whole)  # the whole text, as the stored keys: a long copy is still a copy
+    exact = np.flatnonzero(np.asarray(catalogue.text_keys) == key)
+    similarities[exact] = -np.inf
     rows, sims = select_top(similarities[None, :], state.pools.size, len(catalogue))
-    rows, sims = _without_copies_of(state, fields, rows, sims)
+    rows, sims, near = _without_copies_of(state, fields, rows, sims)
+    copies = np.concatenate([exact, near]).tolist()
+    if copies:  # hidden from the fallback fill too, as an excluded id is
+        exclude = [*(exclude or ()), *(catalogue.ids[r] for r in copies)]
     stamp = utc_timestamp(published)
     tag_list = [t.strip() for t in tags.split(";")] if isinstance(tags, str) else [str(t).strip() for t in tags]
     sources = Sources(
@@ -234,26 +240,28 @@ def text_lists(
 
 def _without_copies_of(
     state: FittedState, fields: dict[str, list[str]], rows: np.ndarray, sims: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Drop the near copies of a draft from its candidates (``rows``, ``sims`` of shape (1, pool))."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Drop the near copies of a draft from its candidates (``rows``, ``sims`` of shape (1, pool)); and their rows."""
     catalogue, settings = state.catalogue, state.settings
     candidates = np.flatnonzero(rows[0] >= 0)
+    none = np.empty(0, dtype=np.int64)
     if catalogue.signatures is None or not settings.collapse or settings.duplicate_threshold is None:
-        return rows, sims
+        return rows, sims, none
     if not candidates.size:
-        return rows, sims
+        return rows, sims, none
     draft = signatures(fields["title"], fields["summary"], fields["body"])
     shared, containment, _, sampled = compare(
         draft, np.zeros(candidates.size, dtype=np.int64), catalogue.signatures, rows[0, candidates]
     )
     copies = candidates[is_copy(shared, containment, sampled, float(settings.duplicate_threshold))]
+    found = rows[0, copies].astype(np.int64)
     if copies.size:
         keep = np.ones(rows.shape[1], dtype=bool)
         keep[copies] = False
         pad = np.full(copies.size, -1, dtype=rows.dtype)
         rows = np.concatenate([rows[0, keep], pad])[None, :]
         sims = np.concatenate([sims[0, keep], np.zeros(copies.size, dtype=sims.dtype)])[None, :]
-    return rows, sims
+    return rows, sims, found
 
 
 # --------------------------------------------------------------------------- items and frames
@@ -368,6 +376,10 @@ def empty_ranked(k: int) -> Ranked:
     return Ranked(np.full((0, k), -1), zeros, zeros, zeros, zeros, zeros, zeros)
 
 
+#: Stories examined at a time by :func:`popular`.
+_POPULAR_CHUNK = 1024
+
+
 def popular(
     state: FittedState, k: int, *, category: str | None = None, exclude: Iterable[str] | None = None
 ) -> list[Recommendation]:
@@ -375,19 +387,21 @@ def popular(
     catalogue = state.catalogue
     hidden = catalogue.hidden_groups(exclude)
     groups = np.asarray(catalogue.groups)
+    names = catalogue.category_names
+    if category is not None and category not in names:
+        return []
+    order = catalogue.fallback_order()  # one representative per story
     chosen: list[int] = []
-    seen: set[int] = set()
-    for row in catalogue.popular_order.tolist():
+    for start in range(0, order.size, _POPULAR_CHUNK):  # stops at the first chunk that completes the list
+        chunk = order[start : start + _POPULAR_CHUNK]
+        ok = np.ones(chunk.size, dtype=bool)
+        if hidden is not None:
+            ok &= ~hidden[groups[chunk]]
+        if category is not None:
+            ok &= catalogue.category[chunk] == names.index(category)
+        chosen += chunk[ok][: k - len(chosen)].tolist()
         if len(chosen) >= k:
             break
-        if catalogue.representative[row] != row or int(groups[row]) in seen:
-            continue
-        if hidden is not None and hidden[groups[row]]:
-            continue
-        if category is not None and catalogue.categories[row] != category:
-            continue
-        chosen.append(row)
-        seen.add(int(groups[row]))
     prior = np.asarray(catalogue.popularity)
     return [
         _item(state, r, rank_, "fallback", float(prior[r]), 0.0, float(prior[r])) for rank_, r in enumerate(chosen, 1)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import numbers
 import os
+import threading
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -46,6 +47,12 @@ logger = logging.getLogger("recommender")
 
 #: Share of out-of-vocabulary tokens in added or edited articles above which a refit is advised.
 DRIFT_REFIT = 0.2
+
+
+#: The longest window in days (about 270 years): any longer does not fit the nanosecond clock of the dates.
+_MAX_DAYS = 100_000
+#: Guards the creation of each model's writer lock (see ``Recommender._writing``).
+_WRITERS = threading.Lock()
 
 
 class Recommender(BaseEstimator):
@@ -260,8 +267,9 @@ class Recommender(BaseEstimator):
         if not isinstance(self.collapse, (bool, np.bool_)):
             raise ValueError(f"collapse must be True or False, got {self.collapse!r}.")
         self.text_params()
-        if not isinstance(self.fallback_days, numbers.Real) or not self.fallback_days >= 0:
-            raise ValueError(f"fallback_days must be a number >= 0, got {self.fallback_days!r}.")
+        days = self.fallback_days
+        if not isinstance(days, numbers.Real) or isinstance(days, bool) or not 0 <= days <= _MAX_DAYS:
+            raise ValueError(f"fallback_days must be a number of days in [0, {_MAX_DAYS:,}], got {days!r}.")
         if not isinstance(self.text_limit, numbers.Integral) or self.text_limit < 1:
             raise ValueError(f"text_limit must be an integer >= 1, got {self.text_limit!r}.")
         if self.mode not in ("exact", "approx"):
@@ -371,8 +379,9 @@ class Recommender(BaseEstimator):
                     strict=strict,
                     progress=progress,
                 )
-        self._adopt(state, saved=None)
-        self._origin = "fit"
+        with self._writing():
+            self._adopt(state, saved=None)
+            self._origin = "fit"
         return self
 
     def _adopt(self, state: FittedState, *, saved: tuple[str, str, str] | None) -> None:
@@ -380,6 +389,23 @@ class Recommender(BaseEstimator):
         self._state = state
         self._saved = saved
         self._saved_generation = state.generation if saved is not None else None
+
+    def _writing(self) -> threading.RLock:
+        """The lock that serialises this model's writers (updates, editorial actions, fit, save).
+
+        Readers never take it: every writer builds the next state and switches one
+        reference, so a reader sees the old state or the new one, never a mix.
+        """
+        lock = self.__dict__.get("_writer")
+        if lock is None:
+            with _WRITERS:
+                lock = self.__dict__.setdefault("_writer", threading.RLock())
+        return lock
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state.pop("_writer", None)  # a lock does not travel; the copy makes its own
+        return state
 
     def _fitted(self) -> FittedState:
         state = getattr(self, "_state", None)
@@ -710,17 +736,19 @@ class Recommender(BaseEstimator):
         stays blocked. Saved with the model, and carried over by a rebuild. Returns
         the ids whose lists changed.
         """
-        ids = [article_ids] if isinstance(article_ids, str) else list(article_ids)
-        state = self._fitted()
-        self._state, changed = _updates.edit_blocks(state, state.editorial.block(ids), ids)
-        return changed
+        with self._writing():
+            ids = [article_ids] if isinstance(article_ids, str) else list(article_ids)
+            state = self._fitted()
+            self._state, changed = _updates.edit_blocks(state, state.editorial.block(ids), ids)
+            return changed
 
     def unblock(self, article_ids: Iterable[str]) -> list[str]:
         """Allow blocked articles again. Returns the ids whose lists changed."""
-        ids = [article_ids] if isinstance(article_ids, str) else list(article_ids)
-        state = self._fitted()
-        self._state, changed = _updates.edit_blocks(state, state.editorial.unblock(ids), ids)
-        return changed
+        with self._writing():
+            ids = [article_ids] if isinstance(article_ids, str) else list(article_ids)
+            state = self._fitted()
+            self._state, changed = _updates.edit_blocks(state, state.editorial.unblock(ids), ids)
+            return changed
 
     def pin(self, source_id: str, recommended_ids: Sequence[str]) -> list[str]:
         """Put chosen articles, in this order, at the top of one article's list.
@@ -729,27 +757,32 @@ class Recommender(BaseEstimator):
         Pinned articles still never include the source, or an excluded, blocked
         or banned article. Saved with the model. Returns ``[source_id]``.
         """
-        state = self._fitted()
-        state.catalogue.row_of(source_id)
-        ids = [recommended_ids] if isinstance(recommended_ids, str) else list(recommended_ids)
-        for article_id in ids:
-            state.catalogue.row_of(article_id)
-        self._state, changed = _updates.edit_list(state, state.editorial.pin(source_id, ids), source_id)
-        return changed
+        with self._writing():
+            state = self._fitted()
+            state.catalogue.row_of(source_id)
+            ids = [recommended_ids] if isinstance(recommended_ids, str) else list(recommended_ids)
+            for article_id in ids:
+                state.catalogue.row_of(article_id)
+            self._state, changed = _updates.edit_list(state, state.editorial.pin(source_id, ids), source_id)
+            return changed
 
     def ban(self, source_id: str, recommended_id: str) -> list[str]:
         """Never show ``recommended_id`` (or its duplicates) in ``source_id``'s list. Returns ``[source_id]``."""
-        state = self._fitted()
-        state.catalogue.row_of(source_id)
-        state.catalogue.row_of(recommended_id)
-        self._state, changed = _updates.edit_list(state, state.editorial.ban(source_id, recommended_id), source_id)
-        return changed
+        with self._writing():
+            state = self._fitted()
+            state.catalogue.row_of(source_id)
+            state.catalogue.row_of(recommended_id)
+            self._state, changed = _updates.edit_list(state, state.editorial.ban(source_id, recommended_id), source_id)
+            return changed
 
     def unban(self, source_id: str, recommended_id: str) -> list[str]:
         """Undo :meth:`ban`. Returns ``[source_id]``."""
-        state = self._fitted()
-        self._state, changed = _updates.edit_list(state, state.editorial.unban(source_id, recommended_id), source_id)
-        return changed
+        with self._writing():
+            state = self._fitted()
+            self._state, changed = _updates.edit_list(
+                state, state.editorial.unban(source_id, recommended_id), source_id
+            )
+            return changed
 
     # ------------------------------------------------------------------ live updates
 
@@ -774,20 +807,22 @@ class Recommender(BaseEstimator):
         list of str
             The ids whose lists changed (the new ones included), sorted.
         """
-        state = self._fitted()
-        _updates.need_signatures(state, "add_articles")  # before reading the rows: a clear error first
-        self._state, changed = _updates.add(state, self._prepare_new(articles), n_jobs=self.n_jobs)
-        return changed
+        with self._writing():
+            state = self._fitted()
+            _updates.need_signatures(state, "add_articles")  # before reading the rows: a clear error first
+            self._state, changed = _updates.add(state, self._prepare_new(articles), n_jobs=self.n_jobs)
+            return changed
 
     def update_articles(self, articles: pd.DataFrame) -> list[str]:
         """Replace edited articles (text, date, views, category, ...) without a refit.
 
         Every id must already be in the model. Returns the ids whose lists changed.
         """
-        state = self._fitted()
-        _updates.need_signatures(state, "update_articles")
-        self._state, changed = _updates.update(state, self._prepare_new(articles), n_jobs=self.n_jobs)
-        return changed
+        with self._writing():
+            state = self._fitted()
+            _updates.need_signatures(state, "update_articles")
+            self._state, changed = _updates.update(state, self._prepare_new(articles), n_jobs=self.n_jobs)
+            return changed
 
     def remove_articles(self, article_ids: Iterable[str]) -> list[str]:
         """Take articles out of the model and out of every list.
@@ -795,8 +830,9 @@ class Recommender(BaseEstimator):
         Returns the ids whose lists changed, including the removed ids (their
         lists are gone).
         """
-        self._state, changed = _updates.remove(self._fitted(), article_ids, n_jobs=self.n_jobs)
-        return changed
+        with self._writing():
+            self._state, changed = _updates.remove(self._fitted(), article_ids, n_jobs=self.n_jobs)
+            return changed
 
     def update_views(self, views: Mapping[str, float] | pd.DataFrame | pd.Series) -> list[str]:
         """Refresh view counts (they change hourly); the popularity scale stays frozen.
@@ -806,12 +842,13 @@ class Recommender(BaseEstimator):
         Unknown ids raise :class:`UnknownArticleError`; invalid counts raise
         ``ValueError``. Returns the ids whose lists changed.
         """
-        state = self._fitted()
-        mapping = _updates.views_mapping(views)
-        for article_id in mapping:
-            state.catalogue.row_of(article_id)
-        self._state, changed = _updates.set_views(state, mapping)
-        return changed
+        with self._writing():
+            state = self._fitted()
+            mapping = _updates.views_mapping(views)
+            for article_id in mapping:
+                state.catalogue.row_of(article_id)
+            self._state, changed = _updates.set_views(state, mapping)
+            return changed
 
     def drift(self) -> float:
         """Share of the tokens of added or edited articles that the vocabulary lacks.
@@ -842,19 +879,20 @@ class Recommender(BaseEstimator):
 
         Returns the version's name. See :func:`recommender.load_model`.
         """
-        from ._store import save_state
+        with self._writing():
+            from ._store import save_state
 
-        state = self._fitted()
-        carry = getattr(self, "_origin", "loaded") == "fit" if carry_editorial is None else bool(carry_editorial)
-        saved = save_state(state, self.get_params(), path, carry_editorial=carry)
-        if saved.state is not state:
-            self._state = saved.state  # the carried-over editorial state, now the model's own
-        self._adopt(self._state, saved=(str(path), saved.name, saved.digest))
-        self._origin = "saved"
-        self._carried = saved.carried
-        if saved.carried is not None:
-            logger.info("save: %s", saved.carried.summary())
-        return saved.name
+            state = self._fitted()
+            carry = getattr(self, "_origin", "loaded") == "fit" if carry_editorial is None else bool(carry_editorial)
+            saved = save_state(state, self.get_params(), path, carry_editorial=carry)
+            if saved.state is not state:
+                self._state = saved.state  # the carried-over editorial state, now the model's own
+            self._adopt(self._state, saved=(str(path), saved.name, saved.digest))
+            self._origin = "saved"
+            self._carried = saved.carried
+            if saved.carried is not None:
+                logger.info("save: %s", saved.carried.summary())
+            return saved.name
 
     def precompute(
         self,
@@ -938,7 +976,15 @@ def load_model(path: str | os.PathLike[str], *, verify: bool = True) -> Recommen
         model.set_params(**loaded.params)
         model._check_params()
     except (TypeError, ValueError) as exc:
-        raise ModelFormatError(f"Model '{loaded.version_dir}' is inconsistent: {exc}") from None
+        raise ModelFormatError(
+            f"Model file '{loaded.version_dir / 'manifest.json'}' has unusable parameters: {exc}"
+        ) from None
     model._adopt(loaded.state, saved=(str(path), loaded.name, loaded.digest))
+    try:
+        model.controls()  # the stored ranking controls must fit the stored articles (categories...)
+    except (TypeError, ValueError) as exc:
+        raise ModelFormatError(
+            f"Model file '{loaded.version_dir / 'manifest.json'}' has unusable parameters: {exc}"
+        ) from None
     model._origin = "loaded"
     return model

@@ -50,12 +50,14 @@ import numpy as np
 import scipy.sparse as sp
 from joblib import Parallel, delayed
 
+from ._errors import InvalidPart
+
 try:  # compiled engine (optional at import, so the scipy engine still works without numba)
     import numba
 except ImportError:  # pragma: no cover - numba is a dependency; this guards odd installs
     numba = None
 
-__all__ = ["SIMILARITY_FLOOR", "block_rows_for", "select_top", "thread_count", "top_neighbours"]
+__all__ = ["SIMILARITY_FLOOR", "block_rows_for", "check_csr", "select_top", "thread_count", "top_neighbours"]
 
 #: Similarities at or below this are "nothing in common": float32 rounding leaves about 1e-8 where two
 #: articles share no term (with the latent blend, where their topic vectors are orthogonal).
@@ -238,6 +240,7 @@ def _engine_arrays(
 ) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
     """What the compiled kernels read: (the sparse part's CSR arrays, its posting lists' CSR arrays) and the
     dense rows (row-major: a row's dense part is one cache line or two)."""
+    check_csr(vectors)
     sparse, dense_t = _split_dense(vectors, dense_cols)
     dense_rows = np.ascontiguousarray(dense_t.T)
     if not sparse.has_sorted_indices:  # a copy: the caller's matrix may be read-only (memory-mapped)
@@ -537,18 +540,27 @@ def empty_pools(count: int, pool: int) -> tuple[np.ndarray, np.ndarray]:
 def _tile_arrays(vectors: sp.csr_matrix, dense_cols: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
     """The kernel arrays of one block (``_engine_arrays``, with the dense columns of the whole matrix), checked."""
     vectors = sp.csr_matrix(vectors, dtype=np.float32)
-    _check_csr(vectors)
     return _engine_arrays(vectors, dense_cols)
 
 
-def _check_csr(matrix: sp.csr_matrix) -> None:
-    """Refuse a CSR matrix whose index arrays do not fit its shape (the compiled kernels do not check bounds)."""
+def check_csr(matrix: sp.csr_matrix, part: str = "vectors") -> None:
+    """Raise :class:`InvalidPart` unless a CSR matrix's index arrays fit its shape.
+
+    The compiled kernels (and scipy's own slicing) do not check bounds, so every
+    matrix they see passes this first: row pointers from 0, non-decreasing, ending
+    at the number of stored values; column indices inside the width; as many
+    values as indices. O(stored values).
+    """
     n, width = matrix.shape
     indptr, indices = matrix.indptr, matrix.indices
-    if indptr.shape != (n + 1,) or indptr[0] != 0 or (np.diff(indptr) < 0).any() or indptr[-1] != indices.size:
-        raise ValueError("vectors: the row pointers of the sparse matrix are not consistent with its shape.")
-    if (indices.size and (indices.min() < 0 or indices.max() >= width)) or matrix.data.size != indices.size:
-        raise ValueError("vectors: the sparse matrix has column indices outside its shape.")
+    if indptr.ndim != 1 or indptr.shape != (n + 1,) or indptr.dtype.kind not in "iu":
+        raise InvalidPart(f"{part}.indptr", f"expected {n + 1} integer row pointers, got shape {indptr.shape}")
+    if indptr[0] != 0 or indptr[-1] != indices.size or (n and (np.diff(indptr) < 0).any()):
+        raise InvalidPart(f"{part}.indptr", "row pointers must rise from 0 to the number of stored values")
+    if indices.ndim != 1 or indices.dtype.kind not in "iu" or matrix.data.shape != indices.shape:
+        raise InvalidPart(f"{part}.indices", "expected one integer column index per stored value")
+    if indices.size and (int(indices.min()) < 0 or int(indices.max()) >= width):
+        raise InvalidPart(f"{part}.indices", f"column indices must lie in [0, {width})")
 
 
 def tile_pools(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from ._errors import InvalidPart
 from ._neighbours import SIMILARITY_FLOOR, top_neighbours
 
 __all__ = ["Pools"]
@@ -40,6 +41,34 @@ class Pools:
 
     def __len__(self) -> int:
         return int(self.rows.shape[0])
+
+    def check(self, n: int) -> None:
+        """Raise :class:`InvalidPart` unless these are pools of ``n`` articles (O(size)).
+
+        Rows in ``[0, n)``, each at most once, never the article itself, filled slots first and empty
+        ones (-1) after them; similarities finite and not increasing along a pool.
+        """
+        rows, sims = self.rows, self.similarities
+        if rows.dtype != np.int32 or rows.ndim != 2 or rows.shape[0] != n:
+            raise InvalidPart("neighbours", f"expected ({n}, pool_size) int32, got {rows.shape} {rows.dtype}")
+        if sims.dtype != np.float32 or sims.shape != rows.shape:
+            raise InvalidPart("similarities", f"expected {rows.shape} float32, got {sims.shape} {sims.dtype}")
+        if not rows.size:
+            return
+        if int(rows.min()) < -1 or int(rows.max()) >= n:
+            raise InvalidPart("neighbours", f"rows must lie in [0, {n}) or be -1 (an empty slot)")
+        empty = rows < 0
+        if (empty[:, :-1] & ~empty[:, 1:]).any():
+            raise InvalidPart("neighbours", "an empty slot (-1) is followed by a filled one")
+        if (rows == np.arange(n, dtype=np.int32)[:, None]).any():
+            raise InvalidPart("neighbours", "an article is in its own pool")
+        ordered = np.sort(rows, axis=1)
+        if ((ordered[:, 1:] == ordered[:, :-1]) & (ordered[:, 1:] >= 0)).any():
+            raise InvalidPart("neighbours", "an article appears twice in one pool")
+        if not np.isfinite(sims).all():
+            raise InvalidPart("similarities", "values must be finite")
+        if ((sims[:, 1:] > sims[:, :-1]) & ~empty[:, 1:]).any():
+            raise InvalidPart("similarities", "similarities must not increase along a pool")
 
     @classmethod
     def build(

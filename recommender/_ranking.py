@@ -547,8 +547,9 @@ def fill(
     groups = np.asarray(catalogue.groups)
     taken = {int(groups[r]) for r in ranked.rows[i] if r >= 0}
     one = _source(sources, i)
-    order = catalogue.popular_order
-    order = order[catalogue.representative[order] == order]  # each story once, as its representative
+    order = catalogue.fallback_order(
+        int(one.published_ns[0]), max_age_days=controls.max_age_days, past_only=controls.past_only
+    )
     source_category = int(one.category[0])
     picks: list[int] = []
     for same_category_pass in [True, False] if source_category >= 0 else [False]:

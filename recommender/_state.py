@@ -30,7 +30,7 @@ from ._catalogue import Catalogue, table_of
 from ._dates import NAT, stamp_ns, to_ns
 from ._duplicates import copy_labels, duplicate_groups, signatures, text_keys
 from ._editorial import Editorial
-from ._errors import SchemaError
+from ._errors import InvalidPart, SchemaError
 from ._index import VectorIndex
 from ._memo import Memo
 from ._neighbours import thread_count
@@ -100,6 +100,21 @@ class FittedState:
 
     def __len__(self) -> int:
         return len(self.catalogue)
+
+    def check(self) -> None:
+        """Raise :class:`InvalidPart` unless every part keeps its rules and the parts agree (O(size)).
+
+        What a loaded model passes before anything reads it: the compiled kernels
+        then only see arrays inside their bounds.
+        """
+        n = len(self.catalogue)
+        self.catalogue.check()
+        self.index.check()
+        self.pools.check(n)
+        if len(self.index) != n:
+            raise InvalidPart("vectors.shape", f"{len(self.index)} rows for {n} articles")
+        if self.pools.size != self.settings.pool_size:
+            raise InvalidPart("neighbours", f"pools of {self.pools.size}, but pool_size is {self.settings.pool_size}")
 
     def evolve(self, **changes: Any) -> FittedState:
         """The next state: these parts changed, the others shared, ``generation`` one more, a new memo."""

@@ -32,7 +32,8 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -46,8 +47,10 @@ from ._catalogue import Catalogue
 from ._dates import to_ns
 from ._duplicates import Signatures
 from ._editorial import Carried, Editorial
-from ._errors import ModelFormatError
+from ._errors import InvalidPart, ModelFormatError
 from ._index import VectorIndex
+from ._locks import held
+from ._outputs import from_spreadsheet_cell, write_csv
 from ._pools import Pools
 from ._state import FittedState, Settings, settings_of
 from ._text import TextParams, Vocabulary
@@ -60,6 +63,7 @@ __all__ = [
     "Saved",
     "file_sha256",
     "manifest_digest",
+    "read_json",
     "read_manifest",
     "read_model",
     "save_state",
@@ -67,14 +71,16 @@ __all__ = [
 ]
 
 FORMAT = "recommender-model"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 #: Format history. 1: the first format. 2: adds ``flagged.csv``; a format-1 model
 #: loads as a model with nothing flagged. 3: adds the copy signatures
 #: (``signatures.*.npy``) and the parameters ``stop_words`` and ``collapse``, drops
 #: ``title_keys.npy``; a format-1 or 2 model loads with its stored duplicate groups,
 #: ``stop_words="english"`` (what it was fitted with) and no signatures, so
-#: ``add_articles``/``update_articles`` ask for a rebuild. Versions below this one
-#: cannot be read.
+#: ``add_articles``/``update_articles`` ask for a rebuild. 4: stores tags one by one
+#: (``tag_values.*``, ``tag_counts.npy``) instead of joined by a separator that a tag
+#: could itself contain (``tags.*``); a model of format 1 to 3 loads its joined tags.
+#: Versions below this one cannot be read.
 OLDEST_FORMAT_VERSION = 1
 #: Parameters a manifest of an older format lacks, with the meaning they had then.
 _OLD_MEANING = {"stop_words": "english", "collapse": True}
@@ -84,7 +90,8 @@ LOCK = ".lock"
 MANIFEST = "manifest.json"
 _VERSION_NAME = re.compile(r"^version-(\d{6,})$")
 _STRING_COLUMNS = ("article_id", "title", "url", "category")
-_TAG_SEPARATOR = "\x1f"
+#: How formats 1 to 3 joined an article's tags.
+_OLD_TAG_SEPARATOR = "\x1f"
 
 
 # --------------------------------------------------------------------------- save
@@ -140,7 +147,8 @@ def save_state(
         for name, records in (("rejected.csv", state.rejected), ("flagged.csv", state.flagged)):
             if records:
                 target = staging / name
-                pd.DataFrame.from_records(list(records), columns=list(REJECTED_COLUMNS)).to_csv(target, index=False)
+                with open(target, "w", encoding="utf-8", newline="") as handle:
+                    write_csv(pd.DataFrame.from_records(list(records), columns=list(REJECTED_COLUMNS)), handle)
                 _fsync(target)
                 files[name] = _describe_file(target)
         with _save_lock(model_dir):
@@ -223,28 +231,9 @@ def _manifest(state: FittedState, params: Mapping[str, Any], files: dict[str, An
     }
 
 
-@contextlib.contextmanager
-def _save_lock(model_dir: Path) -> Iterator[None]:
-    """Hold the model directory's save lock (``.lock``): one publication at a time, across processes."""
-    with open(model_dir / LOCK, "a+b") as handle:
-        if os.name == "nt":  # pragma: no cover - Windows
-            import msvcrt
-
-            handle.seek(0)
-            msvcrt.locking(handle.fileno(), msvcrt.LK_LOCK, 1)
-            try:
-                yield
-            finally:
-                handle.seek(0)
-                msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
-        else:
-            import fcntl
-
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+def _save_lock(model_dir: Path) -> contextlib.AbstractContextManager[None]:
+    """The model directory's save lock (``.lock``): one publication at a time, across processes and threads."""
+    return held(model_dir / LOCK, what=f"The model directory '{model_dir}'", wait=True)
 
 
 def manifest_digest(version_dir: str | os.PathLike[str]) -> str:
@@ -286,7 +275,9 @@ def _arrays(state: FittedState) -> dict[str, np.ndarray]:
     arrays.update(_encode_strings("vocabulary", index.vocabulary.terms.tolist()))
     for column in _STRING_COLUMNS:
         arrays.update(_encode_strings(column, table[column].tolist()))
-    arrays.update(_encode_strings("tags", [_TAG_SEPARATOR.join(t) for t in table["tags"]]))
+    tags = table["tags"].tolist()
+    arrays.update(_encode_strings("tag_values", [tag for article in tags for tag in article]))
+    arrays["tag_counts"] = np.array([len(article) for article in tags], dtype=np.int64)
     return arrays
 
 
@@ -302,19 +293,22 @@ def _encode_strings(name: str, values: list[str | None]) -> dict[str, np.ndarray
 
 
 def _decode_strings(arrays: dict[str, np.ndarray], name: str) -> list[str | None]:
-    data = bytes(arrays[f"{name}.bytes"])
-    ends = np.asarray(arrays[f"{name}.ends"]).tolist()
-    missing = np.asarray(arrays[f"{name}.missing"]).tolist()
-    if len(ends) != len(missing) or (ends and ends[-1] != len(data)):
-        raise ModelFormatError(f"String column '{name}' is inconsistent (offsets do not match the data).")
+    raw, ends, missing = (np.asarray(arrays[f"{name}.{part}"]) for part in ("bytes", "ends", "missing"))
+    if raw.dtype != np.uint8 or ends.dtype != np.int64 or missing.dtype != bool:
+        raise InvalidPart(name, "expected uint8 bytes, int64 end offsets and a bool mask")
+    if raw.ndim != 1 or ends.ndim != 1 or ends.shape != missing.shape:
+        raise InvalidPart(name, "expected one end offset and one mask value per string")
+    if ends.size and (ends[0] < 0 or (np.diff(ends) < 0).any() or ends[-1] != raw.size):
+        raise InvalidPart(name, "end offsets must rise to the number of bytes")
+    data = raw.tobytes()
     out: list[str | None] = []
     start = 0
     try:
-        for end, absent in zip(ends, missing, strict=True):
+        for end, absent in zip(ends.tolist(), missing.tolist(), strict=True):
             out.append(None if absent else data[start:end].decode("utf-8"))
             start = end
     except UnicodeDecodeError as exc:
-        raise ModelFormatError(f"String column '{name}' is not valid UTF-8: {exc}") from None
+        raise InvalidPart(name, f"not valid UTF-8 ({exc})") from None
     return out
 
 
@@ -353,11 +347,13 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def _versions(model_dir: Path) -> list[tuple[int, str]]:
+def _versions(model_dir: Path, *, complete: bool = True) -> list[tuple[int, str]]:
+    """The versions of a model directory, oldest first: those with a manifest (``complete``), or every entry
+    named like one (what a new version's number must come after: a stray file or an empty folder too)."""
     found = []
     for entry in model_dir.iterdir():
         match = _VERSION_NAME.match(entry.name)
-        if match and entry.is_dir():
+        if match and (not complete or (entry / MANIFEST).is_file()):
             found.append((int(match.group(1)), entry.name))
     return sorted(found)
 
@@ -365,7 +361,7 @@ def _versions(model_dir: Path) -> list[tuple[int, str]]:
 def _publish(model_dir: Path, staging: Path) -> str:
     """Rename the staged version into place and point CURRENT at it."""
     for _ in range(1000):
-        existing = _versions(model_dir)
+        existing = _versions(model_dir, complete=False)
         number = existing[-1][0] + 1 if existing else 1
         name = f"version-{number:06d}"
         try:
@@ -376,7 +372,7 @@ def _publish(model_dir: Path, staging: Path) -> str:
     else:
         raise ModelFormatError(f"Could not allocate a version name under '{model_dir}'.")
     _fsync(model_dir)
-    pointer = model_dir / f".{POINTER}.{os.getpid()}.tmp"
+    pointer = model_dir / f".{POINTER}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp"  # unique per thread too
     with open(pointer, "w", encoding="utf-8") as handle:
         handle.write(name + "\n")
         handle.flush()
@@ -386,8 +382,8 @@ def _publish(model_dir: Path, staging: Path) -> str:
     return name
 
 
-# what save_state and _publish name their temporary entries: ".staging-<pid>-..." and ".CURRENT.<pid>.tmp"
-_LEFTOVER = re.compile(rf"^\.(?:staging-(\d+)-.+|{re.escape(POINTER)}\.(\d+)\.tmp)$")
+# what save_state and _publish name their temporary entries: ".staging-<pid>-..." and ".CURRENT.<pid>[.<id>].tmp"
+_LEFTOVER = re.compile(rf"^\.(?:staging-(\d+)-.+|{re.escape(POINTER)}\.(\d+)(?:\.[0-9a-f]+)?\.tmp)$")
 
 
 def _remove_leftovers(model_dir: Path) -> None:
@@ -414,7 +410,7 @@ def _running(pid: int) -> bool:
         return True
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # OverflowError: a number no process can have
         return False
     except (PermissionError, OSError):
         return True  # exists (another user's), or cannot tell: leave it
@@ -445,11 +441,42 @@ def _json_params(params: dict[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- load
 
 
+#: The largest JSON document read from a model or output folder (a manifest is a few kB; editorial.json
+#: holds every pin and ban), and the largest CURRENT pointer.
+JSON_LIMIT = 256 * 2**20
+_POINTER_LIMIT = 256
+
+
+def read_json(path: Path, *, limit: int = JSON_LIMIT) -> Any:
+    """A JSON document written by this library, read with bounds: at most ``limit`` bytes, UTF-8, any depth
+    the parser can hold. Raises ``OSError`` or :class:`ModelFormatError` naming the file."""
+    with open(path, "rb") as handle:
+        raw = handle.read(limit + 1)
+    if len(raw) > limit:
+        raise ModelFormatError(f"'{path}' is larger than {limit:,} bytes: it was not written by recommender.")
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        why = "nested too deeply" if isinstance(exc, RecursionError) else exc
+        raise ModelFormatError(f"'{path}' is not valid JSON: {why}") from None
+
+
 def _current_name(model_dir: Path) -> str | None:
     pointer = model_dir / POINTER
     if not pointer.is_file():
         return None
-    return pointer.read_text(encoding="utf-8").strip()
+    with open(pointer, "rb") as handle:
+        raw = handle.read(_POINTER_LIMIT + 1)
+    try:
+        name = raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        name = None
+    if len(raw) > _POINTER_LIMIT or name is None or not _VERSION_NAME.match(name):
+        raise ModelFormatError(
+            f"'{pointer}' does not name a model version (expected one line such as 'version-000001'): "
+            f"{raw[:40]!r}{'...' if len(raw) > 40 else ''}."
+        )
+    return name
 
 
 def version_dir(path: str | os.PathLike[str]) -> Path:
@@ -472,10 +499,7 @@ def version_dir(path: str | os.PathLike[str]) -> Path:
 def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The manifest of the current version of a model directory (checked, not verified)."""
     version = version_dir(path)
-    try:
-        manifest = json.loads((version / MANIFEST).read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFormatError(f"'{version / MANIFEST}' is not valid JSON: {exc}") from None
+    manifest = read_json(version / MANIFEST)
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ModelFormatError(f"'{version}' is not a recommender model (manifest format is not {FORMAT!r}).")
     found = manifest.get("format_version")
@@ -542,9 +566,17 @@ def read_model(path: str | os.PathLike[str], *, verify: bool = True) -> Loaded:
     for name in files:
         if name.endswith(".npy"):
             try:
-                arrays[name[:-4]] = np.load(version / name, mmap_mode="r", allow_pickle=False)
-            except ValueError as exc:
-                raise ModelFormatError(f"Model file '{version / name}' cannot be read safely: {exc}") from None
+                array = np.load(version / name, mmap_mode="r", allow_pickle=False)
+            except Exception as exc:  # numpy parses the header of an untrusted file: any failure is a format error
+                raise ModelFormatError(
+                    f"Model file '{version / name}' cannot be read safely: {type(exc).__name__}: {exc}"
+                ) from None
+            if array.dtype.names is not None or not array.dtype.isnative:
+                raise ModelFormatError(
+                    f"Model file '{version / name}' is invalid: arrays must be plain and in this machine's byte "
+                    f"order, got dtype {array.dtype.str!r}."
+                )
+            arrays[name[:-4]] = array
     params = manifest.get("parameters", {})
     if not isinstance(params, dict):
         raise ModelFormatError(f"'{version / MANIFEST}' has parameters {params!r}, expected an object.")
@@ -554,24 +586,31 @@ def read_model(path: str | os.PathLike[str], *, verify: bool = True) -> Loaded:
     reports: dict[str, list[dict[str, Any]]] = {"rejected.csv": [], "flagged.csv": []}
     for name in reports:
         if name in files:
-            frame = pd.read_csv(version / name, dtype=str, keep_default_na=False)
-            reports[name] = [_rejected_record(r) for r in frame.to_dict("records")]
+            reports[name] = _read_report(version / name)
     editorial = _read_editorial(version / "editorial.json") if "editorial.json" in files else {}
     try:
         state = _state(arrays, manifest, params, editorial, reports)
+        state.check()
     except KeyError as exc:
         raise ModelFormatError(f"Model '{version}' lacks {exc}: it is incomplete.") from None
-    except (TypeError, ValueError) as exc:
+    except InvalidPart as exc:
+        raise ModelFormatError(f"Model file {_file_of(version, exc.part, files)} is invalid: {exc.rule}.") from None
+    except (TypeError, ValueError, OverflowError) as exc:
         raise ModelFormatError(f"Model '{version}' is inconsistent: {exc}") from None
     return Loaded(params, state, version, str(manifest["version"]), manifest_digest(version))
 
 
+def _file_of(version: Path, part: str, files: Mapping[str, Any]) -> str:
+    """The file (or files) a part is stored in, quoted, for an error message."""
+    names = sorted(n for n in files if n == f"{part}.npy" or n.startswith(f"{part}."))
+    if not names:
+        return f"'{version / MANIFEST}' ({part})"
+    return ", ".join(f"'{version / n}'" for n in names[:4]) + (" ..." if len(names) > 4 else "")
+
+
 def _read_editorial(path: Path) -> dict[str, Any]:
     """``editorial.json``, checked: ``blocked`` a list of ids, ``pins`` and ``bans`` objects of id lists."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise ModelFormatError(f"'{path}' is not valid JSON: {exc}") from None
+    data = read_json(path)
     if not isinstance(data, dict):
         raise ModelFormatError(
             f"'{path}' is invalid: expected an object with blocked, pins and bans, got {data!r:.60}."
@@ -597,25 +636,57 @@ def _read_editorial(path: Path) -> dict[str, Any]:
     }
 
 
+def _read_report(path: Path) -> list[dict[str, Any]]:
+    """``rejected.csv`` or ``flagged.csv``, checked: its header, and every record with as many fields."""
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, on_bad_lines="error", encoding="utf-8", engine="c")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
+        raise ModelFormatError(f"Model file '{path}' is not a valid report: {str(exc).strip()[:200]}") from None
+    frame.columns = [from_spreadsheet_cell(str(c)) for c in frame.columns]
+    if "reason" not in frame.columns or not set(frame.columns) <= set(REJECTED_COLUMNS):
+        raise ModelFormatError(
+            f"Model file '{path}' is not a valid report: expected columns from {list(REJECTED_COLUMNS)}, "
+            f"got {list(frame.columns)[:10]}."
+        )
+    return [_rejected_record(r) for r in frame.to_dict("records")]
+
+
 def _rejected_record(record: dict[str, str]) -> dict[str, Any]:
     """A rejected.csv (or flagged.csv) row as fit() recorded it: empty cells are None, ``row`` is an int."""
-    out: dict[str, Any] = {key: (value if value != "" else None) for key, value in record.items()}
+    out: dict[str, Any] = {
+        key: (from_spreadsheet_cell(value) if value != "" else None) for key, value in record.items()
+    }
     if out.get("row") is not None and out["row"].isdigit():
         out["row"] = int(out["row"])
     return out
 
 
+def _tags(arrays: dict[str, np.ndarray], n: int) -> list[tuple[str, ...]]:
+    """Every article's tags: stored one by one (format 4), or joined by ``_OLD_TAG_SEPARATOR`` (formats 1-3)."""
+    if "tag_counts" not in arrays:
+        joined = _decode_strings(arrays, "tags")
+        if len(joined) != n:
+            raise InvalidPart("tags", f"{len(joined)} values for {n} articles")
+        return [tuple(t.split(_OLD_TAG_SEPARATOR)) if t else () for t in joined]
+    values = _decode_strings(arrays, "tag_values")
+    counts = np.asarray(arrays["tag_counts"])
+    if counts.shape != (n,) or counts.dtype != np.int64 or (counts < 0).any() or int(counts.sum()) != len(values):
+        raise InvalidPart("tag_counts", f"expected {n} counts >= 0 adding up to the {len(values)} tags")
+    if any(v is None for v in values):
+        raise InvalidPart("tag_values", "a tag is missing")
+    ends = np.cumsum(counts).tolist()
+    return [tuple(values[end - count : end]) for end, count in zip(ends, counts.tolist(), strict=True)]
+
+
 def _signatures(arrays: dict[str, np.ndarray], n: int) -> Signatures | None:
-    """The copy signatures, checked; None when the model has none (written in format 1 or 2)."""
+    """The copy signatures (checked by ``Catalogue.check``); None when the model has none (written in format 1 or 2)."""
     names = ("values", "indptr", "level", "size")
     present = [f"signatures.{name}" in arrays for name in names]
     if not any(present):
         return None
     if not all(present):
-        raise ValueError("the copy signatures are incomplete")
-    signatures = Signatures(*(np.asarray(arrays[f"signatures.{name}"]) for name in names))
-    signatures.check(n)
-    return signatures
+        raise InvalidPart("signatures", "the copy signatures are incomplete")
+    return Signatures(*(np.asarray(arrays[f"signatures.{name}"]) for name in names))
 
 
 def _state(
@@ -625,46 +696,34 @@ def _state(
     editorial: Mapping[str, Any],
     reports: dict[str, list[dict[str, Any]]],
 ) -> FittedState:
-    shape = tuple(int(x) for x in np.asarray(arrays["vectors.shape"]).tolist())
-    if len(shape) != 2:
-        raise ValueError(f"vectors.shape must have 2 entries, got {shape}")
-    vectors = sp.csr_matrix(
-        (arrays["vectors.data"], arrays["vectors.indices"], arrays["vectors.indptr"]), shape=shape, copy=False
-    )
+    shape_array = np.asarray(arrays["vectors.shape"])
+    if shape_array.shape != (2,) or shape_array.dtype.kind not in "iu" or (shape_array < 0).any():
+        raise InvalidPart("vectors.shape", f"expected (rows, columns), got {shape_array!r:.80}")
+    shape = (int(shape_array[0]), int(shape_array[1]))
+    try:
+        vectors = sp.csr_matrix(
+            (arrays["vectors.data"], arrays["vectors.indices"], arrays["vectors.indptr"]), shape=shape, copy=False
+        )
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InvalidPart("vectors", f"not a sparse matrix of shape {shape}: {exc}") from None
     n = shape[0]
     neighbours = arrays["neighbours"]
     similarities = arrays["similarities"]
-    expected = {
-        "neighbours": (neighbours, 2, np.int32),
-        "similarities": (similarities, 2, np.float32),
-        "popularity": (arrays["popularity"], 1, np.float32),
-        "text_keys": (arrays["text_keys"], 1, np.int64),
-        "groups": (arrays["groups"], 1, np.int64),
-        "published": (arrays["published"], 1, np.int64),
-        "views": (arrays["views"], 1, np.float64),
-    }
-    for name, (array, ndim, dtype) in expected.items():
-        if array.ndim != ndim or array.shape[0] != n or array.dtype != dtype:
-            raise ValueError(
-                f"array '{name}' has shape {array.shape} and dtype {array.dtype}, expected {n} rows of {np.dtype(dtype)}"
-            )
-    if similarities.shape != neighbours.shape:
-        raise ValueError("neighbours and similarities differ in shape")
-    if neighbours.size and (int(neighbours.max()) >= n or int(neighbours.min()) < -1):
-        raise ValueError("neighbour rows out of range")
-    groups = np.asarray(arrays["groups"])
-    if groups.size and (int(groups.min()) < 0 or int(groups.max()) >= n):
-        raise ValueError("duplicate group labels out of range")
+    for name in ("published", "views"):  # the rest is checked by the parts that own it (FittedState.check)
+        array, dtype = arrays[name], (np.int64 if name == "published" else np.float64)
+        if array.shape != (n,) or array.dtype != dtype:
+            raise InvalidPart(name, f"expected {n} values of {np.dtype(dtype)}, got {array.shape} {array.dtype}")
     terms = _decode_strings(arrays, "vocabulary")
+    if any(t is None for t in terms):
+        raise InvalidPart("vocabulary", "a term is missing")
     components = np.asarray(arrays["components"])
-    if components.ndim != 2 or components.shape[1] != len(terms) or components.dtype != np.float32:
-        raise ValueError(f"latent components have shape {components.shape}, expected (k, {len(terms)}) float32")
-    if len(terms) + components.shape[0] != shape[1] or arrays["idf"].shape != (len(terms),):
-        raise ValueError("vocabulary size does not match the vectors")
+    if components.ndim != 2:
+        raise InvalidPart("components", f"expected a 2-d array, got shape {components.shape}")
     columns = {c: _decode_strings(arrays, c) for c in _STRING_COLUMNS}
-    tags = _decode_strings(arrays, "tags")
-    if any(len(v) != n for v in [*columns.values(), tags]):
-        raise ValueError("article columns do not match the number of articles")
+    tags = _tags(arrays, n)
+    for name, values in columns.items():
+        if len(values) != n:
+            raise InvalidPart(name, f"{len(values)} values for {n} articles")
     published = pd.to_datetime(np.asarray(arrays["published"]).view("datetime64[ns]")).tz_localize("UTC")
     articles = pd.DataFrame(
         {
@@ -674,27 +733,30 @@ def _state(
             "published": pd.Series(published),
             "category": pd.Series(columns["category"], dtype=object),
             "views": np.asarray(arrays["views"]),
-            "tags": pd.Series([tuple(t.split(_TAG_SEPARATOR)) if t else () for t in tags], dtype=object),
+            "tags": pd.Series(tags, dtype=object),
         }
     )
     reference = manifest.get("reference_date")
-    defaults = Settings()
-    settings = settings_of({**{f.name: getattr(defaults, f.name) for f in fields(Settings)}, **params})
-    text = TextParams(
-        field_weights={
-            "title": float(params.get("title_weight", 2.0)),
-            "summary": float(params.get("summary_weight", 1.0)),
-            "body": float(params.get("body_weight", 1.0)),
-        },
-        min_df=params.get("min_df", 2),
-        max_df=float(params.get("max_df", 0.5)),
-        ngram_range=tuple(int(x) for x in params.get("ngram_range", (1, 1))),
-        latent_components=params.get("latent_components", 20),
-        latent_weight=float(params.get("latent_weight", 0.3)),
-        stop_words=params["stop_words"]
-        if isinstance(params["stop_words"], (str, type(None)))
-        else tuple(params["stop_words"]),
-    )
+    try:
+        defaults = Settings()
+        settings = settings_of({**{f.name: getattr(defaults, f.name) for f in fields(Settings)}, **params})
+        text = TextParams(
+            field_weights={
+                "title": float(params.get("title_weight", 2.0)),
+                "summary": float(params.get("summary_weight", 1.0)),
+                "body": float(params.get("body_weight", 1.0)),
+            },
+            min_df=params.get("min_df", 2),
+            max_df=float(params.get("max_df", 0.5)),
+            ngram_range=tuple(int(x) for x in params.get("ngram_range", (1, 1))),
+            latent_components=params.get("latent_components", 20),
+            latent_weight=float(params.get("latent_weight", 0.3)),
+            stop_words=params["stop_words"]
+            if isinstance(params["stop_words"], (str, type(None)))
+            else tuple(params["stop_words"]),
+        )
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InvalidPart("parameters", f"unusable parameters ({exc})") from None
     vocabulary = Vocabulary(
         np.array(terms, dtype=str),
         np.asarray(arrays["idf"]),

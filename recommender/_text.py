@@ -49,6 +49,7 @@ import scipy.sparse as sp
 from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer, strip_accents_unicode
 
+from ._errors import InvalidPart
 from ._tokens import count_terms, fast_path
 
 __all__ = [
@@ -187,6 +188,25 @@ class Vocabulary:
     def width(self) -> int:
         """Columns of a vector: the terms, then the latent dimensions."""
         return len(self) + (0 if self.components is None else int(self.components.shape[0]))
+
+    def check(self) -> None:
+        """Raise :class:`InvalidPart` unless terms, idf and components are consistent (O(size))."""
+        terms, idf, components = self.terms, self.idf, self.components
+        if terms.ndim != 1 or terms.dtype.kind != "U":
+            raise InvalidPart("vocabulary", f"expected a list of terms, got shape {terms.shape}")
+        if terms.size and (not (terms[1:] > terms[:-1]).all() or not terms[0]):
+            raise InvalidPart("vocabulary", "terms must be non-empty, unique and sorted")
+        if idf.dtype != np.float32 or idf.shape != terms.shape:
+            raise InvalidPart("idf", f"expected {terms.size} float32 weights, got {idf.shape} {idf.dtype}")
+        if not (np.isfinite(idf) & (idf > 0)).all():
+            raise InvalidPart("idf", "weights must be finite and positive")
+        if components is not None:
+            if components.dtype != np.float32 or components.ndim != 2 or components.shape[1] != terms.size:
+                raise InvalidPart("components", f"expected (k, {terms.size}) float32, got {components.shape}")
+            if not np.isfinite(components).all():
+                raise InvalidPart("components", "values must be finite")
+        if not (np.isfinite(self.latent_weight) and 0.0 <= self.latent_weight < 1.0):
+            raise InvalidPart("latent_weight", f"must be in [0, 1), got {self.latent_weight!r}")
 
 
 def _clean(text: str) -> str:

@@ -139,3 +139,97 @@ def raw_pages(draw: st.DrawFn) -> str:
         parts += ["", "You Might Like...", *draw(st.lists(_page_line, max_size=2))]
     newline = draw(st.sampled_from(["\n", "\r\n", "\r"]))
     return draw(st.sampled_from(["", "\ufeff"])) + newline.join(parts)
+
+
+# --------------------------------------------------------------------------- corrupted model files
+
+#: The array files of a saved model (format 4) with copy signatures.
+MODEL_ARRAYS = tuple(
+    f"{name}.npy"
+    for name in (
+        *(f"{column}.{part}" for column in ("article_id", "title", "url", "category", "tag_values", "vocabulary")
+          for part in ("bytes", "ends", "missing")),
+        "components", "groups", "idf", "tag_counts", "neighbours", "popularity", "published", "similarities", "text_keys", "views",
+        "signatures.indptr", "signatures.level", "signatures.size", "signatures.values",
+        "vectors.data", "vectors.indices", "vectors.indptr", "vectors.shape",
+    )
+)  # fmt: skip
+_ODD_VALUES = (0, 1, -1, 2, 7, 9, 255, 2**31 - 1, -(2**31), 2**63 - 1, float("nan"), float("inf"), -float("inf"), 1e30)
+_ODD_DTYPES = ("int8", "int32", "int64", "uint32", "float32", "float64", "bool", ">i4", ">f8", "<U3")
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+class Corruption:
+    """One change to a saved model's version folder (or its CURRENT pointer), applied by calling it."""
+
+    def __init__(self, kind: str, target: str, **how) -> None:
+        self.kind, self.target, self.how = kind, target, how
+
+    def __repr__(self) -> str:
+        return f"Corruption({self.kind!r}, {self.target!r}, {self.how!r})"
+
+    def __call__(self, root, version) -> None:
+        import json
+
+        import numpy as np
+
+        path = (root if self.target == "CURRENT" else version) / self.target
+        how = self.how
+        if self.kind == "bytes":
+            path.write_bytes(how["data"])
+            return
+        if self.kind == "byte":
+            raw = bytearray(path.read_bytes())
+            if raw:
+                raw[int(how["at"] * (len(raw) - 1))] = how["value"]
+            path.write_bytes(bytes(raw))
+            return
+        if self.kind == "json":
+            document = json.loads(path.read_text(encoding="utf-8"))
+            holder = document.get("parameters", {}) if how["in_parameters"] else document
+            if isinstance(holder, dict) and holder:
+                keys = sorted(holder)
+                holder[keys[int(how["at"] * (len(keys) - 1))]] = how["value"]
+            path.write_text(json.dumps(document), encoding="utf-8")
+            return
+        array = np.array(np.load(path, allow_pickle=False))
+        if self.kind == "value" and array.size:
+            with np.errstate(all="ignore"):
+                array.flat[int(how["at"] * (array.size - 1))] = np.array(how["value"]).astype(array.dtype)
+        elif self.kind == "length":
+            array = (
+                array[: max(0, len(array) + how["by"])]
+                if how["by"] < 0
+                else np.concatenate([array, array[: how["by"]]])
+            )
+        elif self.kind == "dtype":
+            with np.errstate(all="ignore"):
+                array = array.astype(how["dtype"])
+        np.save(path, array, allow_pickle=False)
+
+
+_fraction = st.floats(min_value=0, max_value=1)
+
+
+@st.composite
+def model_corruptions(draw: st.DrawFn) -> Corruption:
+    """Random corruptions of a saved model: array values, bytes, lengths and dtypes; JSON values; raw bytes."""
+    kind = draw(st.sampled_from(("value", "value", "byte", "length", "dtype", "json", "bytes")))
+    if kind == "json":
+        target = draw(st.sampled_from(("manifest.json", "editorial.json")))
+        return Corruption(kind, target, in_parameters=draw(st.booleans()), at=draw(_fraction), value=draw(json_values))
+    if kind == "bytes":
+        target = draw(st.sampled_from(("CURRENT", "manifest.json", "editorial.json", "rejected.csv", "flagged.csv")))
+        return Corruption(kind, target, data=draw(st.binary(max_size=40) | st.text(max_size=40).map(str.encode)))
+    target = draw(st.sampled_from(MODEL_ARRAYS))
+    if kind == "value":
+        return Corruption(kind, target, at=draw(_fraction), value=draw(st.sampled_from(_ODD_VALUES)))
+    if kind == "byte":
+        return Corruption(kind, target, at=draw(_fraction), value=draw(st.integers(0, 255)))
+    if kind == "length":
+        return Corruption(kind, target, by=draw(st.integers(-3, 3).filter(bool)))
+    return Corruption(kind, target, dtype=draw(st.sampled_from(_ODD_DTYPES)))

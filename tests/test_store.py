@@ -353,7 +353,7 @@ def test_manifest_describes_the_model_and_every_file(saved: Path) -> None:
     manifest = json.loads((version / "manifest.json").read_text(encoding="utf-8"))
 
     assert manifest["format"] == "recommender-model"
-    assert manifest["format_version"] == FORMAT_VERSION == 3
+    assert manifest["format_version"] == FORMAT_VERSION == 4
     assert manifest["library_version"] == rec.__version__
     assert manifest["parameters"]["min_df"] == 1
     assert manifest["parameters"]["max_df"] == 1.0
@@ -373,6 +373,7 @@ def test_manifest_describes_the_model_and_every_file(saved: Path) -> None:
     assert set(manifest["files"]) == on_disk
     assert {"neighbours.npy", "similarities.npy", "article_id.bytes.npy", "editorial.json"} <= on_disk
     assert {"text_keys.npy", "groups.npy", "signatures.values.npy", "signatures.level.npy"} <= on_disk
+    assert {"tag_values.bytes.npy", "tag_counts.npy"} <= on_disk and "tags.bytes.npy" not in on_disk
     assert manifest["copy_signatures"] is True
     assert manifest["parameters"]["stop_words"] == "news" and manifest["parameters"]["collapse"] is True
     assert "copy_groups.npy" not in on_disk  # derived from text_keys on load
@@ -485,7 +486,7 @@ def test_duplicate_group_labels_out_of_range_fail(saved: Path) -> None:
     path = version / "groups.npy"
     np.save(path, np.array([0, 1, 2, 3, 4, 99], dtype=np.int64), allow_pickle=False)
     rewrite_manifest(version, lambda m: m["files"].update({"groups.npy": describe(path)}))
-    with pytest.raises(rec.ModelFormatError, match="duplicate group labels out of range"):
+    with pytest.raises(rec.ModelFormatError, match=r"groups.npy. is invalid: each label must be the smallest row"):
         rec.load_model(saved)
 
 
@@ -597,7 +598,10 @@ def test_flagged_rows_are_saved_and_restored(tmp_path: Path, caplog: pytest.LogC
         (lambda m: m.update(files=[]), "lists no files"),
         (lambda m: m["files"].update({"../escape.npy": m["files"]["idf.npy"]}), "invalid file"),
         (lambda m: m.update(parameters=["min_df", 1]), "parameters"),
-        (lambda m: m["parameters"].update(colour="red"), "inconsistent"),
+        (
+            lambda m: m["parameters"].update(colour="red"),
+            r"manifest\.json. has unusable parameters: Invalid parameter .colour.",
+        ),
         (lambda m: m.update(format_version="1"), "invalid format_version"),
     ],
     ids=[
