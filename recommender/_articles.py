@@ -32,6 +32,7 @@ listed the same way in ``articles.attrs["flagged"]`` (see :func:`flagged_frame`)
 
 from __future__ import annotations
 
+import csv
 import gzip
 import io
 import json
@@ -72,6 +73,11 @@ COLUMNS = (
 TEXT_COLUMNS = ("title", "summary", "body")
 REJECTED_COLUMNS = ("source", "row", "article_id", "reason")
 
+#: The parser's own cap on one CSV field (characters); the row limit is ``max_field_chars``.
+_CSV_PARSE_LIMIT = 2**31 - 1
+#: The longest field kept (characters): a longer one rejects its row (``max_field_chars``).
+MAX_FIELD_CHARS = 10_000_000
+
 #: Alternative column names mapped onto canonical ones, in order of preference.
 #: A canonical name present in the input always wins over its aliases.
 ALIASES: Mapping[str, tuple[str, ...]] = {
@@ -100,6 +106,7 @@ def load_articles(
     *,
     strict: bool = False,
     keep: Sequence[str] = (),
+    max_field_chars: int = MAX_FIELD_CHARS,
 ) -> pd.DataFrame:
     """Read articles from files, folders or DataFrames into the canonical table.
 
@@ -117,6 +124,10 @@ def load_articles(
     keep : sequence of str, optional
         Other columns to keep after the canonical ones (e.g. a label column for
         :func:`recommender.evaluate`); a missing one is a :class:`SchemaError`.
+    max_field_chars : int, default 10,000,000
+        The longest field kept, in characters (:data:`MAX_FIELD_CHARS`); a row
+        with a longer one is rejected naming the field and its size. While a file
+        is read, a row costs about twice its size in memory.
 
     Returns
     -------
@@ -158,7 +169,7 @@ def load_articles(
         frame["__order__"] = position
         frames.append(frame)
         read_problems.extend(dict(p, __order__=position) for p in problems)
-    table, row_problems, flags = _validate_frames(frames, strict=False, keep=keep)
+    table, row_problems, flags = _validate_frames(frames, strict=False, keep=keep, max_field_chars=max_field_chars)
     # Report every problem in input order: by source, then by row.
     problems = sorted(
         read_problems + row_problems,
@@ -172,7 +183,11 @@ def load_articles(
 
 
 def validate_articles(
-    frames: pd.DataFrame | Sequence[pd.DataFrame], *, strict: bool = False, keep: Sequence[str] = ()
+    frames: pd.DataFrame | Sequence[pd.DataFrame],
+    *,
+    strict: bool = False,
+    keep: Sequence[str] = (),
+    max_field_chars: int | None = None,
 ) -> pd.DataFrame:
     """Map column names, coerce types and reject invalid rows.
 
@@ -183,7 +198,8 @@ def validate_articles(
 
     A frame read by this module carries ``__source__`` and ``__row__`` columns
     naming where each row came from; other frames are described by their 1-based
-    position.
+    position. ``max_field_chars`` (None: no limit) rejects rows with a longer
+    field, as :func:`load_articles` does while reading.
 
     Returns
     -------
@@ -198,7 +214,7 @@ def validate_articles(
     for part in parts:
         carried.extend(dict(r) for r in part.attrs.get("rejected", ()))
         carried_flags.extend(dict(r) for r in part.attrs.get("flagged", ()))
-    valid, problems, flags = _validate_frames(parts, strict=strict, keep=keep)
+    valid, problems, flags = _validate_frames(parts, strict=strict, keep=keep, max_field_chars=max_field_chars)
     valid.attrs["rejected"] = carried + [_public(p) for p in problems]
     known = {f.get("article_id") for f in carried_flags}  # each article flagged once
     valid.attrs["flagged"] = carried_flags + [_public(f) for f in flags if f["article_id"] not in known]
@@ -206,15 +222,26 @@ def validate_articles(
 
 
 def _validate_frames(
-    parts: list[pd.DataFrame], *, strict: bool, keep: Sequence[str] = ()
+    parts: list[pd.DataFrame], *, strict: bool, keep: Sequence[str] = (), max_field_chars: int | None = None
 ) -> tuple[pd.DataFrame, list[dict[str, Any]], list[dict[str, Any]]]:
+    if max_field_chars is not None and (
+        isinstance(max_field_chars, bool) or not isinstance(max_field_chars, int) or max_field_chars < 1
+    ):
+        raise ValueError(f"max_field_chars must be an integer >= 1, got {max_field_chars!r}.")
     canonical = [_canonical_columns(p, keep) for p in parts]
     table = pd.concat(canonical, ignore_index=True) if len(canonical) > 1 else canonical[0]
-    return _validate(table, strict=strict, extra=[name for name in keep if name not in COLUMNS])
+    extra = [name for name in keep if name not in COLUMNS]
+    return _validate(table, strict=strict, extra=extra, max_field_chars=max_field_chars)
 
 
 def _public(problem: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in problem.items() if k != "__order__"}
+    """A problem as reported: text that is not valid Unicode (an id, a file name) shown with escapes, so that
+    the report itself can be saved and printed."""
+    return {k: _SURROGATE.sub(_escaped, v) if isinstance(v, str) else v for k, v in problem.items() if k != "__order__"}
+
+
+def _escaped(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
 
 
 def rejected_frame(articles: pd.DataFrame) -> pd.DataFrame:
@@ -269,7 +296,7 @@ def _read_source(source: Source) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
         )
     try:
         if suffix == ".csv":
-            frame, problems = _read_csv(path), []
+            frame, problems = _read_csv(path)
         elif suffix in (".jsonl", ".ndjson"):
             frame, problems = _read_json_lines(path)
         elif suffix == ".tsv":
@@ -294,16 +321,89 @@ def _open_text(path: Path) -> io.TextIOBase:
     return io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
-    try:
-        with _open_text(path) as handle:
-            frame = pd.read_csv(handle, dtype=str, keep_default_na=False, na_values=[])
-    except pd.errors.EmptyDataError:
-        raise SchemaError(f"'{path.name}' is empty: expected a header row naming the columns.") from None
-    except pd.errors.ParserError as exc:
-        raise SchemaError(f"'{path.name}' is not well-formed CSV: {str(exc).strip()}") from None
-    frame["__row__"] = np.arange(1, len(frame) + 1)
-    return frame
+#: Canonical columns whose values may span lines in a CSV record (everyday multi-paragraph text).
+_MULTILINE = ("summary", "body")
+
+
+def _read_csv(path: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """A CSV export, read record by record (streamed, also from ``.gz``), strictly.
+
+    Quoting must be well-formed (a closing quote is followed by a delimiter or the
+    end of the record), or the file is refused naming the line. Every record must
+    have the header's number of fields, and only ``summary`` and ``body`` (and
+    columns that are not the library's) may hold line breaks: a quote left open in
+    a title glues the next lines into it, so such a record is rejected naming the
+    lines it spans, never read as one article.
+    """
+    csv.field_size_limit(max(csv.field_size_limit(), _CSV_PARSE_LIMIT))
+    problems: list[dict[str, Any]] = []
+    with _open_text(path) as handle:
+        reader = csv.reader(handle, strict=True)
+        try:
+            header = next(reader)
+            while not header:  # blank lines before the header
+                header = next(reader)
+        except StopIteration:
+            raise SchemaError(f"'{path.name}' is empty: expected a header row naming the columns.") from None
+        except csv.Error as exc:
+            raise SchemaError(f"'{path.name}' is not well-formed CSV (line {reader.line_num}): {exc}") from None
+        width = len(header)
+        single_line = [i for i, name in enumerate(header) if _canonical_name(name) not in (None, *_MULTILINE)]
+        columns: list[list[str]] = [[] for _ in header]
+        rows: list[int] = []
+        number = 0
+        first = reader.line_num + 1
+        while True:
+            try:
+                fields = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                raise SchemaError(
+                    f"'{path.name}' is not well-formed CSV (line {reader.line_num}): {exc}. "
+                    "Quote fields that hold the delimiter, a quote or a line break, and double the quotes inside them."
+                ) from None
+            lines = f"line {first}" if reader.line_num == first else f"lines {first}-{reader.line_num}"
+            first = reader.line_num + 1
+            if not fields:
+                continue  # a blank line
+            number += 1
+            if len(fields) != width:
+                problems.append(
+                    _problem(
+                        number,
+                        fields[0].strip() or None if fields else None,
+                        f"{len(fields)} fields where the header has {width} ({lines}): "
+                        "a delimiter or a quote is probably unbalanced",
+                    )
+                )
+                continue
+            broken = next((i for i in single_line if "\n" in fields[i] or "\r" in fields[i]), None)
+            if broken is not None:
+                problems.append(
+                    _problem(
+                        number,
+                        fields[0].strip() or None,
+                        f"a line break inside {header[broken]!r} ({lines}): a quote opened there "
+                        "is probably not closed, and the lines it swallowed are rejected with it",
+                    )
+                )
+                continue
+            for column, value in zip(columns, fields, strict=True):
+                column.append(value)
+            rows.append(number)
+    frame = pd.DataFrame({i: pd.Series(values, dtype=object) for i, values in enumerate(columns)})
+    frame.columns = header
+    frame["__row__"] = np.array(rows, dtype=np.int64)
+    return frame, problems
+
+
+def _canonical_name(column: str) -> str | None:
+    """The canonical column a header name is read as (None: not one of the library's)."""
+    name = column.strip().lower()
+    if name in COLUMNS:
+        return name
+    return next((canonical for canonical, aliases in ALIASES.items() if name in aliases), None)
 
 
 def _read_json_lines(path: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
@@ -317,6 +417,10 @@ def _read_json_lines(path: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
                 value = json.loads(line)
             except json.JSONDecodeError as exc:
                 problems.append(_problem(number, None, f"malformed JSON line: {exc.msg} at column {exc.colno}"))
+                continue
+            except (ValueError, RecursionError) as exc:  # a 5,000-digit number, nesting deeper than Python's stack
+                why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc).split(";")[0]
+                problems.append(_problem(number, None, f"unreadable JSON line: {why}"))
                 continue
             if not isinstance(value, dict):
                 problems.append(_problem(number, None, f"JSON line is a {type(value).__name__}, expected an object"))
@@ -335,6 +439,9 @@ def _read_json(path: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
         value = json.loads(text)
     except json.JSONDecodeError:
         return _read_json_lines(path)  # JSON Lines saved as .json
+    except (ValueError, RecursionError) as exc:
+        why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc).split(";")[0]
+        raise SchemaError(f"'{path.name}' cannot be read as JSON: {why}.") from None
     if isinstance(value, dict):
         for key in ("articles", "data", "items", "records"):
             if isinstance(value.get(key), list):
@@ -400,7 +507,12 @@ def _with_rows(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _frame_from_records(records: list[dict[str, Any]]) -> pd.DataFrame:
-    frame = pd.DataFrame.from_records(records) if records else pd.DataFrame({"__row__": []})
+    # object columns: inferring pandas' Arrow-backed text would fail on text that is not valid Unicode,
+    # which validation rejects row by row instead
+    if not records:
+        return pd.DataFrame({"__row__": []})
+    names = list(dict.fromkeys(name for record in records for name in record))
+    frame = pd.DataFrame({name: pd.Series([r.get(name) for r in records], dtype=object) for name in names})
     return frame
 
 
@@ -422,7 +534,16 @@ def _describe(problem: Mapping[str, Any]) -> str:
 
 def _canonical_columns(frame: pd.DataFrame, keep: Sequence[str] = ()) -> pd.DataFrame:
     """Rename aliases to canonical names; raise SchemaError for missing required columns."""
-    lower = {str(c).strip().lower(): c for c in frame.columns}
+    lower: dict[str, Any] = {}
+    known = set(COLUMNS) | {alias for aliases in ALIASES.values() for alias in aliases}
+    for column in frame.columns:
+        name = str(column).strip().lower()
+        if name in lower and name in known:
+            raise SchemaError(
+                f"Columns {str(lower[name])!r} and {str(column)!r} are both read as {name!r}: "
+                "keep one of them (or rename the other)."
+            )
+        lower.setdefault(name, column)
     mapping: dict[Any, str] = {}
     for name in COLUMNS:
         if name in lower:
@@ -465,8 +586,28 @@ def _canonical_columns(frame: pd.DataFrame, keep: Sequence[str] = ()) -> pd.Data
 # --------------------------------------------------------------------------- validation
 
 
+def _field_problem(
+    article_id: str, texts: Mapping[str, str], others: Mapping[str, list[Any]], i: int, max_field_chars: int | None
+) -> str | None:
+    """Why a row's fields cannot be kept (not valid Unicode, longer than the limit), or None."""
+    fields = {"article_id": article_id, **texts, **{name: values[i] for name, values in others.items()}}
+    for name, value in fields.items():
+        problem = _unicode_problem(name, value)
+        if problem:
+            return problem
+        if max_field_chars is None:
+            continue
+        size = sum(len(v) for v in value) if isinstance(value, tuple) else len(value or "")
+        if size > max_field_chars:
+            return (
+                f"{name} has {size:,} characters, over the limit of {max_field_chars:,} "
+                "(max_field_chars; raise it to keep such rows)"
+            )
+    return None
+
+
 def _validate(
-    table: pd.DataFrame, *, strict: bool, extra: Sequence[str] = ()
+    table: pd.DataFrame, *, strict: bool, extra: Sequence[str] = (), max_field_chars: int | None = None
 ) -> tuple[pd.DataFrame, list[dict[str, Any]], list[dict[str, Any]]]:
     n = len(table)
     reasons: list[str | None] = [None] * n
@@ -474,6 +615,11 @@ def _validate(
     texts = {name: [_as_text(v) for v in table[name].tolist()] for name in TEXT_COLUMNS}
     views = [_as_views(v) for v in table["views"].tolist()]
     published = [_as_timestamp(v) for v in table["published"].tolist()]
+    others = {
+        "category": [_as_optional_text(v) for v in table["category"].tolist()],
+        "url": [_as_optional_text(v) for v in table["url"].tolist()],
+        "tags": [_as_tags(v) for v in table["tags"].tolist()],
+    }
     first_row: dict[str, int] = {}
     sources = table["__source__"].tolist()
     rows = table["__row__"].tolist()
@@ -492,6 +638,8 @@ def _validate(
             reason = views[i]
         elif isinstance(published[i], str):
             reason = published[i]
+        else:
+            reason = _field_problem(ids[i], {name: texts[name][i] for name in TEXT_COLUMNS}, others, i, max_field_chars)
         if reason is None:
             first_row[ids[i]] = i  # type: ignore[index]
         elif strict:
@@ -537,9 +685,9 @@ def _validate(
                 pd.Series([published[i] for i in range(n) if keep[i]], dtype="datetime64[ns, UTC]")
             ),
             "views": np.array([views[i] for i in range(n) if keep[i]], dtype=np.float64),
-            "category": pd.Series([_as_optional_text(v) for v in table["category"].to_numpy()[keep]], dtype=object),
-            "url": pd.Series([_as_optional_text(v) for v in table["url"].to_numpy()[keep]], dtype=object),
-            "tags": pd.Series([_as_tags(v) for v in table["tags"].to_numpy()[keep]], dtype=object),
+            "category": pd.Series([others["category"][i] for i in range(n) if keep[i]], dtype=object),
+            "url": pd.Series([others["url"][i] for i in range(n) if keep[i]], dtype=object),
+            "tags": pd.Series([others["tags"][i] for i in range(n) if keep[i]], dtype=object),
         }
     )
     for name in TEXT_COLUMNS:
@@ -561,7 +709,28 @@ def _is_missing(value: Any) -> bool:
     return value is pd.NA or value is pd.NaT
 
 
+def _decoded(value: Any) -> Any:
+    """Bytes (Parquet BINARY text without its UTF-8 note, a DataFrame of bytes) as text; bytes that are not
+    UTF-8 become unpaired surrogates, which :func:`_unicode_problem` then rejects."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8", "surrogateescape")
+    return value
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _unicode_problem(name: str, value: Any) -> str | None:
+    """The reason to reject a field that is not valid Unicode (it could not be saved, nor shown)."""
+    texts = value if isinstance(value, tuple) else (value,)
+    for text in texts:
+        if isinstance(text, str) and _SURROGATE.search(text):
+            return f"{name} is not valid text: it holds bytes that are not UTF-8 or an unpaired surrogate (such as '\\ud800')"
+    return None
+
+
 def _as_id(value: Any) -> str | None:
+    value = _decoded(value)
     if _is_missing(value):
         return None
     if isinstance(value, (float, np.floating)) and float(value).is_integer():
@@ -571,12 +740,14 @@ def _as_id(value: Any) -> str | None:
 
 
 def _as_text(value: Any) -> str:
+    value = _decoded(value)
     if _is_missing(value):
         return ""
     return str(value)
 
 
 def _as_optional_text(value: Any) -> str | None:
+    value = _decoded(value)
     if _is_missing(value):
         return None
     text = str(value).strip()
@@ -607,16 +778,45 @@ def _as_views(value: Any) -> float | str:
     return number
 
 
+#: Dates pandas reads relative to the wall clock: never reproducible, so rejected.
+_RELATIVE_DATES = ("now", "today", "yesterday", "tomorrow")
+#: A number written as text (a CSV cell): read as the same number a JSON or Parquet value would be.
+_NUMBER = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$")
+#: An integer that reads as a calendar day or year (YYYYMMDD or YYYY, years 1900-2199), not Unix seconds.
+_YYYYMMDD = re.compile(r"^(?:19|20|21)\d\d(?:(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01]))?$")
+
+
 def _as_timestamp(value: Any) -> pd.Timestamp | str:
-    """A UTC timestamp (NaT = unknown), or a rejection reason. Naive times are UTC."""
+    """A UTC timestamp (NaT = unknown), or a rejection reason. Naive times are UTC.
+
+    The same rule for every format: a number, or text that is a number, is Unix
+    seconds (milliseconds beyond 1e11), except an integer that is a calendar day
+    or year (``20240501``, ``2024``); other text is parsed by pandas; relative words
+    (``now``, ``today``...) are rejected.
+    """
     if _is_missing(value):
         return pd.NaT
     if isinstance(value, str) and not value.strip():
         return pd.NaT
+    if isinstance(value, str) and value.strip().lower() in _RELATIVE_DATES:
+        return (
+            f"published is a relative date ({value.strip()[:20]!r}): it would change with the day the build runs; "
+            "give the date itself"
+        )
+    if isinstance(value, bool):
+        return f"published is not a date: {value!r}"
+    if isinstance(value, str) and _NUMBER.match(value.strip()):
+        value = float(value.strip()) if any(c in value for c in ".eE") else int(value.strip())
     try:
-        if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
-            number = float(value)  # Unix seconds, or milliseconds beyond 1e11 (year 5138 in seconds)
-            stamp = pd.Timestamp(number / 1000.0 if abs(number) >= 1e11 else number, unit="s")
+        if isinstance(value, (int, float, np.integer, np.floating)):
+            number = value.item() if isinstance(value, np.generic) else value
+            if isinstance(number, float) and number.is_integer() and abs(number) < 1e4 * 1e4:
+                number = int(number)  # 20240501.0: a column of numbers that pandas made floats
+            if isinstance(number, int) and _YYYYMMDD.match(str(number)):  # 20240501 is a day, not 1970-08-23
+                stamp = pd.Timestamp(str(number)) if number > 9999 else pd.Timestamp(year=number, month=1, day=1)
+            else:  # Unix seconds, or milliseconds beyond 1e11 (year 5138 in seconds); integers stay exact
+                unit = "ms" if abs(number) >= 1e11 else "s"
+                stamp = pd.Timestamp(number if isinstance(number, int) else float(number), unit=unit)
         else:
             stamp = pd.Timestamp(value.strip() if isinstance(value, str) else value)
     except (ValueError, TypeError, OverflowError):
@@ -631,6 +831,7 @@ def _as_timestamp(value: Any) -> pd.Timestamp | str:
 
 
 def _as_tags(value: Any) -> tuple[str, ...]:
+    value = _decoded(value)
     if value is None:
         return ()
     if isinstance(value, str):
@@ -643,6 +844,7 @@ def _as_tags(value: Any) -> tuple[str, ...]:
         items = [value]
     seen: dict[str, None] = {}
     for item in items:
+        item = _decoded(item)
         if _is_missing(item):
             continue
         tag = str(item).strip()

@@ -19,22 +19,38 @@ from typing import Any
 import numpy as np
 
 from . import __version__
-from ._articles import load_articles
+from ._articles import MAX_FIELD_CHARS, load_articles
 from ._batch import write_lists
 from ._demo import DEMO_ATTRIBUTION, demo_corpus_path
 from ._errors import RecommenderError, SchemaError
 from ._model import PART_NAMES, Recommendation, Recommender, load_model
+from ._outputs import printable
 from ._ranking import CONTROL_NAMES, control_specs
 from ._store import read_manifest
 
 __all__ = ["main"]
 
 
+def say(*values: Any, file: Any = None) -> None:
+    """Print a line: every line the CLI prints goes through here, with control characters from article
+    text or file names shown as escapes (``_outputs.printable``), never sent raw to the terminal."""
+    print(printable(" ".join(str(v) for v in values), newlines=True), file=file or sys.stdout)
+
+
+class _PrintableFormatter(logging.Formatter):
+    """Log lines as :func:`say` prints lines."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record), newlines=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="recommender: %(message)s", stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_PrintableFormatter("recommender: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
     try:
         return int(args.run(args) or 0)
     except BrokenPipeError:  # an OSError: must come first
@@ -43,10 +59,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 141
     except (RecommenderError, OSError, ValueError, KeyError, ImportError) as exc:
         message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
-        print(f"recommender: error: {' '.join(message.split())}", file=sys.stderr)
+        say(f"recommender: error: {' '.join(message.split())}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        say(
+            f"recommender: error: out of memory during `{args.command}`: give the job more memory, split the input, "
+            "or lower --max-field-chars to reject oversized rows",
+            file=sys.stderr,
+        )
         return 1
     except KeyboardInterrupt:
-        print("recommender: interrupted", file=sys.stderr)
+        say("recommender: interrupted", file=sys.stderr)
         return 130
 
 
@@ -81,6 +104,13 @@ def _parser() -> argparse.ArgumentParser:
         "--out", required=True, metavar="MODEL_DIR", help="model directory to write (a new version is added)"
     )
     build.add_argument("--strict", action="store_true", help="stop at the first invalid row instead of rejecting it")
+    build.add_argument(
+        "--max-field-chars",
+        type=int,
+        default=MAX_FIELD_CHARS,
+        metavar="N",
+        help=f"reject rows with a field longer than N characters (default {MAX_FIELD_CHARS:,})",
+    )
     build.add_argument("--quiet", action="store_true", help="no progress bars (they show only on a terminal anyway)")
     on = build.add_mutually_exclusive_group()
     on.add_argument(
@@ -265,7 +295,11 @@ def _controls(args: argparse.Namespace) -> dict[str, Any]:
 
 def _build(args: argparse.Namespace) -> int:
     on_dask = args.workers is not None or args.scheduler is not None
-    articles = args.inputs if on_dask else load_articles(args.inputs, strict=args.strict)
+    if on_dask and args.max_field_chars != MAX_FIELD_CHARS:
+        raise ValueError("--max-field-chars applies to a build in one process; a build on Dask uses the default.")
+    articles = (
+        args.inputs if on_dask else load_articles(args.inputs, strict=args.strict, max_field_chars=args.max_field_chars)
+    )
     model = Recommender(
         pool_size=args.pool_size,
         duplicate_threshold=args.duplicate_threshold,
@@ -286,30 +320,30 @@ def _build(args: argparse.Namespace) -> int:
         model.fit(articles, progress=False if args.quiet else None)
     version = model.save(args.out, carry_editorial=not args.reset_editorial)
     rejected = model.rejected_
-    print(f"Kept {model.n_articles:,} articles; rejected {len(rejected):,} rows.")
+    say(f"Kept {model.n_articles:,} articles; rejected {len(rejected):,} rows.")
     for kind, count in Counter(_reason_kind(r["reason"]) for r in rejected).most_common():
-        print(f"  {count:>8,}  {kind}")
+        say(f"  {count:>8,}  {kind}")
     if rejected:
-        print(f"Rejected rows and reasons: {args.out}/{version}/rejected.csv")
+        say(f"Rejected rows and reasons: {args.out}/{version}/rejected.csv")
     if model.flagged_:
-        print(
+        say(
             f"Flagged {len(model.flagged_):,} articles, kept: published in the future "
             f"(list: {args.out}/{version}/flagged.csv)."
         )
     groups = model.duplicate_groups()
-    print(f"Duplicate groups: {groups['group'].nunique() if len(groups) else 0:,} ({len(groups):,} articles).")
-    print(f"Vocabulary: {len(model.vocabulary_):,} terms; reference date: {_date(model.reference_date_)}.")
+    say(f"Duplicate groups: {groups['group'].nunique() if len(groups) else 0:,} ({len(groups):,} articles).")
+    say(f"Vocabulary: {len(model.vocabulary_):,} terms; reference date: {_date(model.reference_date_)}.")
     carried = model.carried
     if args.reset_editorial:
-        print("Editorial state: none (--reset-editorial).")
+        say("Editorial state: none (--reset-editorial).")
     elif carried is not None and carried.source is not None:
-        print(carried.summary())
+        say(carried.summary())
         if carried.blocked_unknown:
-            print(f"  blocked and not among the articles: {', '.join(carried.blocked_unknown[:10])}")
+            say(f"  blocked and not among the articles: {', '.join(carried.blocked_unknown[:10])}")
         for kind, dropped in (("pins", carried.pins_dropped), ("bans", carried.bans_dropped)):
             if dropped:
-                print(f"  {kind} dropped: " + ", ".join(f"{s} -> {a}" for s, a in dropped[:10]))
-    print(f"Model written to {args.out} (version {version}; identity {model.version}).")
+                say(f"  {kind} dropped: " + ", ".join(f"{s} -> {a}" for s, a in dropped[:10]))
+    say(f"Model written to {args.out} (version {version}; identity {model.version}).")
     return 0
 
 
@@ -323,10 +357,10 @@ def _recommend(args: argparse.Namespace) -> int:
     model = load_model(args.model)
     items = model.recommend(args.article_id, k=args.k, exclude=args.exclude, **_controls(args))
     if args.json:
-        print(json.dumps([_as_json(item) for item in items], ensure_ascii=False, indent=2))
+        say(json.dumps([_as_json(item) for item in items], ensure_ascii=False, indent=2))
         return 0
     row = model.row_of(args.article_id)
-    print(f"{model.articles_['title'].iloc[row]}")
+    say(f"{model.articles_['title'].iloc[row]}")
     _print_list(items, explain=args.explain)
     return 0
 
@@ -351,14 +385,14 @@ def _as_json(item: Recommendation) -> dict[str, Any]:
 
 def _print_list(items: list[Recommendation], *, explain: bool = False) -> None:
     if not items:
-        print("  (no similar articles)")
+        say("  (no similar articles)")
     for item in items:
         note = "" if item.reason == "similar" else f"  [{item.reason}]"
-        print(f"  {item.rank:>2}. {item.score:.3f}  {item.title}  ({_date(item.published)}){note}")
+        say(f"  {item.rank:>2}. {item.score:.3f}  {item.title}  ({_date(item.published)}){note}")
         if explain:
             parts = ", ".join(f"{name.removesuffix('_part')} {getattr(item, name):+.3f}" for name in PART_NAMES)
             terms = ", ".join(f"{term} {value:.3f}" for term, value in item.shared_terms) or "none"
-            print(f"      similarity {item.similarity:.3f}, {parts}; shared terms: {terms}")
+            say(f"      similarity {item.similarity:.3f}, {parts}; shared terms: {terms}")
 
 
 def _date(value: Any) -> str:
@@ -380,8 +414,8 @@ def _precompute(args: argparse.Namespace) -> int:
         **_controls(args),
     )
     if result.message:
-        print(result.message)
-    print(
+        say(result.message)
+    say(
         f"Wrote {result.items:,} recommendations for {result.articles:,} articles to {args.out} "
         f"({result.parts} part(s): {result.computed} computed, {result.reused} reused) in {result.seconds:.1f} s."
     )
@@ -391,23 +425,23 @@ def _precompute(args: argparse.Namespace) -> int:
 def _info(args: argparse.Namespace) -> int:
     manifest = read_manifest(args.model)
     if args.json:
-        print(json.dumps(manifest, indent=2, sort_keys=True))
+        say(json.dumps(manifest, indent=2, sort_keys=True))
         return 0
     counts = manifest.get("counts", {})
-    print(f"Model:            {args.model} (version {manifest['version']})")
-    print(f"Identity:         {manifest['digest']} (SHA-256 of the manifest; Answer.version)")
-    print(
+    say(f"Model:            {args.model} (version {manifest['version']})")
+    say(f"Identity:         {manifest['digest']} (SHA-256 of the manifest; Answer.version)")
+    say(
         f"Format:           {manifest['format']} v{manifest['format_version']} (recommender {manifest.get('library_version', '?')})"
     )
-    print(
+    say(
         f"Articles:         {counts.get('articles', 0):,} (rejected rows: {counts.get('rejected', 0):,}; flagged: {counts.get('flagged', 0):,}; exact copies: {counts.get('copies', 0):,})"
     )
-    print(f"Vocabulary:       {counts.get('terms', 0):,} terms")
-    print(f"Candidate pool:   {counts.get('pool_size', 0)} per article")
-    print(f"Reference date:   {manifest.get('reference_date') or 'none (no dated articles)'}")
-    print("Parameters:")
+    say(f"Vocabulary:       {counts.get('terms', 0):,} terms")
+    say(f"Candidate pool:   {counts.get('pool_size', 0)} per article")
+    say(f"Reference date:   {manifest.get('reference_date') or 'none (no dated articles)'}")
+    say("Parameters:")
     for key, value in sorted(manifest.get("parameters", {}).items()):
-        print(f"  {key} = {value}")
+        say(f"  {key} = {value}")
     return 0
 
 
@@ -423,7 +457,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     except SchemaError as exc:
         if f"Column {labels!r} to keep" not in str(exc):
             raise
-        print(f"No column {labels!r} in the input: label agreement is not measured.")
+        say(f"No column {labels!r} in the input: label agreement is not measured.")
         articles = load_articles(args.inputs)
     log = load_interactions(args.interactions) if args.interactions else None
     params = {
@@ -454,15 +488,15 @@ def _evaluate(args: argparse.Namespace) -> int:
     import pandas as pd
 
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.4f}".format):
-        print(f"Evaluation at k={args.k} over {int(result['n'].max()):,} lists")
-        print(table.to_string())
+        say(f"Evaluation at k={args.k} over {int(result['n'].max()):,} lists")
+        say(table.to_string())
     for method, note in result.loc[result["note"] != "", ["method", "note"]].drop_duplicates().itertuples(index=False):
-        print(f"{method}: {note}")
+        say(f"{method}: {note}")
     for warning in caught:
-        print(f"warning: {warning.message}")
+        say(f"warning: {warning.message}")
     if args.out:
         write_lists(result, args.out)
-        print(f"Wrote {args.out}")
+        say(f"Wrote {args.out}")
     return 0
 
 
@@ -471,19 +505,19 @@ def _demo(args: argparse.Namespace) -> int:
     has_views = bool(articles["views"].notna().any())
     weight = Recommender().popularity_weight if has_views else 0.0
     model = Recommender(popularity_weight=weight).fit(articles)
-    print(DEMO_ATTRIBUTION)
+    say(DEMO_ATTRIBUTION)
     if not has_views:
-        print(
+        say(
             "This corpus has no view counts, so the lists are ranked by content similarity alone (popularity_weight=0)."
         )
-    print(f"Fitted {model.n_articles} articles, {len(model.vocabulary_):,} terms.\n")
+    say(f"Fitted {model.n_articles} articles, {len(model.vocabulary_):,} terms.\n")
     count = max(1, min(args.articles, model.n_articles))
     order = np.argsort(articles["published"].to_numpy(), kind="stable")
     picks = [int(order[int((i + 0.5) * len(order) / count)]) for i in range(count)]
     for row in picks:
         source = articles.iloc[row]
-        print(f"{source['title']}  ({_date(source['published'])})")
-        print("  You Might Like:")
+        say(f"{source['title']}  ({_date(source['published'])})")
+        say("  You Might Like:")
         _print_list(model.recommend(source["article_id"], k=args.k))
-        print()
+        say()
     return 0

@@ -252,6 +252,10 @@ def parse_page(text: str, article_id: str) -> dict[str, object]:
     }
 
 
+#: Table files that may sit in a page folder by mistake (named in the rejection).
+_TABLE_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".json", ".parquet", ".tsv", ".gz")
+
+
 def read_pages(
     folder: str | os.PathLike[str],
 ) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
@@ -274,8 +278,10 @@ def read_pages(
     rejections : list of dict
         One ``{"source": file name, "article_id": str, "reason": str}`` per
         page that is not valid UTF-8 or does not have the page layout
-        (:class:`PageFormatError`); ``reason`` is a one-line message. A
-        rejected page does not stop the others.
+        (:class:`PageFormatError`), and one (``article_id`` None) per other
+        entry of the folder (a ``.csv``, a sub-folder; hidden files aside);
+        ``reason`` is a one-line message. A rejected page does not stop the
+        others. ``.TXT`` counts as ``.txt``.
 
     Raises
     ------
@@ -305,10 +311,8 @@ def read_pages(
         raise NotADirectoryError(
             f"Pages folder {str(path)!r} is not a directory: expected a folder of *.txt article pages."
         )
-    files = sorted(
-        (p for p in path.iterdir() if p.suffix == ".txt" and p.is_file()),
-        key=lambda p: p.name,
-    )
+    entries = sorted(path.iterdir(), key=lambda p: p.name)
+    files = [p for p in entries if p.suffix.lower() == ".txt" and p.is_file()]
     if not files:
         raise PageFormatError(
             f"Pages folder {str(path)!r} has no *.txt files: expected one "
@@ -317,7 +321,15 @@ def read_pages(
 
     records: list[dict[str, object]] = []
     rejections: list[dict[str, object]] = []
-    for file in files:
+    pages = set(files)
+    for file in entries:  # in name order; nothing in the folder is skipped without a word
+        if file not in pages:
+            if not file.name.startswith("."):
+                what = "a folder (sub-folders are not searched)" if file.is_dir() else "not a .txt page"
+                hint = " Give it as an input of its own." if file.suffix.lower() in _TABLE_SUFFIXES else ""
+                reason = f"{file.name!r} in a page folder is {what}.{hint}"
+                rejections.append({"source": file.name, "article_id": None, "reason": reason})
+            continue
         article_id = file.stem
         data = file.read_bytes()
         try:

@@ -284,23 +284,28 @@ def test_read_pages_parses_folder_and_rejects_bad_files(tmp_path: Path) -> None:
     (tmp_path / "c-3.txt").write_bytes(b"Title\nViews: 1\n\xff\xfe bad bytes\n")
     (tmp_path / "d-4.txt").write_text(make_page(views=None, date=None), "utf-8")
     (tmp_path / "e-5.txt").write_bytes(("\ufeff" + make_page()).encode("utf-8"))
+    (tmp_path / "F-7.TXT").write_text(make_page(), "utf-8")  # .TXT is a page too
     (tmp_path / "notes.md").write_text("not a page", "utf-8")
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "f-6.txt").write_text(make_page(), "utf-8")
 
     records, rejections = read_pages(tmp_path)
 
-    assert [r["article_id"] for r in records] == ["a-1", "b-2", "e-5"]
-    assert records[0] == expected()
-    assert records[1] == expected(article_id="b-2", views=1234)
-    assert records[2] == expected(article_id="e-5")
+    assert [r["article_id"] for r in records] == ["F-7", "a-1", "b-2", "e-5"]
+    assert records[1] == expected()
+    assert records[2] == expected(article_id="b-2", views=1234)
+    assert records[3] == expected(article_id="e-5")
     assert [(r["source"], r["article_id"]) for r in rejections] == [
         ("c-3.txt", "c-3"),
         ("d-4.txt", "d-4"),
+        ("notes.md", None),  # reported, not skipped without a word
+        ("sub", None),
     ]
     assert all(set(r) == {"source", "article_id", "reason"} for r in rejections)
     assert re.search(r"'c-3\.txt'.*not valid UTF-8.*0xff", str(rejections[0]["reason"]))
     assert "no date line" in str(rejections[1]["reason"])
+    assert "'notes.md' in a page folder is not a .txt page" in str(rejections[2]["reason"])
+    assert "sub-folders are not searched" in str(rejections[3]["reason"])
     assert all("\n" not in str(r["reason"]) for r in rejections)
 
 
