@@ -16,11 +16,14 @@ then, in fresh processes:
 ``--stage validate`` prints what validating every loaded array adds: the median of
 3 ``read_model`` calls (checksums, reading, validation), of 3 ``FittedState.check``
 calls alone, and of 3 loads as ``ModelHolder.reload`` does them (load and warm), with the shares.
+``--stage validate-parts --n 1000000`` times the two largest parts (vectors with vocabulary,
+and pools) at sizes whose model takes too long to build here.
 
 Usage::
 
     python benchmarks/serving.py [--n 100000] [--calls 20000] [--model-dir models/bench-100k]
     python benchmarks/serving.py --n 100000 --stage validate
+    python benchmarks/serving.py --n 1000000 --stage validate-parts
 
 Targets (issue 5): recommend() p99 <= 100 us; recommend_for_text() p99 <= 20 ms.
 """
@@ -179,6 +182,45 @@ def validation(model_dir: Path, repeats: int = 3) -> None:
     )  # fmt: skip
 
 
+def validation_parts(n: int, repeats: int = 3) -> None:
+    """The two largest parts of validation (the vectors and the pools) at ``n`` articles, without a model.
+
+    For sizes whose model takes too long to build here: the engine's own vectors of
+    ``n`` SynthCorpus texts (``benchmarks/speed.py``'s cached ``engine_matrix``), a
+    vocabulary of as many terms, and pools of 50 random rows per article.
+    """
+    sys.path.insert(0, str(ROOT.parent / "shared" / "bench"))
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import peers
+    from speed import engine_matrix
+
+    from recommender._index import VectorIndex
+    from recommender._pools import Pools
+    from recommender._text import TextParams, Vocabulary
+
+    vectors = engine_matrix(peers, n)
+    latent = 20
+    terms = np.array([f"t{i:07d}" for i in range(vectors.shape[1] - latent)])
+    rng = np.random.default_rng(0)
+    vocabulary = Vocabulary(
+        terms, np.ones(terms.size, np.float32), rng.random((latent, terms.size), dtype=np.float32), 0.3
+    )
+    index = VectorIndex(vocabulary, TextParams(field_weights={"body": 1.0}), vectors, np.zeros(2, np.int64))
+    rows = (np.arange(n)[:, None] + rng.choice(np.arange(1, n), 50, replace=False)) % n  # distinct, never itself
+    pools = Pools(rows.astype(np.int32), np.sort(rng.random((n, 50), dtype=np.float32), axis=1)[:, ::-1].copy())
+    timings = {"vectors_and_vocabulary_s": [], "pools_s": []}
+    for _ in range(repeats):
+        started = time.perf_counter()
+        index.check()
+        timings["vectors_and_vocabulary_s"].append(time.perf_counter() - started)
+        started = time.perf_counter()
+        pools.check(n)
+        timings["pools_s"].append(time.perf_counter() - started)
+    out = {"articles": n, "vector_entries": int(vectors.nnz), "repeats": repeats, "loadavg": loadavg()}
+    out.update({name: round(float(np.median(values)), 3) for name, values in timings.items()})
+    print(json.dumps(out), flush=True)
+
+
 def loadavg() -> str:
     try:
         return Path("/proc/loadavg").read_text().strip()
@@ -201,7 +243,9 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=20_000)
     parser.add_argument("--text-calls", type=int, default=300)
     parser.add_argument("--model-dir", default=None)
-    parser.add_argument("--stage", choices=["all", "build", "serve", "worker", "validate"], default="all")
+    parser.add_argument(
+        "--stage", choices=["all", "build", "serve", "worker", "validate", "validate-parts"], default="all"
+    )
     args = parser.parse_args()
     model_dir = Path(args.model_dir or ROOT / "models" / f"bench-{args.n}")
     if not (ROOT.parent / "shared" / "bench" / "peers.py").exists():
@@ -217,6 +261,9 @@ def main() -> int:
         return 0
     if args.stage == "validate":
         validation(model_dir)
+        return 0
+    if args.stage == "validate-parts":
+        validation_parts(args.n)
         return 0
     if args.stage == "all":
         command = [sys.executable, __file__, "--model-dir", str(model_dir), "--n", str(args.n)]

@@ -68,9 +68,10 @@ class Catalogue:
     _derived: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        if "ids" not in self._derived:  # a new table: its lookups (kept by evolve() when the table stays)
+        new = "ids" not in self._derived
+        if new:  # a new table: its lookups (kept by evolve() when the table stays)
             self._derived.update(_lookups(self.table))
-        self._check_rows()
+        self._check_rows(lookups=new)
         derived = self._derived
         blocked = np.zeros(len(derived["ids"]), dtype=bool)
         for article_id in self.blocked:
@@ -102,19 +103,20 @@ class Catalogue:
 
         The rules that do not read the signatures run whenever a catalogue is built.
         """
-        self._check_rows()
+        self._check_rows(lookups=True)
         if self.signatures is not None:
             try:
                 self.signatures.check(len(self))
             except ValueError as exc:
                 raise InvalidPart("signatures", str(exc)) from None
 
-    def _check_rows(self) -> None:
+    def _check_rows(self, *, lookups: bool) -> None:
+        """The array rules (vectorised), and with ``lookups`` those of the ids and titles (a loop over them)."""
         derived = self._derived
         ids, n = derived["ids"], len(derived["ids"])
-        if not all(isinstance(a, str) and a for a in ids) or len(derived["row_of"]) != n:
+        if lookups and (not all(isinstance(a, str) and a for a in ids) or len(derived["row_of"]) != n):
             raise InvalidPart("article_id", "ids must be non-empty and unique")
-        if not all(isinstance(t, str) for t in derived["titles"]):
+        if lookups and not all(isinstance(t, str) for t in derived["titles"]):
             raise InvalidPart("title", "every article must have a title")
         for part, array, dtype in (
             ("popularity", self.popularity, np.float32),
