@@ -366,21 +366,7 @@ def _recommend(args: argparse.Namespace) -> int:
 
 
 def _as_json(item: Recommendation) -> dict[str, Any]:
-    return {
-        "rank": item.rank,
-        "article_id": item.article_id,
-        "title": item.title,
-        "url": item.url,
-        "published": None if item.published is None else item.published.isoformat(),
-        "category": item.category,
-        # Unrounded, like the Python API: rounding each number would break "similarity + parts = score".
-        "score": item.score,
-        "similarity": item.similarity,
-        "popularity": item.popularity,
-        "reason": item.reason,
-        **{name: getattr(item, name) for name in PART_NAMES},
-        "shared_terms": [[term, value] for term, value in item.shared_terms],
-    }
+    return item.to_dict()  # unrounded, like the Python API: rounding would break "similarity + parts = score"
 
 
 def _print_list(items: list[Recommendation], *, explain: bool = False) -> None:

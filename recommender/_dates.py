@@ -11,7 +11,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["DAY_NS", "NAT", "stamp_ns", "to_ns", "utc_timestamp"]
+__all__ = ["DATE_FORMAT", "DAY_NS", "NAT", "date_text", "stamp_ns", "to_ns", "utc_timestamp"]
+
+#: The one text form of a date in every output: ISO 8601, UTC, seconds, ``Z``.
+DATE_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 #: "No date" in an int64 nanosecond array.
 NAT = np.iinfo(np.int64).min
@@ -44,3 +47,14 @@ def utc_timestamp(value: Any, name: str = "published") -> pd.Timestamp | None:
     if stamp is pd.NaT:
         return None
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def date_text(value: Any) -> str | None:
+    """A date as text in :data:`DATE_FORMAT` (naive times are UTC); None for no date."""
+    if value is None or value is pd.NaT or (isinstance(value, float) and np.isnan(value)):
+        return None
+    stamp = pd.Timestamp(value)
+    if stamp is pd.NaT:
+        return None
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return stamp.strftime(DATE_FORMAT)

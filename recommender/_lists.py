@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ._dates import NAT, utc_timestamp
+from ._dates import NAT, date_text, utc_timestamp
 from ._duplicates import compare, is_copy, signatures, text_key
 from ._index import SHARED_TERMS, rounded
 from ._neighbours import select_top
@@ -94,6 +94,27 @@ class Recommendation:
     boost_part: float = 0.0
     diversity_part: float = 0.0
     shared_terms: tuple[tuple[str, float], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The item as JSON-safe values: ``published`` as ISO 8601 UTC text with seconds and ``Z`` (or None),
+        ``shared_terms`` as ``[term, contribution]`` pairs; numbers unrounded, so the parts still add up."""
+        return {
+            "rank": self.rank,
+            "article_id": self.article_id,
+            "title": self.title,
+            "url": self.url,
+            "published": date_text(self.published),
+            "category": self.category,
+            "score": self.score,
+            "similarity": self.similarity,
+            "popularity": self.popularity,
+            "reason": self.reason,
+            "popularity_part": self.popularity_part,
+            "freshness_part": self.freshness_part,
+            "boost_part": self.boost_part,
+            "diversity_part": self.diversity_part,
+            "shared_terms": [[term, value] for term, value in self.shared_terms],
+        }
 
 
 # --------------------------------------------------------------------------- the arguments

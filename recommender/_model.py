@@ -626,10 +626,13 @@ class Recommender(BaseEstimator):
         :meth:`recommend`. Each field is cut to ``text_limit`` characters (20,000 by
         default, as fitted) so a huge input cannot stall a web request. An article
         of the model that is a copy of the text (exactly, or by the copy rule of
-        ``duplicate_threshold``) is never recommended.
+        ``duplicate_threshold``) is never recommended. No text at all (every field
+        empty or blank) raises ``ValueError``.
         """
         state = self._fitted()
         k = self._check_k(k)
+        if not any(isinstance(v, str) and v.strip() for v in (title, summary, body)):
+            raise ValueError("recommend_for_text needs some text: give a title, a summary or a body.")
         ranked, reasons, query = _lists.text_lists(
             state,
             (title, summary, body),

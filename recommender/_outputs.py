@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._dates import DATE_FORMAT, date_text
+
 __all__ = ["from_spreadsheet_cell", "printable", "spreadsheet_cell", "write_csv", "write_jsonl"]
 
 #: First characters that make a spreadsheet read a cell as a formula.
@@ -40,8 +42,6 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 #: What :func:`spreadsheet_cell` puts in front, and the second characters after which it is removed again.
 _QUOTE = "'"
 _ESCAPED = (*FORMULA_STARTS, _QUOTE)
-#: The date form of every text output.
-DATE_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def spreadsheet_cell(value: str) -> str:
@@ -86,9 +86,7 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, (int, np.integer)):
         return int(value)
     if isinstance(value, (pd.Timestamp, dt.datetime)):
-        stamp = pd.Timestamp(value)
-        stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-        return stamp.strftime(DATE_FORMAT)
+        return date_text(value)
     if isinstance(value, (list, tuple, np.ndarray)):
         return [_json_value(v) for v in value]
     if isinstance(value, dict):

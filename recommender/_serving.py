@@ -11,6 +11,7 @@ reference once. Every answer names the model version that produced it
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Iterable
@@ -18,10 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ._errors import UnknownArticleError
 from ._model import Recommendation, Recommender, load_model
 from ._store import manifest_digest, version_dir
 
 __all__ = ["Answer", "ModelHolder"]
+
+logger = logging.getLogger("recommender")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,16 +37,27 @@ class Answer:
     items : list of Recommendation
     version : str
         SHA-256 of the manifest of the model version that answered.
+    fallback : bool
+        True when the article asked for is not in the model and the list is the
+        popular list instead (:meth:`ModelHolder.related`).
     """
 
     items: list[Recommendation]
     version: str
+    fallback: bool = False
 
     def __iter__(self):  # so that ``for item in holder.recommend(...)`` works like a list
         return iter(self.items)
 
     def __len__(self) -> int:
         return len(self.items)
+
+    def __getitem__(self, index: int) -> Recommendation:
+        return self.items[index]
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"version": ..., "fallback": ..., "items": [Recommendation.to_dict(), ...]}``, JSON-safe."""
+        return {"version": self.version, "fallback": self.fallback, "items": [item.to_dict() for item in self.items]}
 
 
 class ModelHolder:
@@ -55,6 +70,14 @@ class ModelHolder:
     warm : bool, default True
         Build the request caches on load, so the first page view after a
         (re)load is as fast as the others.
+    watch : bool, default False
+        Reload in the background whenever the directory's current version
+        changes (checked every ``interval`` seconds; the new version is loaded
+        and warmed before the switch, the old one answers meanwhile). A version
+        that fails to load is logged and skipped; the old one keeps serving.
+        Each process (each worker of a multi-process server) watches for itself.
+    interval : float, default 2.0
+        Seconds between two checks of ``watch``.
 
     Examples
     --------
@@ -65,11 +88,53 @@ class ModelHolder:
         answer.version, [r.article_id for r in answer]
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, warm: bool = True) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, warm: bool = True, watch: bool = False, interval: float = 2.0
+    ) -> None:
+        if not (isinstance(interval, (int, float)) and not isinstance(interval, bool) and interval > 0):
+            raise ValueError(f"interval must be a number of seconds > 0, got {interval!r}.")
         self.path = Path(path)
         self._warm = warm
         self._reloading = threading.Lock()
         self._current = self._load(*self._newest())
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self.last_error: str | None = None  # why the last background reload failed (None: it did not)
+        if watch:
+            self._watcher = threading.Thread(
+                target=self._watch, args=(float(interval),), name=f"recommender-watch-{self.path.name}", daemon=True
+            )
+            self._watcher.start()
+
+    def _watch(self, interval: float) -> None:
+        failed: str | None = None  # the digest that failed last: retried only once it changes
+        while not self._stop.wait(interval):
+            digest: str | None = None
+            try:
+                folder, digest = self._newest()
+                if digest in (self._current[1], failed):
+                    continue
+                with self._reloading:
+                    if digest != self._current[1]:
+                        self._current = self._load(folder, digest)
+                self.last_error = failed = None
+            except Exception as exc:  # a broken version must never stop the watcher
+                message = f"{type(exc).__name__}: {exc}"
+                if message != self.last_error:
+                    logger.warning("ModelHolder(%s): not switching to the new version: %s", self.path, message)
+                self.last_error, failed = message, digest
+
+    def close(self) -> None:
+        """Stop watching (the holder keeps answering from the version it has)."""
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=30)
+
+    def __enter__(self) -> ModelHolder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _newest(self) -> tuple[Path, str]:
         """The directory's current version folder and the SHA-256 of its manifest."""
@@ -112,6 +177,18 @@ class ModelHolder:
         """``Recommender.recommend`` on the current version; see there for the arguments."""
         model, version = self._current
         return Answer(model.recommend(article_id, k=k, exclude=exclude, **controls), version)
+
+    def related(self, article_id: str, k: int = 5, *, exclude: Iterable[str] | None = None, **controls: Any) -> Answer:
+        """:meth:`recommend`, but never raising for an unknown id: the page of an article the model does not
+        know yet (published after the last build) gets the popular list, with ``Answer.fallback`` True.
+
+        Invalid arguments (``k``, a control) still raise ``ValueError``: they are the caller's to fix.
+        """
+        model, version = self._current
+        try:
+            return Answer(model.recommend(article_id, k=k, exclude=exclude, **controls), version)
+        except UnknownArticleError:
+            return Answer(model.popular(k, exclude=exclude), version, fallback=True)
 
     def recommend_for_text(self, **arguments: Any) -> Answer:
         """``Recommender.recommend_for_text`` on the current version; see there for the arguments."""

@@ -93,3 +93,82 @@ def test_threads_and_reloads(tmp_path):
     assert len({version for version, _, _ in seen}) >= 2
     for version, article_id, items in seen:  # every answer is exactly one version's list
         assert items == expected[version][article_id]
+
+
+# --------------------------------------------------------------------------- JSON, unknown ids, watching
+
+
+def test_answers_and_items_have_one_json_form(tmp_path):
+    import json
+
+    model = rec.Recommender(min_df=1, max_df=1.0, latent_components=0).fit(
+        corpus(0).assign(
+            published=["2024-05-01 09:00", "2024-05-02T10:30:00+02:00", None, "2024-05-03", "", "2024-05-04"]
+        )
+    )
+    model.save(tmp_path / "m")
+    holder = rec.ModelHolder(tmp_path / "m")
+    answer = holder.recommend("f1", k=3)
+    assert answer[0] == answer.items[0] and answer[-1] == answer.items[-1]
+    document = json.loads(json.dumps(answer.to_dict()))  # JSON-safe as it is
+    assert document["version"] == holder.version and document["fallback"] is False
+    items = document["items"]
+    assert [i["article_id"] for i in items] == [r.article_id for r in answer]
+    dates = {i["article_id"]: i["published"] for i in items}
+    assert dates.get("f2", "2024-05-02T08:30:00Z") == "2024-05-02T08:30:00Z"  # UTC, seconds, Z
+    assert all(d is None or (d.endswith("Z") and len(d) == 20) for d in dates.values())
+    for item, original in zip(items, answer, strict=True):
+        parts = item["similarity"] + sum(v for name, v in item.items() if name.endswith("_part"))
+        assert abs(parts - item["score"]) < 1e-9 and item["score"] == original.score
+
+
+def test_related_answers_the_popular_list_for_an_unknown_id(tmp_path):
+    fitted(0).save(tmp_path / "m")
+    holder = rec.ModelHolder(tmp_path / "m")
+    answer = holder.related("published-after-the-build", k=3)
+    assert answer.fallback is True and len(answer) == 3
+    assert [r.article_id for r in answer] == [r.article_id for r in holder.popular(k=3)]
+    known = holder.related("f1", k=2)
+    assert known.fallback is False and [r.article_id for r in known] == [
+        r.article_id for r in holder.recommend("f1", k=2)
+    ]
+    with pytest.raises(ValueError, match="k"):
+        holder.related("unknown", k=0)
+
+
+def test_recommend_for_text_without_any_text_is_an_error():
+    model = fitted(0)
+    for empty in ({}, {"title": ""}, {"title": "  ", "body": "\n"}):
+        with pytest.raises(ValueError, match="needs some text"):
+            model.recommend_for_text(**empty)
+    assert model.recommend_for_text(title="cup final goal", k=2)
+
+
+def test_a_watching_holder_switches_by_itself_and_skips_a_broken_version(tmp_path):
+    import json
+
+    fitted(0).save(tmp_path / "m")
+    with rec.ModelHolder(tmp_path / "m", watch=True, interval=0.05) as holder:
+        first = holder.version
+        fitted(1).save(tmp_path / "m")
+        deadline = time.monotonic() + 30
+        while holder.version == first and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert holder.version != first
+        second = holder.version
+        fitted(0).save(tmp_path / "m")  # a new version, then broken behind a resealed manifest
+        version = tmp_path / "m" / (tmp_path / "m" / "CURRENT").read_text().strip()
+        manifest = json.loads((version / "manifest.json").read_text())
+        manifest["popularity_scale"] = "not a number"
+        (version / "manifest.json").write_text(json.dumps(manifest))
+        while holder.last_error is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "ModelFormatError" in holder.last_error
+        assert holder.version == second and len(holder.recommend("f1", k=2)) == 2  # the old one serves
+    assert not holder._watcher.is_alive()
+
+
+def test_watch_interval_must_be_positive(tmp_path):
+    fitted(0).save(tmp_path / "m")
+    with pytest.raises(ValueError, match="interval"):
+        rec.ModelHolder(tmp_path / "m", watch=True, interval=0)
