@@ -33,7 +33,7 @@ from ._errors import (
 from ._evaluate import EvaluationWarning, evaluate, plot_sweep, sweep
 from ._model import Recommendation, Recommender, load_model
 from ._serving import Answer, ModelHolder
-from ._store import read_manifest
+from ._store import read_manifest, rollback, versions_of
 
 __version__ = "0.1.0"
 
@@ -67,7 +67,9 @@ __all__ = [
     "read_mind_behaviors",
     "read_mind_news",
     "rejected_frame",
+    "rollback",
     "sweep",
     "validate_articles",
+    "versions_of",
     "write_lists",
 ]

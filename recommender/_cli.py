@@ -11,10 +11,11 @@ import json
 import logging
 import os
 import re
+import shlex
 import sys
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -37,6 +38,27 @@ def say(*values: Any, file: Any = None) -> None:
     print(printable(" ".join(str(v) for v in values), newlines=True), file=file or sys.stdout)
 
 
+def _configure_logging(*, verbose: bool) -> None:
+    """The tool's own messages on stderr as ``recommender: ...`` lines; other libraries' (Dask's) only with
+    ``--verbose``, and then under their own names, so that they never read as the tool's errors."""
+    ours = logging.getLogger("recommender")
+    for handler in list(ours.handlers):
+        if getattr(handler, "_recommender_cli", False):
+            ours.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_PrintableFormatter("recommender: %(message)s"))
+    handler._recommender_cli = True  # type: ignore[attr-defined]
+    ours.addHandler(handler)
+    ours.setLevel(logging.INFO if verbose else logging.WARNING)
+    ours.propagate = False
+    for name in ("distributed", "dask", "tornado", "bokeh"):
+        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.ERROR)
+    if verbose and not logging.getLogger().handlers:
+        other = logging.StreamHandler(sys.stderr)
+        other.setFormatter(_PrintableFormatter("%(name)s: %(message)s"))
+        logging.getLogger().addHandler(other)
+
+
 class _PrintableFormatter(logging.Formatter):
     """Log lines as :func:`say` prints lines."""
 
@@ -48,9 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_PrintableFormatter("recommender: %(message)s"))
-    logging.basicConfig(level=logging.WARNING, handlers=[handler])
+    _configure_logging(verbose=bool(getattr(args, "verbose", False)))
     try:
         return int(args.run(args) or 0)
     except BrokenPipeError:  # an OSError: must come first
@@ -86,12 +106,45 @@ def _silence_stdout() -> None:
         os.close(devnull)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a "did you mean" for a mistyped flag or command, and one short usage line."""
+
+    def error(self, message: str) -> NoReturn:
+        hint = _suggestion(self, message)
+        self.exit(2, f"{self.format_usage().strip()}\nrecommender: error: {message}{hint}\n")
+
+
+def _suggestion(parser: argparse.ArgumentParser, message: str) -> str:
+    import difflib
+
+    unknown = re.search(r"unrecognized arguments: (\S+)", message)
+    choice = re.search(r"invalid choice: '([^']*)'", message)
+    if unknown:
+        word, known = unknown.group(1).split("=")[0], _option_strings(parser)
+    elif choice:
+        word, known = choice.group(1), [c for a in parser._actions for c in (a.choices or ()) if isinstance(c, str)]
+    else:
+        return ""
+    close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _option_strings(parser: argparse.ArgumentParser) -> list[str]:
+    found: list[str] = []
+    for action in parser._actions:
+        found += [o for o in action.option_strings if o.startswith("--")]
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found += _option_strings(sub)
+    return sorted(set(found))
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="recommender", description="'You Might Like' lists for news articles: build, query and export models."
     )
     parser.add_argument("--version", action="version", version=f"recommender {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     build = commands.add_parser("build", help="read articles and write a model directory")
     build.add_argument(
@@ -104,6 +157,7 @@ def _parser() -> argparse.ArgumentParser:
         "--out", required=True, metavar="MODEL_DIR", help="model directory to write (a new version is added)"
     )
     build.add_argument("--strict", action="store_true", help="stop at the first invalid row instead of rejecting it")
+    build.add_argument("--verbose", action="store_true", help="also show progress messages and Dask's own logs")
     build.add_argument(
         "--max-field-chars",
         type=int,
@@ -152,6 +206,7 @@ def _parser() -> argparse.ArgumentParser:
     precompute.add_argument("-k", type=int, default=10, help="list length (default 10)")
     precompute.add_argument("--explain", action="store_true", help="add the score parts and shared terms as columns")
     precompute.add_argument("--quiet", action="store_true", help="no progress bar")
+    precompute.add_argument("--verbose", action="store_true", help="also show progress messages and Dask's own logs")
     where = precompute.add_mutually_exclusive_group()
     where.add_argument(
         "--workers", type=int, default=None, metavar="N", help="run on a local Dask cluster of N processes"
@@ -187,6 +242,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     _model_options(evaluate)
     evaluate.set_defaults(run=_evaluate)
+
+    rollback = commands.add_parser("rollback", help="point a model directory back at an earlier version")
+    rollback.add_argument("model", metavar="MODEL_DIR")
+    rollback.add_argument(
+        "--to",
+        default=None,
+        metavar="VERSION",
+        help="the version (version-000003, or 3); default: the previous one that loads",
+    )
+    rollback.set_defaults(run=_rollback)
 
     demo = commands.add_parser("demo", help="build a model from the embedded Wikinews corpus and print a few lists")
     demo.add_argument("-k", type=int, default=5, help="list length (default 5)")
@@ -369,12 +434,13 @@ def _as_json(item: Recommendation) -> dict[str, Any]:
     return item.to_dict()  # unrounded, like the Python API: rounding would break "similarity + parts = score"
 
 
-def _print_list(items: list[Recommendation], *, explain: bool = False) -> None:
+def _print_list(items: list[Recommendation], *, explain: bool = False, ids: bool = False) -> None:
     if not items:
         say("  (no similar articles)")
     for item in items:
         note = "" if item.reason == "similar" else f"  [{item.reason}]"
-        say(f"  {item.rank:>2}. {item.score:.3f}  {item.title}  ({_date(item.published)}){note}")
+        shown = f"; id {item.article_id}" if ids else ""
+        say(f"  {item.rank:>2}. {item.score:.3f}  {item.title}  ({_date(item.published)}{shown}){note}")
         if explain:
             parts = ", ".join(f"{name.removesuffix('_part')} {getattr(item, name):+.3f}" for name in PART_NAMES)
             terms = ", ".join(f"{term} {value:.3f}" for term, value in item.shared_terms) or "none"
@@ -487,6 +553,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    if args.k < 1 or args.articles < 1:
+        raise ValueError(f"-k and --articles must be at least 1, got -k {args.k} and --articles {args.articles}.")
     articles = load_articles(demo_corpus_path())
     has_views = bool(articles["views"].notna().any())
     weight = Recommender().popularity_weight if has_views else 0.0
@@ -502,8 +570,20 @@ def _demo(args: argparse.Namespace) -> int:
     picks = [int(order[int((i + 0.5) * len(order) / count)]) for i in range(count)]
     for row in picks:
         source = articles.iloc[row]
-        say(f"{source['title']}  ({_date(source['published'])})")
+        say(f"{source['title']}  ({_date(source['published'])}; id {source['article_id']})")
         say("  You Might Like:")
-        _print_list(model.recommend(source["article_id"], k=args.k))
+        _print_list(model.recommend(source["article_id"], k=args.k), ids=True)
         say()
+    first = articles.iloc[picks[0]]["article_id"]
+    say("Next, build a model directory from the same corpus and ask it for one list:")
+    say(f"  recommender build {shlex.quote(str(demo_corpus_path()))} --out models/demo")
+    say(f"  recommender recommend models/demo {shlex.quote(str(first))} --explain")
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from ._store import rollback
+
+    name = rollback(args.model, to=args.to)
+    say(f"{args.model}: CURRENT now points at {name}.")
     return 0

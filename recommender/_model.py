@@ -382,6 +382,7 @@ class Recommender(BaseEstimator):
         with self._writing():
             self._adopt(state, saved=None)
             self._origin = "fit"
+            self._from_fit = True
         return self
 
     def _adopt(self, state: FittedState, *, saved: tuple[str, str, str] | None) -> None:
@@ -887,7 +888,8 @@ class Recommender(BaseEstimator):
 
             state = self._fitted()
             carry = getattr(self, "_origin", "loaded") == "fit" if carry_editorial is None else bool(carry_editorial)
-            saved = save_state(state, self.get_params(), path, carry_editorial=carry)
+            built = bool(self.__dict__.get("_from_fit"))  # fitted here (a full build), not loaded
+            saved = save_state(state, self.get_params(), path, carry_editorial=carry, build=built)
             if saved.state is not state:
                 self._state = saved.state  # the carried-over editorial state, now the model's own
             self._adopt(self._state, saved=(str(path), saved.name, saved.digest))
@@ -947,7 +949,7 @@ def _deprecated(model: Recommender, old: str, new: str) -> Any:
     return getattr(model, new)
 
 
-def load_model(path: str | os.PathLike[str], *, verify: bool = True) -> Recommender:
+def load_model(path: str | os.PathLike[str], *, verify: bool = True, newest_valid: bool = False) -> Recommender:
     """Load the current version of a model directory written by :meth:`Recommender.save`.
 
     Parameters
@@ -956,6 +958,10 @@ def load_model(path: str | os.PathLike[str], *, verify: bool = True) -> Recommen
         The model directory (or one version folder inside it).
     verify : bool, default True
         Check the SHA-256 of every file against the manifest.
+    newest_valid : bool, default False
+        When the current version does not load (corrupt, incomplete), log a
+        warning naming it and load the newest complete version that does
+        (``recommender rollback`` makes that choice permanent). False: raise.
 
     Returns
     -------
@@ -973,7 +979,16 @@ def load_model(path: str | os.PathLike[str], *, verify: bool = True) -> Recommen
     from ._errors import ModelFormatError
     from ._store import read_model
 
-    loaded = read_model(path, verify=verify)
+    try:
+        loaded = read_model(path, verify=verify)
+    except ModelFormatError as exc:
+        if not newest_valid:
+            raise
+        from ._store import newest_valid_version
+
+        folder = newest_valid_version(path)
+        logger.warning("load_model: the current version of %s does not load (%s); serving %s", path, exc, folder.name)
+        loaded = read_model(folder, verify=verify)
     model = Recommender()
     try:
         model.set_params(**loaded.params)

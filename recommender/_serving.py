@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._errors import UnknownArticleError
+from ._errors import ModelFormatError, UnknownArticleError
 from ._model import Recommendation, Recommender, load_model
-from ._store import manifest_digest, version_dir
+from ._store import manifest_digest, newest_valid_version, version_dir
 
 __all__ = ["Answer", "ModelHolder"]
 
@@ -78,6 +78,10 @@ class ModelHolder:
         Each process (each worker of a multi-process server) watches for itself.
     interval : float, default 2.0
         Seconds between two checks of ``watch``.
+    newest_valid : bool, default False
+        When the current version does not load, serve the newest complete
+        version that does (logged as a warning) instead of raising; see
+        :func:`recommender.load_model`.
 
     Examples
     --------
@@ -89,12 +93,19 @@ class ModelHolder:
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], *, warm: bool = True, watch: bool = False, interval: float = 2.0
+        self,
+        path: str | os.PathLike[str],
+        *,
+        warm: bool = True,
+        watch: bool = False,
+        interval: float = 2.0,
+        newest_valid: bool = False,
     ) -> None:
         if not (isinstance(interval, (int, float)) and not isinstance(interval, bool) and interval > 0):
             raise ValueError(f"interval must be a number of seconds > 0, got {interval!r}.")
         self.path = Path(path)
         self._warm = warm
+        self._newest_valid = newest_valid
         self._reloading = threading.Lock()
         self._current = self._load(*self._newest())
         self._stop = threading.Event()
@@ -142,7 +153,16 @@ class ModelHolder:
         return folder, manifest_digest(folder)
 
     def _load(self, folder: Path, digest: str) -> tuple[Recommender, str]:
-        model = load_model(folder)
+        try:
+            model = load_model(folder)
+        except ModelFormatError as exc:
+            if not self._newest_valid:
+                raise
+            folder = newest_valid_version(self.path)
+            logger.warning(
+                "ModelHolder(%s): %s; serving %s, the newest version that loads", self.path, exc, folder.name
+            )
+            model, digest = load_model(folder), manifest_digest(folder)
         if self._warm:
             model.warm()
         return model, digest

@@ -63,11 +63,14 @@ __all__ = [
     "Saved",
     "file_sha256",
     "manifest_digest",
+    "newest_valid_version",
     "read_json",
     "read_manifest",
     "read_model",
+    "rollback",
     "save_state",
     "version_dir",
+    "versions_of",
 ]
 
 FORMAT = "recommender-model"
@@ -85,6 +88,8 @@ OLDEST_FORMAT_VERSION = 1
 #: Parameters a manifest of an older format lacks, with the meaning they had then.
 _OLD_MEANING = {"stop_words": "english", "collapse": True}
 POINTER = "CURRENT"
+#: Complete versions a save keeps by default (besides the newest full build and the newest that loads).
+KEEP = 5
 #: The save lock of a model directory (see :func:`save_state`).
 LOCK = ".lock"
 MANIFEST = "manifest.json"
@@ -113,7 +118,8 @@ def save_state(
     path: str | os.PathLike[str],
     *,
     carry_editorial: bool = False,
-    keep: int = 2,
+    keep: int = KEEP,
+    build: bool = False,
 ) -> Saved:
     """Write a new version of a fitted state under ``path`` and make it current.
 
@@ -130,8 +136,18 @@ def save_state(
         ``Editorial.carried_into``). It is read under the directory's save lock
         as the new version is published, so no editorial save made meanwhile is
         lost.
-    keep : int, default 2
-        Versions kept after saving (the new one included); older ones are deleted.
+    keep : int, default 5
+        Complete versions kept after saving (the new one included), besides the
+        newest full build and the newest version that loads; older ones are
+        deleted (see :func:`_prune`). Editorial saves make a version each, so
+        this is what makes a rollback useful.
+    build : bool, default False
+        The state comes from a fit (a full build), not from editing a loaded model;
+        recorded in the manifest (``"build": true``) for the retention rule.
+
+    The new version is read back and validated (:func:`read_model`) before
+    ``CURRENT`` is switched to it: a save never publishes a version that does
+    not load.
     """
     from . import __version__
 
@@ -160,16 +176,21 @@ def save_state(
                     state = state.evolve(editorial=editorial, catalogue=state.catalogue.with_blocked(editorial.blocked))
             files["editorial.json"] = _write_editorial(staging / "editorial.json", state.editorial)
             manifest = _manifest(state, params, files, __version__)
+            manifest["build"] = bool(build)
             manifest_path = staging / MANIFEST
             manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
             _fsync(manifest_path)
             _fsync(staging)
             digest = manifest_digest(staging)
+            try:
+                read_model(staging)  # the version as a reader will see it: checksums and every rule
+            except ModelFormatError as exc:
+                raise ModelFormatError(f"The new version failed its own check and was not published: {exc}") from None
             name = _publish(model_dir, staging)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    _prune(model_dir, keep=keep)
+    _prune(model_dir, keep=keep, loads=name)
     return Saved(name, digest, state, carried)
 
 
@@ -372,6 +393,12 @@ def _publish(model_dir: Path, staging: Path) -> str:
     else:
         raise ModelFormatError(f"Could not allocate a version name under '{model_dir}'.")
     _fsync(model_dir)
+    _point(model_dir, name)
+    return name
+
+
+def _point(model_dir: Path, name: str) -> None:
+    """Make ``name`` the current version: write the pointer to a temporary file, then rename it into place."""
     pointer = model_dir / f".{POINTER}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp"  # unique per thread too
     with open(pointer, "w", encoding="utf-8") as handle:
         handle.write(name + "\n")
@@ -379,7 +406,6 @@ def _publish(model_dir: Path, staging: Path) -> str:
         os.fsync(handle.fileno())
     os.replace(pointer, model_dir / POINTER)
     _fsync(model_dir)
-    return name
 
 
 # what save_state and _publish name their temporary entries: ".staging-<pid>-..." and ".CURRENT.<pid>[.<id>].tmp"
@@ -417,12 +443,92 @@ def _running(pid: int) -> bool:
     return True
 
 
-def _prune(model_dir: Path, *, keep: int) -> None:
+def _prune(model_dir: Path, *, keep: int, loads: str | None = None) -> None:
+    """Delete old versions: keep the newest ``keep`` complete ones, the current one, the newest full build, and
+    the newest version that loads (``loads``: known to, having just been checked), so that a rollback always has
+    somewhere to go. Only complete versions count."""
     current = _current_name(model_dir)
     versions = [name for _, name in _versions(model_dir)]
-    for name in versions[: max(0, len(versions) - max(1, keep))]:
-        if name != current:
+    keeping = set(versions[-max(1, keep) :]) | {current}
+    builds = [name for name in versions if _is_build(model_dir / name)]
+    if builds:
+        keeping.add(builds[-1])
+    newest = versions[-1] if versions else None
+    if newest is not None and newest != loads:
+        for name in reversed(versions):
+            if _loads(model_dir / name):
+                keeping.add(name)
+                break
+    for name in versions:
+        if name not in keeping:
             shutil.rmtree(model_dir / name, ignore_errors=True)
+
+
+def _is_build(version: Path) -> bool:
+    try:
+        return read_json(version / MANIFEST).get("build") is True
+    except (OSError, ModelFormatError, AttributeError):
+        return False
+
+
+def _loads(version: Path) -> bool:
+    try:
+        read_model(version, verify=False)
+    except (OSError, ModelFormatError):
+        return False
+    return True
+
+
+def versions_of(path: str | os.PathLike[str]) -> list[str]:
+    """The complete versions of a model directory, oldest first."""
+    return [name for _, name in _versions(Path(path))]
+
+
+def rollback(path: str | os.PathLike[str], to: str | None = None) -> str:
+    """Point ``CURRENT`` back at an earlier version; returns its name.
+
+    ``to`` names the version (``version-000003``, or ``3``); by default the newest
+    version before the current one that loads. The version is checked (checksums
+    and every rule) before the switch, under the directory's save lock.
+    """
+    model_dir = Path(path)
+    if not model_dir.is_dir():
+        raise FileNotFoundError(f"Model directory not found: '{model_dir}'.")
+    with _save_lock(model_dir):
+        versions = versions_of(model_dir)
+        try:
+            current = _current_name(model_dir)
+        except ModelFormatError:
+            current = None
+        if to is not None:
+            name = f"version-{int(to):06d}" if str(to).isdigit() else str(to)
+            if name not in versions:
+                raise ModelFormatError(f"'{model_dir}' has no version {to!r}; it has {', '.join(versions) or 'none'}.")
+            candidates = [name]
+        else:
+            before = versions[: versions.index(current)] if current in versions else versions
+            candidates = list(reversed(before))
+        errors = []
+        for name in candidates:
+            try:
+                read_model(model_dir / name)
+            except ModelFormatError as exc:
+                errors.append(f"{name}: {exc}")
+                continue
+            _point(model_dir, name)
+            return name
+        if not candidates:
+            raise ModelFormatError(f"'{model_dir}' has no version before {current} to roll back to.")
+        raise ModelFormatError(f"No version to roll back to loads: {'; '.join(errors)[:500]}")
+
+
+def newest_valid_version(path: str | os.PathLike[str]) -> Path:
+    """The newest complete version of a model directory that loads (checksums and every rule)."""
+    model_dir = Path(path)
+    for name in reversed(versions_of(model_dir)):
+        if _loads(model_dir / name):
+            return model_dir / name
+    raise ModelFormatError(f"'{model_dir}' has no version that loads. Rebuild the model with `recommender build`.")
 
 
 def _json_params(params: dict[str, Any]) -> dict[str, Any]:

@@ -680,3 +680,52 @@ def test_build_stop_words_and_collapse_flags(
     with pytest.raises(SystemExit):
         main(["build", *inputs, "--out", str(out), "--stop-words", str(tmp_path / "missing.txt")])
     assert "--stop-words" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- manners (issue 15)
+
+
+@pytest.mark.parametrize(
+    ("argv", "hint"),
+    [
+        (["buld", "x"], "(did you mean build?)"),
+        (["build", "x", "--out", "m", "--strcit"], "(did you mean --strict?)"),
+        (["precompute", "m", "--out", "l.csv", "--explian"], "(did you mean --explain?)"),
+    ],
+)
+def test_a_mistyped_command_or_flag_gets_a_did_you_mean(argv, hint: str, capsys) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("recommender: error:") and err[-1].endswith(hint) and len(err) == 2
+
+
+def test_demo_checks_its_arguments_before_fitting_and_ends_with_the_next_command(capsys) -> None:
+    import time
+
+    started = time.perf_counter()
+    assert main(["demo", "-k", "0"]) == 1
+    assert time.perf_counter() - started < 1.0  # refused before reading or fitting anything
+    assert capsys.readouterr().err.strip() == (
+        "recommender: error: -k and --articles must be at least 1, got -k 0 and --articles 3."
+    )
+    assert main(["demo", "--articles", "1", "-k", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "; id wikinews:" in out
+    last = out.strip().splitlines()[-2:]
+    assert last[0].startswith("  recommender build ") and last[0].endswith(" --out models/demo")
+    assert last[1].startswith("  recommender recommend models/demo ")
+
+
+def test_rollback_on_the_command_line(tmp_path: Path, capsys) -> None:
+    frame = pd.DataFrame({"article_id": ["a", "b", "c"], "title": ["cup goal", "cup final", "vote count"]})
+    rec.Recommender(min_df=1, max_df=1.0).fit(frame).save(tmp_path / "m")
+    rec.Recommender(min_df=1, max_df=1.0).fit(frame.iloc[:2]).save(tmp_path / "m")
+    assert main(["rollback", str(tmp_path / "m")]) == 0
+    assert "CURRENT now points at version-000001" in capsys.readouterr().out
+    assert rec.load_model(tmp_path / "m").n_articles == 3
+    assert main(["rollback", str(tmp_path / "m"), "--to", "2"]) == 0
+    assert rec.load_model(tmp_path / "m").n_articles == 2
+    assert main(["rollback", str(tmp_path / "m"), "--to", "7"]) == 1
+    assert capsys.readouterr().err.startswith("recommender: error: ")

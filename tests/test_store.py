@@ -397,7 +397,74 @@ def test_each_save_adds_a_version_and_old_ones_are_pruned(tmp_path: Path, model:
     assert model.save(root) == "version-000003"
 
     assert (root / "CURRENT").read_text(encoding="utf-8").strip() == "version-000003"
-    assert sorted(p.name for p in root.iterdir()) == [".lock", "CURRENT", "version-000002", "version-000003"]
+    for _ in range(4):
+        model.save(root)
+    # the newest 5 complete versions are kept (KEEP); the first (a full build) goes once a newer build exists
+    assert sorted(p.name for p in root.iterdir()) == [".lock", "CURRENT"] + [f"version-00000{i}" for i in range(3, 8)]
+
+
+def test_retention_keeps_the_last_full_build_among_many_editorial_versions(tmp_path: Path) -> None:
+    root = tmp_path / "m"
+    fit(six_articles()).save(root)  # version-000001: a build
+    for i in range(8):  # eight editor clicks, each a version
+        edited = rec.load_model(root)
+        edited.block([f"nobody-{i}"])
+        edited.save(root)
+    names = rec.versions_of(root)
+    assert names[0] == "version-000001" and len(names) == 6  # the build, and the 5 newest
+    assert json.loads((root / "version-000001" / "manifest.json").read_text())["build"] is True
+    assert json.loads((root / names[-1] / "manifest.json").read_text())["build"] is False
+
+
+def test_rollback_goes_to_the_previous_version_that_loads(tmp_path: Path) -> None:
+    root = tmp_path / "m"
+    first = fit(six_articles(), popularity_weight=0.0)
+    first.save(root)  # 1
+    fit(six_articles().iloc[:3]).save(root)  # 2
+    fit(six_articles().iloc[:4]).save(root)  # 3
+    broken = root / "version-000002" / "groups.npy"
+    broken.write_bytes(broken.read_bytes()[:-8])  # truncated
+    assert rec.rollback(root) == "version-000001"  # 2 does not load: skipped
+    assert rec.load_model(root).article_ids == first.article_ids
+    assert rec.rollback(root, to=3) == "version-000003"
+    with pytest.raises(rec.ModelFormatError, match="truncated"):
+        rec.rollback(root, to="version-000002")
+    assert rec.load_model(root).version_name == "version-000003"  # unchanged by the refused rollback
+    with pytest.raises(rec.ModelFormatError, match="has no version '9'"):
+        rec.rollback(root, to="9")
+
+
+def test_a_reader_can_be_told_to_serve_the_newest_valid_version(tmp_path: Path) -> None:
+    root = tmp_path / "m"
+    fit(six_articles()).save(root)
+    fit(six_articles().iloc[:3]).save(root)
+    (root / "version-000002" / "idf.npy").write_bytes(b"broken")
+    with pytest.raises(rec.ModelFormatError, match="version-000002"):
+        rec.load_model(root)
+    assert rec.load_model(root, newest_valid=True).version_name == "version-000001"
+    holder = rec.ModelHolder(root, newest_valid=True)
+    assert len(holder.model.article_ids) == 6
+
+
+def test_a_save_that_would_not_load_is_not_published(tmp_path: Path, monkeypatch) -> None:
+    import recommender._store as store
+
+    root = tmp_path / "m"
+    model = fit(six_articles())
+    model.save(root)
+    real = store.read_model
+
+    def failing(path, **kwargs):
+        if ".staging-" in str(path):
+            raise rec.ModelFormatError("simulated: a disk that returns other bytes")
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(store, "read_model", failing)
+    with pytest.raises(rec.ModelFormatError, match="failed its own check and was not published"):
+        model.save(root)
+    monkeypatch.undo()
+    assert rec.versions_of(root) == ["version-000001"] and rec.load_model(root).version_name == "version-000001"
+    assert not [p for p in root.iterdir() if p.name.startswith(".staging")]
 
 
 def test_load_follows_current(tmp_path: Path) -> None:
