@@ -37,6 +37,16 @@ from ._store import read_manifest, rollback, versions_of
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    """``rec.web`` (the HTTP face) is imported on first use: it needs the ``[web]`` extra."""
+    if name == "web":
+        import importlib
+
+        return importlib.import_module(".web", __name__)
+    raise AttributeError(f"module 'recommender' has no attribute {name!r}")
+
+
 __all__ = [
     "COLUMNS",
     "Answer",

@@ -243,6 +243,23 @@ def _parser() -> argparse.ArgumentParser:
     _model_options(evaluate)
     evaluate.set_defaults(run=_evaluate)
 
+    serve = commands.add_parser("serve", help="serve the lists over HTTP (the [web] extra)")
+    serve.add_argument("model", metavar="MODEL_DIR")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument("--workers", type=int, default=1, metavar="N", help="worker processes (default 1)")
+    serve.add_argument(
+        "--editor-token",
+        default=None,
+        metavar="TOKEN",
+        help="enables the editorial endpoints for this bearer token (or set RECOMMENDER_EDITOR_TOKEN)",
+    )
+    serve.add_argument(
+        "--cors-origin", action="append", default=[], metavar="ORIGIN", help="allow browser calls from ORIGIN (repeat)"
+    )
+    serve.add_argument("--watch-interval", type=float, default=2.0, metavar="S", help="seconds between reload checks")
+    serve.set_defaults(run=_serve)
+
     rollback = commands.add_parser("rollback", help="point a model directory back at an earlier version")
     rollback.add_argument("model", metavar="MODEL_DIR")
     rollback.add_argument(
@@ -578,6 +595,37 @@ def _demo(args: argparse.Namespace) -> int:
     say("Next, build a model directory from the same corpus and ask it for one list:")
     say(f"  recommender build {shlex.quote(str(demo_corpus_path()))} --out models/demo")
     say(f"  recommender recommend models/demo {shlex.quote(str(first))} --explain")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+    except ImportError:
+        raise ImportError("`recommender serve` needs the web layer: pip install 'recommender[web]'.") from None
+    from .web import ENVIRONMENT
+
+    if args.workers < 1 or not 0 < args.port < 65536 or not args.watch_interval > 0:
+        raise ValueError("--workers must be >= 1, --port in 1-65535 and --watch-interval > 0.")
+    load_model(args.model)  # a clear error now rather than one per worker process
+    token = args.editor_token or os.environ.get(ENVIRONMENT["editor_token"])
+    os.environ[ENVIRONMENT["model_dir"]] = str(args.model)
+    os.environ[ENVIRONMENT["cors_origins"]] = ",".join(args.cors_origin)
+    os.environ[ENVIRONMENT["interval"]] = str(args.watch_interval)
+    if token:
+        os.environ[ENVIRONMENT["editor_token"]] = token
+    say(
+        f"Serving {args.model} on http://{args.host}:{args.port} with {args.workers} worker(s); editing "
+        f"{'on (token set)' if token else 'off (no --editor-token)'}."
+    )
+    uvicorn.run(
+        "recommender.web:app_from_environment",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="info" if getattr(args, "verbose", False) else "warning",
+    )
     return 0
 
 

@@ -28,6 +28,12 @@ __all__ = ["Answer", "ModelHolder"]
 logger = logging.getLogger("recommender")
 
 
+def _now() -> str:
+    import datetime as dt
+
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 @dataclass(frozen=True, slots=True)
 class Answer:
     """A list and the model version that produced it.
@@ -108,6 +114,7 @@ class ModelHolder:
         self._newest_valid = newest_valid
         self._reloading = threading.Lock()
         self._current = self._load(*self._newest())
+        self.loaded_at = _now()  # when the version serving now was switched in (ISO 8601 UTC)
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
         self.last_error: str | None = None  # why the last background reload failed (None: it did not)
@@ -128,6 +135,7 @@ class ModelHolder:
                 with self._reloading:
                     if digest != self._current[1]:
                         self._current = self._load(folder, digest)
+                        self.loaded_at = _now()
                 self.last_error = failed = None
             except Exception as exc:  # a broken version must never stop the watcher
                 message = f"{type(exc).__name__}: {exc}"
@@ -189,6 +197,7 @@ class ModelHolder:
             if digest == self._current[1]:
                 return False
             self._current = self._load(folder, digest)
+            self.loaded_at = _now()
             return True
 
     def recommend(

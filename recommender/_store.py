@@ -56,14 +56,17 @@ from ._state import FittedState, Settings, settings_of
 from ._text import TextParams, Vocabulary
 
 __all__ = [
+    "AUDIT",
     "FORMAT",
     "FORMAT_VERSION",
     "OLDEST_FORMAT_VERSION",
     "Loaded",
     "Saved",
+    "append_audit",
     "file_sha256",
     "manifest_digest",
     "newest_valid_version",
+    "read_audit",
     "read_json",
     "read_manifest",
     "read_model",
@@ -477,6 +480,42 @@ def _loads(version: Path) -> bool:
     except (OSError, ModelFormatError):
         return False
     return True
+
+
+#: The audit trail of editorial actions, kept in the model directory (it outlives versions and rebuilds).
+AUDIT = "audit.jsonl"
+
+
+def append_audit(path: str | os.PathLike[str], record: Mapping[str, Any]) -> None:
+    """Append one editorial action (who, what, the version it made) with the time, under the save lock."""
+    import datetime as dt
+
+    model_dir = Path(path)
+    entry = {"at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), **record}
+    with _save_lock(model_dir):
+        with open(model_dir / AUDIT, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def read_audit(path: str | os.PathLike[str], *, last: int = 100) -> list[dict[str, Any]]:
+    """The last ``last`` entries of the audit trail, newest last (lines that do not parse are skipped)."""
+    file = Path(path) / AUDIT
+    if not file.is_file():
+        return []
+    with open(file, "rb") as handle:
+        handle.seek(max(0, file.stat().st_size - 2_000_000))  # the tail is enough for the last entries
+        lines = handle.read().decode("utf-8", "replace").splitlines()
+    entries = []
+    for line in lines[-last:]:
+        try:
+            entry = json.loads(line)
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(entry, dict):
+            entries.append(entry)
+    return entries
 
 
 def versions_of(path: str | os.PathLike[str]) -> list[str]:
