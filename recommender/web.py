@@ -34,13 +34,17 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import html
 import json
 import os
 import threading
+import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ._dates import date_text
+from ._editor import COMPARED, article_page, search_page
 from ._errors import ModelFormatError, UnknownArticleError
 from ._ranking import control_specs
 from ._serving import ModelHolder
@@ -60,6 +64,44 @@ ENVIRONMENT = {
 }
 _EDITORIAL_ACTIONS = ("pin", "unpin", "ban", "unban", "block", "unblock")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+#: Items shown per list on the editor's page (at most the pool size).
+_EDITOR_K = 10
+#: The editor's session cookie (an HMAC of the token; HttpOnly, SameSite=Strict).
+_SESSION = "recommender_editor"
+#: Headers of the editor's pages: no caching, no framing, no scripts from anywhere.
+_PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+class _Query(dict):
+    """Settings parsed from the editor's ``name=value; ...`` text, read like query parameters."""
+
+    def getlist(self, name: str) -> list[str]:
+        value = self[name]
+        return value.split(",") if isinstance(value, str) else list(value)
+
+
+def _settings(text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for part in text.replace("&", ";").split(";"):
+        if "=" in part:
+            name, value = part.split("=", 1)
+            if name.strip():
+                out[name.strip()[:40]] = value.strip()[:200]
+    return out
+
+
+def _mentions(entry: Mapping[str, Any], article_id: str) -> bool:
+    arguments = entry.get("arguments")
+    if not isinstance(arguments, Mapping):
+        return False
+    return any(v == article_id or (isinstance(v, list) and article_id in v) for v in arguments.values())
 
 
 class _Invalid(ValueError):
@@ -138,7 +180,7 @@ def create_app(
         from starlette.middleware import Middleware
         from starlette.middleware.cors import CORSMiddleware
         from starlette.requests import Request
-        from starlette.responses import JSONResponse, Response
+        from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
         from starlette.routing import Route
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise ImportError(
@@ -262,6 +304,140 @@ def create_app(
             return error(422, str(exc))
         return JSONResponse(result, headers={"Cache-Control": "no-store"})
 
+    # ------------------------------------------------------------------ the editor's page
+
+    def session_of(token: str) -> str:
+        return hmac.new(token.encode(), b"recommender-editor-session", hashlib.sha256).hexdigest()
+
+    def csrf_of(token: str) -> str:
+        return hmac.new(token.encode(), b"recommender-editor-csrf", hashlib.sha256).hexdigest()
+
+    def can_edit(request: Request) -> bool:
+        cookie = request.cookies.get(_SESSION, "")
+        return bool(editor_token) and hmac.compare_digest(cookie.encode(), session_of(editor_token).encode())
+
+    def page(text: str, status: int = 200) -> HTMLResponse:
+        return HTMLResponse(text, status_code=status, headers=_PAGE_HEADERS)
+
+    async def editor_search(request: Request) -> Response:
+        model = holder.model
+        query = request.query_params.get("q", "").strip()[:200]
+        found: list[tuple[str, str, str | None]] = []
+        if query:
+            table = model.articles_
+            titles = table["title"].astype(str)
+            hits = table[(table["article_id"] == query) | titles.str.contains(query, case=False, regex=False)]
+            for row in hits.head(25).itertuples(index=False):
+                found.append((row.article_id, row.title, date_text(row.published)))
+        return page(
+            search_page(
+                found, query, articles=model.n_articles, version_name=model.version_name,
+                can_edit=can_edit(request), enabled=bool(editor_token),
+            )
+        )  # fmt: skip
+
+    async def editor_article(request: Request) -> Response:
+        model = holder.model
+        article_id = request.path_params["article_id"]
+        try:
+            row = model.row_of(article_id)
+        except UnknownArticleError as exc:
+            return page(search_page([], article_id, articles=model.n_articles, version_name=model.version_name,
+                                    can_edit=can_edit(request), enabled=bool(editor_token)).replace(
+                "Find an article", f"Find an article: {html.escape(str(exc))}"), 404)  # fmt: skip
+        source = model.articles_.iloc[row]
+        query = request.query_params
+        left = _settings(query.get("left", ""))
+        right = _settings(query.get("right", "; ".join(f"{k}={v}" for k, v in COMPARED.items())))
+        columns = []
+        for values in (left, right):
+            title = "As readers see it" if not values else "With " + ", ".join(f"{k}={v}" for k, v in values.items())
+            unknown = sorted(set(values) - {spec.name for spec in control_specs()})
+            try:
+                if unknown:
+                    raise _Invalid(f"Unknown settings {unknown}: use the names of the ranking controls.")
+                k = min(_EDITOR_K, int(model.neighbours_.shape[1]))
+                items = holder.recommend(article_id, k=k, **_controls(_Query(values))).items
+            except ValueError as exc:
+                items = str(exc)
+            columns.append((title, items))
+        editorial = {
+            "pins": model.pins.get(article_id, []),
+            "bans": sorted(model.bans.get(article_id, set())),
+            "blocked": article_id in model.blocked,
+        }
+        from ._store import read_audit
+
+        audit = [e for e in read_audit(folder, last=200) if _mentions(e, article_id)][-20:]
+        return page(
+            article_page(
+                {"article_id": article_id, "title": source["title"], "published": date_text(source["published"]),
+                 "category": source["category"]},
+                columns, (left, right), editorial=editorial, audit=audit, version_name=model.version_name,
+                csrf=csrf_of(editor_token) if editor_token and can_edit(request) else None,
+                enabled=bool(editor_token), message=query.get("done"),
+            )
+        )  # fmt: skip
+
+    async def form_of(request: Request) -> dict[str, str] | Response:
+        raw = b""
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > max_body_bytes:
+                return error(413, f"The request body is larger than {max_body_bytes:,} bytes.")
+        pairs = urllib.parse.parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)
+        return {k: v for k, v in pairs}
+
+    def same_origin(request: Request) -> bool:
+        origin = request.headers.get("origin")
+        if origin is None or origin == "null":
+            return origin is None
+        return urllib.parse.urlsplit(origin).netloc == request.headers.get("host", "")
+
+    async def editor_login(request: Request) -> Response:
+        form = await form_of(request)
+        if isinstance(form, Response):
+            return form
+        back = request.headers.get("referer") or "/editor"
+        if urllib.parse.urlsplit(back).netloc not in ("", request.headers.get("host", "")):
+            back = "/editor"
+        if not editor_token or not same_origin(request):
+            return page("<p>Editing is off.</p>", 403)
+        if not hmac.compare_digest(form.get("token", "").encode(), editor_token.encode()):
+            return page("<p>Wrong editor token. <a href='/editor'>Back</a></p>", 401)
+        response = RedirectResponse(back, status_code=303)
+        response.set_cookie(_SESSION, session_of(editor_token), httponly=True, samesite="strict", path="/")
+        return response
+
+    async def editor_action(request: Request) -> Response:
+        action = request.path_params["action"]
+        form = await form_of(request)
+        if isinstance(form, Response):
+            return form
+        if action not in _EDITORIAL_ACTIONS:
+            return page("<p>Unknown action.</p>", 404)
+        if not editor_token:
+            return page("<p>Editing is off: start the service with --editor-token.</p>", 403)
+        if not can_edit(request) or not same_origin(request):
+            return page("<p>Enter the editor token first. <a href='/editor'>Back</a></p>", 401)
+        if not hmac.compare_digest(form.get("csrf", "").encode(), csrf_of(editor_token).encode()):
+            return page("<p>This form has expired; reload the page and try again.</p>", 403)
+        document: dict[str, Any] = {"editor": form.get("editor") or "editor page"}
+        for name in ("source_id", "recommended_id"):
+            if form.get(name):
+                document[name] = form[name]
+        for name in ("article_ids", "recommended_ids"):
+            if name in form:
+                document[name] = [v.strip() for v in form[name].split(",") if v.strip()]
+        try:
+            result = await run_in_threadpool(_edit, holder, folder, editing, action, document, document["editor"])
+        except (UnknownArticleError, TypeError, ValueError) as exc:
+            return page(f"<p>{html.escape(str(exc))} <a href='/editor'>Back</a></p>", 422)
+        source = form.get("source_id") or (document.get("article_ids") or [""])[0]
+        done = f"{action} saved as {result['version_name']}; changed: {', '.join(result['changed']) or 'nothing'}"
+        target = f"/editor/articles/{urllib.parse.quote(source, safe='')}?done={urllib.parse.quote(done)}"
+        return RedirectResponse(target, status_code=303)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> Any:
         yield
@@ -273,6 +449,10 @@ def create_app(
         Route("/popular", popular, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
         Route("/editorial/{action}", editorial, methods=["POST"]),
+        Route("/editor", editor_search, methods=["GET"]),
+        Route("/editor/articles/{article_id:path}", editor_article, methods=["GET"]),
+        Route("/editor/login", editor_login, methods=["POST"]),
+        Route("/editor/{action}", editor_action, methods=["POST"]),
     ]
     middleware = []
     if cors_origins:
