@@ -16,6 +16,10 @@ then, in fresh processes:
 ``--stage validate`` prints what validating every loaded array adds: the median of
 3 ``read_model`` calls (checksums, reading, validation), of 3 ``FittedState.check``
 calls alone, and of 3 loads as ``ModelHolder.reload`` does them (load and warm), with the shares.
+``--stage http`` measures ``GET /articles/{id}/related`` through ``recommender serve --workers 2``
+(requests per second, p50/p99 latency, 4 client threads) and the in-process call in the same run;
+``--stage editorial`` an editor's click (load, pin, save) and how long a watching
+``ModelHolder`` takes to serve the new version, against a full reload.
 ``--stage validate-parts --n 1000000`` times the two largest parts (vectors with vocabulary,
 and pools) at sizes whose model takes too long to build here.
 
@@ -33,6 +37,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import subprocess
 import sys
 import time
@@ -221,6 +226,112 @@ def validation_parts(n: int, repeats: int = 3) -> None:
     print(json.dumps(out), flush=True)
 
 
+def http(model_dir: Path, requests: int = 8000, clients: int = 4, workers: int = 2) -> None:
+    """``GET /articles/{id}/related`` through ``recommender serve --workers 2`` against the in-process call."""
+    import socket
+    import threading
+
+    import httpx2
+
+    import recommender as rec
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "recommender", "serve", str(model_dir), "--port", str(port),
+               "--workers", str(workers)]  # fmt: skip
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        holder = rec.ModelHolder(model_dir)
+        ids = holder.model.article_ids
+        picks = np.random.default_rng(2).integers(0, len(ids), requests)
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            try:
+                httpx2.get(base + "/health", timeout=2)
+                break
+            except httpx2.HTTPError:
+                time.sleep(0.5)
+        with httpx2.Client(base_url=base, timeout=30) as warmup:  # every worker warm: many calls
+            for row in picks[:400]:
+                warmup.get(f"/articles/{ids[row]}/related", params={"k": 5})
+        timings = np.empty(requests)
+        errors = [0]
+
+        def client(part: int) -> None:
+            with httpx2.Client(base_url=base, timeout=30) as session:
+                for i in range(part, requests, clients):
+                    t = time.perf_counter()
+                    if session.get(f"/articles/{ids[picks[i]]}/related", params={"k": 5}).status_code != 200:
+                        errors[0] += 1
+                    timings[i] = time.perf_counter() - t
+
+        before = loadavg()
+        started = time.perf_counter()
+        threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        wall = time.perf_counter() - started
+        inprocess = np.empty(requests)
+        for i, row in enumerate(picks):
+            t = time.perf_counter()
+            holder.recommend(ids[row], k=5)
+            inprocess[i] = time.perf_counter() - t
+        print(json.dumps({
+            "articles": len(ids), "server_workers": workers, "clients": clients, "requests": requests,
+            "errors": errors[0], "http_requests_per_s": round(requests / wall, 1),
+            "http_p50_ms": round(float(np.percentile(timings, 50)) * 1e3, 2),
+            "http_p99_ms": round(float(np.percentile(timings, 99)) * 1e3, 2),
+            "in_process_p50_us": round(float(np.percentile(inprocess, 50)) * 1e6, 1),
+            "in_process_p99_us": round(float(np.percentile(inprocess, 99)) * 1e6, 1),
+            "loadavg_before": before, "loadavg_after": loadavg(),
+        }), flush=True)  # fmt: skip
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
+def editorial(model_dir: Path, repeats: int = 3) -> None:
+    """An editor's click as the web layer makes it (``recommender.web``'s action: pin on a copy of the served
+    model, save an editorial-only version, switch this worker), how long another watching worker takes to
+    serve it, and a full reload of the same model (load and warm) for comparison."""
+    import shutil
+    import tempfile
+    import threading
+
+    import recommender as rec
+    from recommender.web import _edit
+
+    work = Path(tempfile.mkdtemp(prefix="editorial-")) / "model"
+    shutil.copytree(model_dir, work, copy_function=os.link)  # hard links: the benchmark never changes a file
+    editor = rec.ModelHolder(work)
+    other = rec.ModelHolder(work, watch=True, interval=0.05)
+    ids = editor.model.article_ids
+    clicks, pickups = [], []
+    for i in range(repeats):
+        started = time.perf_counter()
+        _edit(editor, work, threading.Lock(), "pin", {"source_id": ids[i], "recommended_ids": [ids[i + 1]]}, "bench")
+        done = time.perf_counter()
+        while other.version != editor.version:
+            time.sleep(0.005)
+        assert other.recommend(ids[i], k=5)[0].article_id == ids[i + 1]
+        clicks.append(done - started)
+        pickups.append(time.perf_counter() - done)
+    other.close()
+    started = time.perf_counter()
+    rec.load_model(work).warm()
+    full = time.perf_counter() - started
+    print(json.dumps({
+        "articles": len(ids), "click_s": round(float(np.median(clicks)), 3),
+        "picked_up_by_another_worker_s": round(float(np.median(pickups)), 3), "full_reload_s": round(full, 2),
+        "repeats": repeats, "loadavg": loadavg(),
+    }), flush=True)  # fmt: skip
+    shutil.rmtree(work.parent, ignore_errors=True)
+
+
 def loadavg() -> str:
     try:
         return Path("/proc/loadavg").read_text().strip()
@@ -244,7 +355,9 @@ def main() -> int:
     parser.add_argument("--text-calls", type=int, default=300)
     parser.add_argument("--model-dir", default=None)
     parser.add_argument(
-        "--stage", choices=["all", "build", "serve", "worker", "validate", "validate-parts"], default="all"
+        "--stage",
+        choices=["all", "build", "serve", "worker", "validate", "validate-parts", "http", "editorial"],
+        default="all",
     )
     args = parser.parse_args()
     model_dir = Path(args.model_dir or ROOT / "models" / f"bench-{args.n}")
@@ -264,6 +377,12 @@ def main() -> int:
         return 0
     if args.stage == "validate-parts":
         validation_parts(args.n)
+        return 0
+    if args.stage == "http":
+        http(model_dir)
+        return 0
+    if args.stage == "editorial":
+        editorial(model_dir)
         return 0
     if args.stage == "all":
         command = [sys.executable, __file__, "--model-dir", str(model_dir), "--n", str(args.n)]

@@ -28,7 +28,7 @@ from ._dates import NAT, date_text, utc_timestamp
 from ._duplicates import compare, is_copy, signatures, text_key
 from ._index import SHARED_TERMS, rounded
 from ._neighbours import select_top
-from ._ranking import PART_NAMES, REASONS, SIMILAR, Controls, Ranked, Sources, fill, pin, rank
+from ._ranking import FALLBACK, PART_NAMES, REASONS, SIMILAR, Controls, Ranked, Sources, fill, pin, rank
 from ._state import FittedState
 from ._text import FIELDS
 
@@ -460,6 +460,38 @@ def warm(state: FittedState, controls: Controls) -> None:
             values = np.concatenate([p[1] for p in parts])
             cache.everything[:] = [terms, values]  # one assignment: a reader sees none or both
     state.index.warm()
+
+
+def carry_cache(old: FittedState, new: FittedState, controls: Controls, rows: np.ndarray) -> None:
+    """Give ``new`` the list cache of ``old`` under ``controls`` with only the lists of ``rows`` ranked again.
+
+    For a state that differs from ``old`` in its editorial state only (the same
+    articles, vectors and pools): the lists of ``rows`` (the sources and holders
+    an editorial action names) and every list with a fallback item (the popular
+    order may have moved) are ranked again, with their explanations when ``old``
+    had them all; the others are the same arrays. Nothing happens when ``old``
+    has no such cache.
+    """
+    cache = old.memo.get(("lists", controls))
+    if cache is None or len(old) != len(new):
+        return
+    rows = np.union1d(np.asarray(rows, dtype=np.int64), np.flatnonzero((cache.reasons == FALLBACK).any(axis=1)))
+    depth = cache.rows.shape[1]
+    fresh_rows, numbers, reasons = cache.rows.copy(), cache.numbers.copy(), cache.reasons.copy()
+    prior = np.asarray(new.catalogue.popularity)
+    for start in range(0, rows.size, 4096):
+        chunk = rows[start : start + 4096]
+        ranked, why = rows_lists(new, chunk, depth, controls, None)
+        targets = ranked.rows.astype(np.int64)
+        columns = [getattr(ranked, name) for name in ("score", "similarity", *PART_NAMES)]
+        columns.append(np.where(targets >= 0, prior[np.where(targets >= 0, targets, 0)], 0.0))
+        fresh_rows[chunk], numbers[chunk], reasons[chunk] = targets, np.stack(columns, axis=-1), why
+    carried = _ListCache(rows=fresh_rows, numbers=numbers, reasons=reasons, diversity=cache.diversity)
+    if cache.everything and rows.size:
+        terms, values = (array.copy() for array in cache.everything)
+        terms[rows], values[rows] = _cached_terms(new, carried, rows)
+        carried.everything[:] = [terms, values]
+    new.memo.once(("lists", controls), lambda: carried)
 
 
 def _list_cache(state: FittedState, controls: Controls) -> _ListCache:

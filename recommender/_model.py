@@ -408,6 +408,44 @@ class Recommender(BaseEstimator):
         state.pop("_writer", None)  # a lock does not travel; the copy makes its own
         return state
 
+    def editable_copy(self) -> Recommender:
+        """A copy to edit and save, sharing this model's fitted state (nothing is copied; edits build new states).
+
+        For a server that serves this model from many threads (``ModelHolder.model``):
+        an editorial action on the copy never changes what the original serves, and
+        saving the copy links the arrays of the version it was loaded from.
+        """
+        copy = Recommender(**self.get_params())
+        copy._adopt(self._fitted(), saved=self.__dict__.get("_saved"))
+        copy._origin = self.__dict__.get("_origin", "loaded")
+        copy.__dict__["_from_fit"] = self.__dict__.get("_from_fit", False)
+        return copy
+
+    def _with_editorial(self, editorial: Any, *, saved: tuple[str, str, str]) -> Recommender:
+        """A copy serving this model's arrays with another editorial state (a version that differs only in it).
+
+        Its list cache is this model's with only the lists the change can reach ranked again (the sources
+        of changed pins and bans, the lists holding a blocked or unblocked story, the lists with a fallback).
+        """
+        state = self._fitted()
+        before = state.editorial
+        flipped = sorted(before.blocked ^ editorial.blocked)
+        nxt, changed = _updates.edit_blocks(state, editorial, flipped)
+        sources = {
+            source
+            for source in set(before.pins) | set(editorial.pins) | set(before.bans) | set(editorial.bans)
+            if before.pins.get(source) != editorial.pins.get(source)
+            or before.bans.get(source) != editorial.bans.get(source)
+        }
+        pinned_flipped = {s for s, pins in editorial.pins.items() if set(pins) & set(flipped)}
+        catalogue = nxt.catalogue
+        rows = catalogue.rows_of([i for i in {*changed, *sources, *pinned_flipped} if catalogue.has(i)])
+        _lists.carry_cache(state, nxt, self._own_controls(), rows)
+        copy = Recommender(**self.get_params())
+        copy._adopt(nxt, saved=saved)
+        copy._origin = "loaded"
+        return copy
+
     def _fitted(self) -> FittedState:
         state = getattr(self, "_state", None)
         if state is None:

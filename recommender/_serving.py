@@ -21,7 +21,14 @@ from typing import Any
 
 from ._errors import ModelFormatError, UnknownArticleError
 from ._model import Recommendation, Recommender, load_model
-from ._store import manifest_digest, newest_valid_version, version_dir
+from ._store import (
+    editorial_of,
+    manifest_digest,
+    newest_valid_version,
+    read_manifest,
+    same_but_editorial,
+    version_dir,
+)
 
 __all__ = ["Answer", "ModelHolder"]
 
@@ -161,6 +168,13 @@ class ModelHolder:
         return folder, manifest_digest(folder)
 
     def _load(self, folder: Path, digest: str) -> tuple[Recommender, str]:
+        current = self.__dict__.get("_current")
+        if current is not None and self._editorial_only(current[0], folder):
+            # an editor's click: the same arrays with another editorial state; no reload of the arrays
+            model = current[0]._with_editorial(editorial_of(folder), saved=(str(folder), folder.name, digest))
+            if self._warm:
+                model.warm()
+            return model, digest
         try:
             model = load_model(folder)
         except ModelFormatError as exc:
@@ -174,6 +188,17 @@ class ModelHolder:
         if self._warm:
             model.warm()
         return model, digest
+
+    @staticmethod
+    def _editorial_only(model: Recommender, folder: Path) -> bool:
+        """Whether the version in ``folder`` differs from ``model``'s own version only in its editorial state."""
+        saved = model.__dict__.get("_saved")
+        if not saved:
+            return False
+        try:
+            return same_but_editorial(read_manifest(saved[0]), read_manifest(folder))
+        except (OSError, ModelFormatError):
+            return False
 
     @property
     def model(self) -> Recommender:

@@ -63,6 +63,7 @@ __all__ = [
     "Loaded",
     "Saved",
     "append_audit",
+    "editorial_of",
     "file_sha256",
     "manifest_digest",
     "newest_valid_version",
@@ -71,6 +72,7 @@ __all__ = [
     "read_manifest",
     "read_model",
     "rollback",
+    "same_but_editorial",
     "save_state",
     "version_dir",
     "versions_of",
@@ -150,7 +152,9 @@ def save_state(
 
     The new version is read back and validated (:func:`read_model`) before
     ``CURRENT`` is switched to it: a save never publishes a version that does
-    not load.
+    not load. Arrays memory-mapped from a version of the same directory (a
+    loaded model saved after an editorial action) are hard-linked, not copied:
+    an editorial-only version costs its editorial state and its string columns.
     """
     from . import __version__
 
@@ -162,7 +166,9 @@ def save_state(
     try:
         files: dict[str, dict[str, Any]] = {}
         for name, array in _arrays(state).items():
-            files[f"{name}.npy"] = _write_array(staging / f"{name}.npy", array)
+            files[f"{name}.npy"] = _linked(model_dir, array, staging / f"{name}.npy") or _write_array(
+                staging / f"{name}.npy", array
+            )
         for name, records in (("rejected.csv", state.rejected), ("flagged.csv", state.flagged)):
             if records:
                 target = staging / name
@@ -178,7 +184,7 @@ def save_state(
                 if editorial != state.editorial:
                     state = state.evolve(editorial=editorial, catalogue=state.catalogue.with_blocked(editorial.blocked))
             files["editorial.json"] = _write_editorial(staging / "editorial.json", state.editorial)
-            manifest = _manifest(state, params, files, __version__)
+            manifest = _manifest(state, params, {k: _entry(v) for k, v in files.items()}, __version__)
             manifest["build"] = bool(build)
             manifest_path = staging / MANIFEST
             manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
@@ -186,7 +192,12 @@ def save_state(
             _fsync(staging)
             digest = manifest_digest(staging)
             try:
-                read_model(staging)  # the version as a reader will see it: checksums and every rule
+                source = _editorial_only_of(model_dir, files)
+                if source is None:
+                    read_model(staging, verify=False)  # as a reader will see it: sizes and every rule
+                else:  # the arrays and reports of a version this process loaded (and so checked): check the rest
+                    read_manifest(staging)
+                    _read_editorial(staging / "editorial.json")
             except ModelFormatError as exc:
                 raise ModelFormatError(f"The new version failed its own check and was not published: {exc}") from None
             name = _publish(model_dir, staging)
@@ -334,6 +345,59 @@ def _decode_strings(arrays: dict[str, np.ndarray], name: str) -> list[str | None
     except UnicodeDecodeError as exc:
         raise InvalidPart(name, f"not valid UTF-8 ({exc})") from None
     return out
+
+
+def _entry(info: Mapping[str, Any]) -> dict[str, Any]:
+    """A file's manifest entry (without where it was linked from)."""
+    return {"sha256": info["sha256"], "bytes": info["bytes"]}
+
+
+def _editorial_only_of(model_dir: Path, files: Mapping[str, Any]) -> Path | None:
+    """The version of ``model_dir`` whose every file but ``editorial.json`` has the checksums in ``files``
+    (a save of a loaded model after an editorial action), or None."""
+    linked = {entry.get("from") for entry in files.values() if isinstance(entry, dict)} - {None}
+    if len(linked) != 1:
+        return None
+    source = model_dir / linked.pop()
+    try:
+        theirs = read_json(source / MANIFEST)["files"]
+    except (OSError, KeyError, TypeError, ModelFormatError):
+        return None
+    ours = {k: {"sha256": v["sha256"], "bytes": v["bytes"]} for k, v in files.items() if k != "editorial.json"}
+    theirs = {k: v for k, v in theirs.items() if k != "editorial.json"} if isinstance(theirs, dict) else None
+    return source if ours == theirs else None
+
+
+def _linked(model_dir: Path, array: np.ndarray, target: Path) -> dict[str, Any] | None:
+    """Hard-link ``target`` to the file ``array`` is memory-mapped from, when that file is a whole array of a
+    version of this model directory (an editorial save of a loaded model: its arrays did not change); the
+    manifest entry of that version describes it. None (write it) otherwise, or where links do not work."""
+    base: Any = array
+    while isinstance(base, np.ndarray) and not isinstance(base, np.memmap):
+        base = base.base  # a view's owner; memory allocated elsewhere (numba, mmap) ends the walk
+    if not isinstance(base, np.memmap) or not getattr(base, "filename", None):
+        return None
+    source = Path(base.filename)
+    whole = (
+        array.shape == base.shape
+        and array.dtype == base.dtype
+        and array.flags.c_contiguous
+        and array.__array_interface__["data"][0] == base.__array_interface__["data"][0]
+    )
+    if (
+        not whole
+        or source.parent.parent.resolve() != model_dir.resolve()
+        or not _VERSION_NAME.match(source.parent.name)
+    ):
+        return None
+    try:
+        entry = read_json(source.parent / MANIFEST)["files"][source.name]
+        if not isinstance(entry, dict) or entry.get("bytes") != source.stat().st_size:
+            return None
+        os.link(source, target)
+    except (OSError, KeyError, TypeError, ModelFormatError):
+        return None
+    return {"sha256": entry["sha256"], "bytes": entry["bytes"], "from": source.parent.name}
 
 
 def _write_array(path: Path, array: np.ndarray) -> dict[str, Any]:
@@ -516,6 +580,25 @@ def read_audit(path: str | os.PathLike[str], *, last: int = 100) -> list[dict[st
         if isinstance(entry, dict):
             entries.append(entry)
     return entries
+
+
+def editorial_of(version: str | os.PathLike[str]) -> Editorial:
+    """The editorial state of one version folder (checked)."""
+    data = _read_editorial(Path(version) / "editorial.json")
+    return Editorial.of(data["blocked"], data["pins"], data["bans"])
+
+
+def same_but_editorial(first: Mapping[str, Any], second: Mapping[str, Any]) -> bool:
+    """Whether two manifests describe the same arrays, reports and parameters (only the editorial state differs)."""
+
+    def rest(manifest: Mapping[str, Any]) -> tuple[Any, Any]:
+        files = manifest.get("files")
+        if not isinstance(files, dict):
+            return None, None
+        return {k: v for k, v in files.items() if k != "editorial.json"}, manifest.get("parameters")
+
+    one, two = rest(first), rest(second)
+    return one[0] is not None and one == two
 
 
 def versions_of(path: str | os.PathLike[str]) -> list[str]:

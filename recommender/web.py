@@ -66,6 +66,8 @@ _EDITORIAL_ACTIONS = ("pin", "unpin", "ban", "unban", "block", "unblock")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
+#: The lock file that serialises editorial actions on one model directory across worker processes.
+_EDIT_LOCK = ".edit-lock"
 #: Items shown per list on the editor's page (at most the pool size).
 _EDITOR_K = 10
 #: The editor's session cookie (an HMAC of the token; HttpOnly, SameSite=Strict).
@@ -474,8 +476,8 @@ def _edit(
     holder: ModelHolder, folder: Path, editing: threading.Lock, action: str, document: Mapping[str, Any], who: str
 ) -> dict[str, Any]:
     """Apply one editorial action to the current version, save it as a new version and serve it."""
-    from ._model import load_model
-    from ._store import append_audit
+    from ._locks import held
+    from ._store import append_audit, read_manifest
 
     def ids(name: str) -> list[str]:
         value = document.get(name)
@@ -491,8 +493,11 @@ def _edit(
             raise ValueError(f"{name} must be an article id.")
         return value
 
-    with editing:
-        model = load_model(folder)
+    with editing, held(folder / _EDIT_LOCK, what=f"The model directory '{folder}'", wait=True):
+        # one editor at a time across worker processes, each starting from the directory's current version
+        if holder.version != read_manifest(folder)["digest"]:
+            holder.reload()
+        model = holder.model.editable_copy()
         if action in ("block", "unblock"):
             arguments: dict[str, Any] = {"article_ids": ids("article_ids")}
             changed = getattr(model, action)(arguments["article_ids"])

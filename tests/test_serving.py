@@ -172,3 +172,38 @@ def test_watch_interval_must_be_positive(tmp_path):
     fitted(0).save(tmp_path / "m")
     with pytest.raises(ValueError, match="interval"):
         rec.ModelHolder(tmp_path / "m", watch=True, interval=0)
+
+
+def test_an_editorial_version_links_its_arrays_and_is_picked_up_without_a_reload(tmp_path):
+    fitted(0).save(tmp_path / "m")
+    holder = rec.ModelHolder(tmp_path / "m")
+    before = holder.model
+    edited = rec.load_model(tmp_path / "m")
+    edited.pin("f1", ["e2"])
+    edited.save(tmp_path / "m")
+    first, second = tmp_path / "m" / "version-000001", tmp_path / "m" / "version-000002"
+    for name in ("vectors.data.npy", "neighbours.npy", "similarities.npy", "signatures.values.npy"):
+        assert (first / name).stat().st_ino == (second / name).stat().st_ino, name  # linked, not copied
+    assert (first / "editorial.json").stat().st_ino != (second / "editorial.json").stat().st_ino
+    assert rec.load_model(tmp_path / "m").pins == {"f1": ["e2"]}  # the linked version loads and verifies
+    assert holder.reload() is True
+    assert holder.model._state.index is before._state.index  # the arrays were not read again
+    assert holder.model.version == rec.load_model(tmp_path / "m").version
+    assert holder.recommend("f1", k=3)[0].article_id == "e2"
+    assert [r.article_id for r in holder.recommend("f2", k=3)] == [r.article_id for r in before.recommend("f2", k=3)]
+    for action in (lambda m: m.block(["f2"]), lambda m: m.ban("e1", "e2"), lambda m: m.unblock(["f2"])):
+        edited = rec.load_model(tmp_path / "m")
+        action(edited)
+        edited.save(tmp_path / "m")
+        holder.reload()
+        fresh = rec.load_model(tmp_path / "m")
+        every = fresh.article_ids
+        # the carried list cache (only the reachable lists ranked again) gives what a fresh load gives
+        assert {a: holder.recommend(a, k=5).to_dict()["items"] for a in every} == {
+            a: [r.to_dict() for r in fresh.recommend(a, k=5)] for a in every
+        }
+    assert holder.model._state.index is before._state.index
+    fitted(1).save(tmp_path / "m")  # a rebuild: a full load
+    holder.reload()
+    assert holder.model._state.index is not before._state.index
+    assert holder.model.pins == {"f1": ["e2"]}  # carried over by the rebuild
