@@ -82,6 +82,10 @@ def test_models_of_messy_tables_give_valid_lists(frame: pd.DataFrame, k: int, dr
         assert len(listed) <= k and source not in listed and len(set(listed)) == len(listed) and set(listed) <= ids
         assert all(np.isfinite(r.score) and np.isfinite(r.similarity) for r in got)
         assert [r.rank for r in got] == list(range(1, len(got) + 1))
+    if not draft.strip():  # no text at all is the caller's error (HTTP 422)
+        with pytest.raises(ValueError, match="needs some text"):
+            model.recommend_for_text(title=draft, body=draft, k=k)
+        return
     drafted = model.recommend_for_text(title=draft, body=draft, k=k)
     assert len(drafted) <= k and {r.article_id for r in drafted} <= ids
 
