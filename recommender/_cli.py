@@ -258,6 +258,11 @@ def _parser() -> argparse.ArgumentParser:
         "--cors-origin", action="append", default=[], metavar="ORIGIN", help="allow browser calls from ORIGIN (repeat)"
     )
     serve.add_argument("--watch-interval", type=float, default=2.0, metavar="S", help="seconds between reload checks")
+    serve.add_argument(
+        "--newest-valid",
+        action="store_true",
+        help="when CURRENT points at a broken version, serve the newest version that loads (with a warning)",
+    )
     serve.set_defaults(run=_serve)
 
     rollback = commands.add_parser("rollback", help="point a model directory back at an earlier version")
@@ -607,11 +612,12 @@ def _serve(args: argparse.Namespace) -> int:
 
     if args.workers < 1 or not 0 < args.port < 65536 or not args.watch_interval > 0:
         raise ValueError("--workers must be >= 1, --port in 1-65535 and --watch-interval > 0.")
-    load_model(args.model)  # a clear error now rather than one per worker process
+    load_model(args.model, newest_valid=args.newest_valid)  # a clear error now rather than one per worker
     token = args.editor_token or os.environ.get(ENVIRONMENT["editor_token"])
     os.environ[ENVIRONMENT["model_dir"]] = str(args.model)
     os.environ[ENVIRONMENT["cors_origins"]] = ",".join(args.cors_origin)
     os.environ[ENVIRONMENT["interval"]] = str(args.watch_interval)
+    os.environ[ENVIRONMENT["newest_valid"]] = "1" if args.newest_valid else "0"
     if token:
         os.environ[ENVIRONMENT["editor_token"]] = token
     say(

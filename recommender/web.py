@@ -61,6 +61,7 @@ ENVIRONMENT = {
     "editor_token": "RECOMMENDER_EDITOR_TOKEN",
     "cors_origins": "RECOMMENDER_CORS_ORIGINS",
     "interval": "RECOMMENDER_WATCH_INTERVAL",
+    "newest_valid": "RECOMMENDER_NEWEST_VALID",
 }
 _EDITORIAL_ACTIONS = ("pin", "unpin", "ban", "unban", "block", "unblock")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -158,6 +159,7 @@ def create_app(
     watch: bool = True,
     interval: float = 2.0,
     max_body_bytes: int = MAX_BODY_BYTES,
+    newest_valid: bool = False,
 ) -> Any:
     """The ASGI application serving the lists of ``model_dir`` (see the module docstring).
 
@@ -176,6 +178,10 @@ def create_app(
         checking every ``interval`` seconds (see :class:`ModelHolder`).
     max_body_bytes : int
         The largest ``POST`` body accepted (413 above it).
+    newest_valid : bool
+        When ``CURRENT`` points at a version that does not load, serve the newest
+        complete version that does (logged) instead of failing to start; see
+        :class:`ModelHolder`.
     """
     try:
         from starlette.applications import Starlette
@@ -191,7 +197,7 @@ def create_app(
     from starlette.concurrency import run_in_threadpool
 
     folder = Path(model_dir)
-    holder = ModelHolder(folder, watch=watch, interval=interval)
+    holder = ModelHolder(folder, watch=watch, interval=interval, newest_valid=newest_valid)
     editing = threading.Lock()  # one editorial save at a time in this process (the store locks across them)
 
     def error(status: int, message: str, **extra: Any) -> JSONResponse:
@@ -530,4 +536,5 @@ def app_from_environment() -> Any:
         editor_token=os.environ.get(ENVIRONMENT["editor_token"]) or None,
         cors_origins=origins,
         interval=float(os.environ.get(ENVIRONMENT["interval"], "2.0")),
+        newest_valid=os.environ.get(ENVIRONMENT["newest_valid"]) == "1",
     )

@@ -285,3 +285,13 @@ def test_recommender_serve_runs_worker_processes(tmp_path: Path) -> None:
         process.terminate()
         out, _ = process.communicate(timeout=30)
     assert "Serving" in out and "editing off" in out
+
+
+def test_a_service_can_be_told_to_serve_the_newest_valid_version(tmp_path: Path) -> None:
+    build(tmp_path / "m")
+    build(tmp_path / "m", variant=1)
+    (tmp_path / "m" / "version-000002" / "groups.npy").write_bytes(b"broken")
+    with pytest.raises(rec.ModelFormatError, match="version-000002"):
+        rec.web.create_app(tmp_path / "m", watch=False)
+    with TestClient(rec.web.create_app(tmp_path / "m", watch=False, newest_valid=True)) as client:
+        assert client.get("/health").json()["version_name"] == "version-000001"
