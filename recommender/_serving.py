@@ -120,11 +120,13 @@ class ModelHolder:
         self._warm = warm
         self._newest_valid = newest_valid
         self._reloading = threading.Lock()
-        self._current = self._load(*self._newest())
+        folder, digest = self._newest()
+        self._current = self._load(folder, digest)
         self.loaded_at = _now()  # when the version serving now was switched in (ISO 8601 UTC)
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
         self.last_error: str | None = None  # why the last background reload failed (None: it did not)
+        self._broken: str | None = None if self._current[1] == digest else digest  # a CURRENT that did not load
         if watch:
             self._watcher = threading.Thread(
                 target=self._watch, args=(float(interval),), name=f"recommender-watch-{self.path.name}", daemon=True
@@ -132,23 +134,34 @@ class ModelHolder:
             self._watcher.start()
 
     def _watch(self, interval: float) -> None:
-        failed: str | None = None  # the digest that failed last: retried only once it changes
         while not self._stop.wait(interval):
-            digest: str | None = None
             try:
-                folder, digest = self._newest()
-                if digest in (self._current[1], failed):
-                    continue
-                with self._reloading:
-                    if digest != self._current[1]:
-                        self._current = self._load(folder, digest)
-                        self.loaded_at = _now()
-                self.last_error = failed = None
+                self._switch()
             except Exception as exc:  # a broken version must never stop the watcher
                 message = f"{type(exc).__name__}: {exc}"
                 if message != self.last_error:
                     logger.warning("ModelHolder(%s): not switching to the new version: %s", self.path, message)
-                self.last_error, failed = message, digest
+                self.last_error = message
+
+    def _switch(self) -> bool:
+        """Switch to the directory's current version if it changed and was not found broken before."""
+        with self._reloading:
+            folder, digest = self._newest()
+            if digest in (self._current[1], self._broken):
+                return False
+            try:
+                current = self._load(folder, digest)
+            except Exception:
+                self._broken = digest  # tried again only once CURRENT points elsewhere
+                raise
+            self._broken = None if current[1] == digest else digest  # newest_valid served another version
+            if current[1] == self._current[1]:
+                return False
+            self._current, self.loaded_at = current, _now()
+            self.last_error = (
+                None if self._broken is None else f"{folder.name} does not load; serving the newest valid version"
+            )
+            return True
 
     def close(self) -> None:
         """Stop watching (the holder keeps answering from the version it has)."""
@@ -217,13 +230,8 @@ class ModelHolder:
         old one. A failing load (a corrupt new version) raises and leaves the
         old version serving.
         """
-        with self._reloading:
-            folder, digest = self._newest()
-            if digest == self._current[1]:
-                return False
-            self._current = self._load(folder, digest)
-            self.loaded_at = _now()
-            return True
+        self._broken = None  # a reload asked for by hand tries the current version again
+        return self._switch()
 
     def recommend(
         self, article_id: str, k: int = 5, *, exclude: Iterable[str] | None = None, **controls: Any

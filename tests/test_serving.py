@@ -207,3 +207,18 @@ def test_an_editorial_version_links_its_arrays_and_is_picked_up_without_a_reload
     holder.reload()
     assert holder.model._state.index is not before._state.index
     assert holder.model.pins == {"f1": ["e2"]}  # carried over by the rebuild
+
+
+def test_a_watcher_told_to_serve_the_newest_valid_version_loads_it_once(tmp_path, monkeypatch):
+    import recommender._serving as serving
+
+    fitted(0).save(tmp_path / "m")
+    fitted(1).save(tmp_path / "m")
+    (tmp_path / "m" / "version-000002" / "groups.npy").write_bytes(b"broken")
+    loads = []
+    real = serving.load_model
+    monkeypatch.setattr(serving, "load_model", lambda *a, **k: loads.append(a) or real(*a, **k))
+    with rec.ModelHolder(tmp_path / "m", watch=True, interval=0.02, newest_valid=True) as holder:
+        time.sleep(0.6)
+        assert holder.model.version_name == "version-000001"
+        assert len(loads) == 2  # the broken one and the valid one, once; not again every interval

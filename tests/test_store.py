@@ -442,6 +442,11 @@ def test_a_reader_can_be_told_to_serve_the_newest_valid_version(tmp_path: Path) 
     with pytest.raises(rec.ModelFormatError, match="version-000002"):
         rec.load_model(root)
     assert rec.load_model(root, newest_valid=True).version_name == "version-000001"
+    fit(six_articles().iloc[:4]).save(root)  # version-000003, then altered in place, same size
+    data = bytearray((root / "version-000003" / "neighbours.npy").read_bytes())
+    data[-1] ^= 0xFF
+    (root / "version-000003" / "neighbours.npy").write_bytes(bytes(data))
+    assert rec.load_model(root, newest_valid=True).version_name == "version-000001"  # checksums are checked
     holder = rec.ModelHolder(root, newest_valid=True)
     assert len(holder.model.article_ids) == 6
 
