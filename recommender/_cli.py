@@ -69,6 +69,7 @@ class _PrintableFormatter(logging.Formatter):
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
     parser = _parser()
+    parser.argv = list(sys.argv[1:] if argv is None else argv)  # the command, for "did you mean"
     args = parser.parse_args(argv)
     _configure_logging(verbose=bool(getattr(args, "verbose", False)))
     try:
@@ -120,13 +121,23 @@ def _suggestion(parser: argparse.ArgumentParser, message: str) -> str:
     unknown = re.search(r"unrecognized arguments: (\S+)", message)
     choice = re.search(r"invalid choice: '([^']*)'", message)
     if unknown:
-        word, known = unknown.group(1).split("=")[0], _option_strings(parser)
+        word, known = unknown.group(1).split("=")[0], _option_strings(_command_parser(parser))
     elif choice:
         word, known = choice.group(1), [c for a in parser._actions for c in (a.choices or ()) if isinstance(c, str)]
     else:
         return ""
     close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
     return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _command_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The parser of the command on the command line (the top-level one when there is none)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for word in getattr(parser, "argv", ()):
+                if word in action.choices:
+                    return action.choices[word]
+    return parser
 
 
 def _option_strings(parser: argparse.ArgumentParser) -> list[str]:
