@@ -41,6 +41,12 @@ def say(*values: Any, file: Any = None) -> None:
 def _configure_logging(*, verbose: bool) -> None:
     """The tool's own messages on stderr as ``recommender: ...`` lines; other libraries' (Dask's) only with
     ``--verbose``, and then under their own names, so that they never read as the tool's errors."""
+    for name in ("distributed", "dask", "tornado", "bokeh"):
+        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.ERROR)
+    if logging.getLogger().handlers and not any(
+        getattr(h, "_recommender_cli", False) for h in logging.getLogger("recommender").handlers
+    ):
+        return  # the program that runs the CLI configured logging itself: leave its choice alone
     ours = logging.getLogger("recommender")
     for handler in list(ours.handlers):
         if getattr(handler, "_recommender_cli", False):
@@ -51,8 +57,6 @@ def _configure_logging(*, verbose: bool) -> None:
     ours.addHandler(handler)
     ours.setLevel(logging.INFO if verbose else logging.WARNING)
     ours.propagate = False
-    for name in ("distributed", "dask", "tornado", "bokeh"):
-        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.ERROR)
     if verbose and not logging.getLogger().handlers:
         other = logging.StreamHandler(sys.stderr)
         other.setFormatter(_PrintableFormatter("%(name)s: %(message)s"))
