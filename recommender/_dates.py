@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["DATE_FORMAT", "DAY_NS", "NAT", "date_text", "stamp_ns", "to_ns", "utc_timestamp"]
+__all__ = ["DATE_FORMAT", "DAY_NS", "NAT", "date_text", "now_text", "stamp_ns", "to_ns", "utc_timestamp"]
 
 #: The one text form of a date in every output: ISO 8601, UTC, seconds, ``Z``.
 DATE_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
@@ -58,3 +58,8 @@ def date_text(value: Any) -> str | None:
         return None
     stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
     return stamp.strftime(DATE_FORMAT)
+
+
+def now_text() -> str:
+    """The wall clock as text in :data:`DATE_FORMAT` (for logs, locks and audit entries, never for lists)."""
+    return pd.Timestamp.now(tz="UTC").strftime(DATE_FORMAT)

@@ -10,13 +10,13 @@ because of it can say which job holds it.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import os
 import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from ._dates import now_text
 from ._errors import BusyError
 
 __all__ = ["held"]
@@ -41,7 +41,7 @@ def held(path: Path, *, what: str, wait: bool, remove: bool = False) -> Iterator
         try:
             handle.seek(0)
             handle.truncate()
-            started = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            started = now_text()
             command = " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv))[:200]
             handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {started}: {command}".encode())
             handle.flush()

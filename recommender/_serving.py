@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ._dates import now_text
 from ._errors import ModelFormatError, UnknownArticleError
 from ._model import Recommendation, Recommender, load_model
 from ._store import (
@@ -33,12 +34,6 @@ from ._store import (
 __all__ = ["Answer", "ModelHolder"]
 
 logger = logging.getLogger("recommender")
-
-
-def _now() -> str:
-    import datetime as dt
-
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +117,7 @@ class ModelHolder:
         self._reloading = threading.Lock()
         folder, digest = self._newest()
         self._current = self._load(folder, digest)
-        self.loaded_at = _now()  # when the version serving now was switched in (ISO 8601 UTC)
+        self.loaded_at = now_text()  # when the version serving now was switched in (ISO 8601 UTC)
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
         self.last_error: str | None = None  # why the last background reload failed (None: it did not)
@@ -157,7 +152,7 @@ class ModelHolder:
             self._broken = None if current[1] == digest else digest  # newest_valid served another version
             if current[1] == self._current[1]:
                 return False
-            self._current, self.loaded_at = current, _now()
+            self._current, self.loaded_at = current, now_text()
             self.last_error = (
                 None if self._broken is None else f"{folder.name} does not load; serving the newest valid version"
             )

@@ -44,7 +44,7 @@ import scipy.sparse as sp
 
 from ._articles import REJECTED_COLUMNS
 from ._catalogue import Catalogue
-from ._dates import to_ns
+from ._dates import now_text, to_ns
 from ._duplicates import Signatures
 from ._editorial import Carried, Editorial
 from ._errors import InvalidPart, ModelFormatError
@@ -553,10 +553,8 @@ AUDIT = "audit.jsonl"
 
 def append_audit(path: str | os.PathLike[str], record: Mapping[str, Any]) -> None:
     """Append one editorial action (who, what, the version it made) with the time, under the save lock."""
-    import datetime as dt
-
     model_dir = Path(path)
-    entry = {"at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), **record}
+    entry = {"at": now_text(), **record}
     with _save_lock(model_dir):
         with open(model_dir / AUDIT, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n")

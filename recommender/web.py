@@ -141,6 +141,11 @@ def _controls(query: Any) -> dict[str, Any]:
     return out
 
 
+def _exclude(query: Any) -> list[str]:
+    """The ids of repeated (or comma-separated) ``exclude`` parameters."""
+    return [v for value in query.getlist("exclude") for v in value.split(",") if v]
+
+
 def _k(query: Any, default: int) -> int:
     value = query.get("k")
     if value is None:
@@ -216,7 +221,7 @@ def create_app(
         try:
             k = _k(query, 5)
             controls = _controls(query)
-            exclude = [v for value in query.getlist("exclude") for v in value.split(",") if v]
+            exclude = _exclude(query)
             if query.get("fallback") == "popular":
                 answer = holder.related(article_id, k=k, exclude=exclude, **controls)
             else:
@@ -230,24 +235,28 @@ def create_app(
     async def popular(request: Request) -> Response:
         query = request.query_params
         try:
-            k = _k(query, 10)
-            if k < 1:
-                raise _Invalid(f"k must be an integer >= 1, got {k}.")
-            exclude = [v for value in query.getlist("exclude") for v in value.split(",") if v]
-            answer = holder.popular(k, category=query.get("category"), exclude=exclude)
+            answer = holder.popular(_k(query, 10), category=query.get("category"), exclude=_exclude(query))
         except ValueError as exc:
             return error(422, str(exc))
         return answered(request, answer.to_dict(), answer.version)
 
-    async def body_of(request: Request) -> dict[str, Any] | JSONResponse:
+    async def raw_body(request: Request) -> bytes | JSONResponse:
+        """The request body, read up to ``max_body_bytes`` (413 beyond, whatever Content-Length says)."""
         declared = request.headers.get("content-length")
+        too_large = error(413, f"The request body is larger than {max_body_bytes:,} bytes.")
         if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
-            return error(413, f"The request body is larger than {max_body_bytes:,} bytes.")
+            return too_large
         raw = b""
         async for chunk in request.stream():
             raw += chunk
             if len(raw) > max_body_bytes:
-                return error(413, f"The request body is larger than {max_body_bytes:,} bytes.")
+                return too_large
+        return raw
+
+    async def body_of(request: Request) -> dict[str, Any] | Response:
+        raw = await raw_body(request)
+        if isinstance(raw, Response):
+            return raw
         try:
             document = json.loads(raw.decode("utf-8") or "{}")
         except (UnicodeDecodeError, ValueError, RecursionError):
@@ -388,11 +397,9 @@ def create_app(
         )  # fmt: skip
 
     async def form_of(request: Request) -> dict[str, str] | Response:
-        raw = b""
-        async for chunk in request.stream():
-            raw += chunk
-            if len(raw) > max_body_bytes:
-                return error(413, f"The request body is larger than {max_body_bytes:,} bytes.")
+        raw = await raw_body(request)
+        if isinstance(raw, Response):
+            return raw
         pairs = urllib.parse.parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)
         return {k: v for k, v in pairs}
 

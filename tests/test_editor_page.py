@@ -8,13 +8,11 @@ browser is installed (``.ci/run`` installs Debian's ``chromium`` and
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from servers import running
 
 import recommender as rec
 
@@ -43,25 +41,6 @@ def site() -> pd.DataFrame:
     )  # fmt: skip
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def serve(app) -> tuple[str, object, threading.Thread]:
-    import uvicorn
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return f"http://127.0.0.1:{port}", server, thread
-
-
 @pytest.fixture(scope="module")
 def browser():
     if not (Path(CHROMEDRIVER).exists() and (shutil.which("chromium") or shutil.which("chromium-browser"))):
@@ -84,12 +63,11 @@ def sites(tmp_path_factory: pytest.TempPathFactory):
     model = rec.Recommender(min_df=1, max_df=1.0, latent_components=0, pool_size=7).fit(site())
     model.save(root / "editable")
     model.save(root / "readonly")
-    editable = serve(rec.web.create_app(root / "editable", editor_token=TOKEN, interval=0.05))
-    readonly = serve(rec.web.create_app(root / "readonly", interval=0.05))
-    yield {"editable": editable[0], "readonly": readonly[0], "root": root}
-    for _, server, thread in (editable, readonly):
-        server.should_exit = True
-        thread.join(timeout=30)
+    with (
+        running(rec.web.create_app(root / "editable", editor_token=TOKEN, interval=0.05)) as editable,
+        running(rec.web.create_app(root / "readonly", interval=0.05)) as readonly,
+    ):
+        yield {"editable": editable, "readonly": readonly, "root": root}
 
 
 def listed(browser, column: int = 0) -> list[str]:

@@ -44,6 +44,15 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def together(work, count: int) -> None:
+    """Run ``work`` in ``count`` threads at once and wait for them (bounded)."""
+    threads = [threading.Thread(target=work) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+
 def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -72,11 +81,7 @@ def test_two_precompute_jobs_at_once_leave_a_consistent_output(saved: Path, tmp_
         except rec.BusyError as exc:
             outcomes.append(exc)
 
-    threads = [threading.Thread(target=job) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    together(job, 2)
     assert len(outcomes) == 2 and any(isinstance(o, rec.PrecomputeResult) for o in outcomes), outcomes
     manifest = json.loads((out / "_parts.json").read_text())
     assert manifest["complete"] is True
@@ -124,11 +129,7 @@ def test_saves_from_many_threads_of_one_process_all_publish(tmp_path: Path) -> N
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=saves) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    together(saves, 4)
     assert errors == []
     assert len(set(names)) == 16  # every save got its own version
     assert rec.load_model(tmp_path / "model").n_articles == 12

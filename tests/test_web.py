@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import threading
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from servers import free_port, running
 
 import recommender as rec
 
@@ -206,26 +206,20 @@ def test_a_new_version_is_picked_up_and_a_corrupt_one_skipped_while_serving(serv
     assert client.get("/articles/f1/related").status_code == 200
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_concurrent_clients_get_whole_answers_from_one_version_while_versions_change(tmp_path: Path) -> None:
     import httpx2 as httpx
-    import uvicorn
 
     path = tmp_path / "m"
     build(path)
-    app = rec.web.create_app(path, interval=0.02)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
+    with running(rec.web.create_app(path, interval=0.02)) as base:
+        answers, errors, lists = _clients_while_versions_change(path, base, httpx)
+    assert errors == [] and len(answers) == 160
+    for version, article, listed in answers:
+        assert listed == lists[version][article]  # the whole list of the version the answer names
+
+
+def _clients_while_versions_change(path: Path, base: str, httpx):
+    """4 clients x 40 requests while three new versions are saved; the answers and every version's lists."""
     lists: dict[str, dict[str, list[str]]] = {}
 
     def expected(version_path: Path) -> None:
@@ -237,7 +231,7 @@ def test_concurrent_clients_get_whole_answers_from_one_version_while_versions_ch
     answers: list[tuple[str, str, list[str]]] = []
 
     def reader(seed: int) -> None:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+        with httpx.Client(base_url=base, timeout=10) as http:
             for i in range(40):
                 article = site()["article_id"][(seed + i) % 6]
                 response = http.get(f"/articles/{article}/related", params={"k": 3})
@@ -256,11 +250,7 @@ def test_concurrent_clients_get_whole_answers_from_one_version_while_versions_ch
         time.sleep(0.05)
     for t in readers:
         t.join(timeout=60)
-    server.should_exit = True
-    thread.join(timeout=30)
-    assert errors == [] and len(answers) == 160
-    for version, article, listed in answers:
-        assert listed == lists[version][article]  # the whole list of the version the answer names
+    return answers, errors, lists
 
 
 def test_recommender_serve_runs_worker_processes(tmp_path: Path) -> None:
