@@ -70,6 +70,17 @@ def sites(tmp_path_factory: pytest.TempPathFactory):
         yield {"editable": editable, "readonly": readonly, "root": root}
 
 
+def navigate(browser, action) -> None:
+    """Do ``action`` (a submit or a click that loads a page) and wait until the new page replaced the old one."""
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    old = browser.find_element(By.TAG_NAME, "html")
+    action()
+    WebDriverWait(browser, 30).until(expected_conditions.staleness_of(old))
+    WebDriverWait(browser, 30).until(lambda b: b.execute_script("return document.readyState") == "complete")
+
+
 def listed(browser, column: int = 0) -> list[str]:
     section = browser.find_elements(By.CSS_SELECTOR, ".columns section")[column]
     return [
@@ -81,10 +92,10 @@ def test_search_then_the_list_exactly_as_readers_see_it_beside_other_settings(br
     browser.get(sites["editable"] + "/editor")
     box = browser.find_element(By.NAME, "q")
     box.send_keys("cup")
-    box.submit()
+    navigate(browser, box.submit)
     links = browser.find_elements(By.CSS_SELECTOR, "main table a")
     assert {link.text for link in links} >= {"Cup final goal", "Striker goal in cup", "Cup semi final"}
-    next(link for link in links if link.text == "Cup final goal").click()
+    navigate(browser, next(link for link in links if link.text == "Cup final goal").click)
     model = rec.load_model(sites["root"] / "editable")
     assert listed(browser, 0) == [r.article_id for r in model.recommend("f1", k=7)]
     assert listed(browser, 1) == [r.article_id for r in model.recommend("f1", k=7, half_life_days=30, diversity=0.3)]
@@ -95,7 +106,7 @@ def test_search_then_the_list_exactly_as_readers_see_it_beside_other_settings(br
     right = browser.find_element(By.NAME, "right")
     right.clear()
     right.send_keys("popularity_weight=0")
-    right.submit()
+    navigate(browser, right.submit)
     assert listed(browser, 1) == [r.article_id for r in model.recommend("f1", k=7, popularity_weight=0.0)]
 
 
@@ -112,15 +123,15 @@ def test_editing_needs_the_token_and_a_pin_shows_first_after_reload(browser, sit
     assert not browser.find_elements(By.NAME, "recommended_ids")  # no forms before the token
     token = browser.find_element(By.NAME, "token")
     token.send_keys("wrong")
-    token.submit()
+    navigate(browser, token.submit)
     assert "Wrong editor token" in browser.page_source
     browser.get(sites["editable"] + "/editor/articles/f1")
     token = browser.find_element(By.NAME, "token")
     token.send_keys(TOKEN)
-    token.submit()
+    navigate(browser, token.submit)
     pins = browser.find_element(By.NAME, "recommended_ids")
     pins.send_keys("e3")
-    pins.submit()
+    navigate(browser, pins.submit)
     assert "pin saved as version-000002" in browser.find_element(By.CLASS_NAME, "done").text
     browser.refresh()
     assert listed(browser, 0)[0] == "e3"
@@ -128,7 +139,7 @@ def test_editing_needs_the_token_and_a_pin_shows_first_after_reload(browser, sit
     assert "pinned" in row.text
     assert "pin" in browser.find_element(By.XPATH, "//h2[text()='Audit trail']/..").text
     assert rec.load_model(sites["root"] / "editable").pins == {"f1": ["e3"]}
-    browser.find_element(By.XPATH, "//button[text()='Unpin all']").click()
+    navigate(browser, browser.find_element(By.XPATH, "//button[text()='Unpin all']").click)
     assert listed(browser, 0)[0] != "e3"
 
 
