@@ -8,8 +8,10 @@ Two engines give the same pools:
   at a time, the similarities to the rows that share a term with it are
   accumulated term-at-a-time over the posting lists of the row's terms into one
   float32 buffer of length ``n`` per thread, which is scanned once: the dense
-  columns (such as the latent blend) are added for the rows it reached, and each
-  is offered to a top-``pool`` kept sorted by (similarity, row). Similarity is symmetric, so for all rows only the pairs
+  columns (such as the latent blend) are added for the rows it reached (computed
+  512 rows at a time, across rows, so that the CPU's vector units do them), and
+  each is offered to a top-``pool`` kept as a heap of (similarity, row), sorted at
+  the end. Similarity is symmetric, so for all rows only the pairs
   ``j > i`` are computed and each is offered to both rows' pools; threads work
   on interleaved rows without the GIL, each with its own partial pools, merged
   at the end. A pair that shares no term has only the dense part, at most
@@ -77,6 +79,8 @@ _FAN = 20
 _AHEAD = 2
 #: Source rows per call of a compiled kernel (``progress`` is called after each).
 _CHUNK = 8192
+#: Rows whose dense parts the symmetric pass computes at once (``_dense_block``).
+_SPAN = 512
 
 
 def block_rows_for(n: int, budget: int = _BLOCK_BUDGET) -> int:
@@ -306,6 +310,7 @@ def _numba_engine(
     try:
         if sources is None and approx is None:
             # symmetric: partial pools per thread, filled span by span, merged at the end
+            dense_t = np.ascontiguousarray(dense_rows.T)
             part_sims = np.full((threads, n, pool), floor, dtype=np.float32)
             part_rows = np.full((threads, n, pool), -1, dtype=np.int32)
             worst_sims = np.full((threads, n), floor, dtype=np.float32)
@@ -313,7 +318,7 @@ def _numba_engine(
             for start in range(0, n, _CHUNK):
                 stop = min(n, start + _CHUNK)
                 kernels["all"](
-                    start, stop, *arrays, dense_rows, labels, part_sims, part_rows, worst_sims, worst_rows, floor
+                    start, stop, *arrays, dense_t, labels, part_sims, part_rows, worst_sims, worst_rows, floor
                 )
                 if progress is not None:
                     progress(stop - start)
@@ -594,10 +599,11 @@ def tile_pools(
         worst_rows = np.full((1, count_a), -1, dtype=np.int32)
         part_rows, part_sims = part_rows[None], part_sims[None]
         if count_a:
-            kernels["all"](0, count_a, *arrays, dense_a, labels_a, part_sims, part_rows, worst_sims, worst_rows, floor)
-        rows = part_rows[0]
+            dense_t = np.ascontiguousarray(dense_a.T)
+            kernels["all"](0, count_a, *arrays, dense_t, labels_a, part_sims, part_rows, worst_sims, worst_rows, floor)
+        rows, sims = kernels["merge"](part_sims, part_rows)  # the pools of the pass are heaps: sorted here
         rows[rows >= 0] += offsets[0]
-        return (rows, part_sims[0]), None
+        return (rows, sims), None
     if first.shape[1] != second.shape[1]:
         raise ValueError(f"the blocks have {first.shape[1]} and {second.shape[1]} columns.")
     count_b = second.shape[0]
@@ -699,6 +705,77 @@ def _insert(best_sims, best_rows, value, row):  # pragma: no cover - compiled
     best_rows[p] = row
 
 
+def _worse(s1, r1, s2, r2):  # pragma: no cover - compiled
+    """Whether entry (s1, r1) ranks below (s2, r2): lower similarity, or the same and a higher row."""
+    return s1 < s2 or (s1 == s2 and r1 > r2)
+
+
+def _offer(heap_sims, heap_rows, value, row):  # pragma: no cover - compiled
+    """Put (value, row) into a pool kept as a heap with its worst entry first, in place of that entry (the
+    caller has checked that it ranks above it): O(log pool) where ``_insert`` moves up to ``pool`` entries."""
+    k = heap_sims.shape[0]
+    p = 0
+    while True:
+        c = 2 * p + 1
+        if c >= k:
+            break
+        if c + 1 < k and _worse(heap_sims[c + 1], heap_rows[c + 1], heap_sims[c], heap_rows[c]):
+            c += 1
+        if not _worse(heap_sims[c], heap_rows[c], value, row):
+            break
+        heap_sims[p] = heap_sims[c]
+        heap_rows[p] = heap_rows[c]
+        p = c
+    heap_sims[p] = value
+    heap_rows[p] = row
+
+
+def _dense_block(dense_t, i, lo, hi, s0, s1, s2, s3, out):  # pragma: no cover - compiled
+    """``out[q] = _dense_dot(i, lo + q)`` for ``lo <= lo + q < hi``, across ``q`` at once (SIMD): the same four
+    running sums per pair, over the same columns, added in the same order, so every value is bit-for-bit
+    ``_dense_dot``'s. ``dense_t`` holds the dense columns transposed, shape (d, n); ``s*`` are scratch."""
+    d = dense_t.shape[0]
+    m = hi - lo
+    for q in range(m):
+        s0[q] = 0.0
+        s1[q] = 0.0
+        s2[q] = 0.0
+        s3[q] = 0.0
+    c = 0
+    while c + 4 <= d:
+        a0 = dense_t[c, i]
+        a1 = dense_t[c + 1, i]
+        a2 = dense_t[c + 2, i]
+        a3 = dense_t[c + 3, i]
+        r0 = dense_t[c, lo:hi]
+        r1 = dense_t[c + 1, lo:hi]
+        r2 = dense_t[c + 2, lo:hi]
+        r3 = dense_t[c + 3, lo:hi]
+        for q in range(m):
+            s0[q] += a0 * r0[q]
+            s1[q] += a1 * r1[q]
+            s2[q] += a2 * r2[q]
+            s3[q] += a3 * r3[q]
+        c += 4
+    if c < d:
+        a0 = dense_t[c, i]
+        r0 = dense_t[c, lo:hi]
+        for q in range(m):
+            s0[q] += a0 * r0[q]
+    if c + 1 < d:
+        a1 = dense_t[c + 1, i]
+        r1 = dense_t[c + 1, lo:hi]
+        for q in range(m):
+            s1[q] += a1 * r1[q]
+    if c + 2 < d:
+        a2 = dense_t[c + 2, i]
+        r2 = dense_t[c + 2, lo:hi]
+        for q in range(m):
+            s2[q] += a2 * r2[q]
+    for q in range(m):
+        out[q] = (s0[q] + s1[q]) + (s2[q] + s3[q])
+
+
 def _dense_dot(dense_rows, i, j):  # pragma: no cover - compiled
     """The dense part of similarity(i, j) (see ``_dense_pair``)."""
     return _dense_pair(dense_rows, i, dense_rows, j)
@@ -761,7 +838,7 @@ def _all_rows_span(
     t_indptr,
     t_rows,
     t_data,
-    dense_rows,
+    dense_t,
     groups,
     part_sims,
     part_rows,
@@ -772,15 +849,21 @@ def _all_rows_span(
     """Source rows ``start <= i < stop`` of the symmetric pass: each pair (i, j > i) that shares a term computed
     once (term columns ascending, then the dense part, see ``_dense_dot``) and offered to both rows.
 
-    Thread ``t`` keeps its own partial pools ``part_*[t]`` (and their worst entries ``worst_*[t]``, kept
-    compact), carried over from span to span and merged by ``_merge_parts`` at the end.
+    The dense part is computed for :data:`_SPAN` rows ``j`` at a time (``_dense_block``, with the dense
+    columns transposed: ``dense_t``, shape (d, n)). Thread ``t`` keeps its own partial pools ``part_*[t]``, as
+    heaps with the worst entry first (copied to ``worst_*[t]``, kept compact), carried over from span to span
+    and merged (and sorted) by ``_merge_parts`` at the end.
     """
     n = indptr.shape[0] - 1
-    d = dense_rows.shape[1]
+    d = dense_t.shape[0]
     threads = part_sims.shape[0]
-    last = part_sims.shape[2] - 1
     for t in numba.prange(threads):
         acc = np.zeros(n, dtype=np.float32)
+        dense = np.zeros(_SPAN, dtype=np.float32)
+        s0 = np.empty(_SPAN, dtype=np.float32)
+        s1 = np.empty(_SPAN, dtype=np.float32)
+        s2 = np.empty(_SPAN, dtype=np.float32)
+        s3 = np.empty(_SPAN, dtype=np.float32)
         t_sims = part_sims[t]
         t_rowz = part_rows[t]
         w_sims = worst_sims[t]
@@ -791,45 +874,60 @@ def _all_rows_span(
             gi = groups[i]
             own_sims = t_sims[i]
             own_rows = t_rowz[i]
-            for j in range(lo, n):
-                v = acc[j]
-                if v == 0.0:  # no shared term (term weights are positive): left to the bound in _unsettled
-                    continue
-                acc[j] = 0.0
+            for block in range(lo, n, _SPAN):
+                hi = min(n, block + _SPAN)
                 if d > 0:
-                    v += _dense_dot(dense_rows, i, j)
-                if v <= floor:
-                    continue
-                better_for_i = v > own_sims[last] or (v == own_sims[last] and j < own_rows[last])
-                better_for_j = v > w_sims[j] or (v == w_sims[j] and i < w_rows[j])
-                if (better_for_i or better_for_j) and (gi < 0 or groups[j] != gi):
-                    if better_for_i:
-                        _insert(own_sims, own_rows, v, j)
-                    if better_for_j:
-                        _insert(t_sims[j], t_rowz[j], v, i)
-                        w_sims[j] = t_sims[j, last]
-                        w_rows[j] = t_rowz[j, last]
-            w_sims[i] = own_sims[last]
-            w_rows[i] = own_rows[last]
+                    _dense_block(dense_t, i, block, hi, s0, s1, s2, s3, dense)
+                for j in range(block, hi):
+                    v = acc[j]
+                    if v == 0.0:  # no shared term (term weights are positive): left to the bound in _unsettled
+                        continue
+                    acc[j] = 0.0
+                    v += dense[j - block]  # + 0.0 without dense columns: unchanged
+                    if v <= floor:
+                        continue
+                    better_for_i = v > own_sims[0] or (v == own_sims[0] and j < own_rows[0])
+                    better_for_j = v > w_sims[j] or (v == w_sims[j] and i < w_rows[j])
+                    if (better_for_i or better_for_j) and (gi < 0 or groups[j] != gi):
+                        if better_for_i:
+                            _offer(own_sims, own_rows, v, j)
+                        if better_for_j:
+                            _offer(t_sims[j], t_rowz[j], v, i)
+                            w_sims[j] = t_sims[j, 0]
+                            w_rows[j] = t_rowz[j, 0]
+            w_sims[i] = own_sims[0]
+            w_rows[i] = own_rows[0]
 
 
 def _merge_parts(part_sims, part_rows):  # pragma: no cover
-    """Merge the threads' partial pools of every row into one pool."""
-    threads, n, pool = part_sims.shape
-    last = pool - 1
+    """Merge partial pools of every row (in any order: heaps or sorted) into one pool per row, sorted best
+    first; empty slots: row -1 at the floor similarity."""
+    parts, n, pool = part_sims.shape
+    floor = np.float32(SIMILARITY_FLOOR)
     out_sims = np.empty((n, pool), dtype=np.float32)
     out_rows = np.empty((n, pool), dtype=np.int32)
     for r in numba.prange(n):
-        best_sims = part_sims[0, r].copy()
-        best_rows = part_rows[0, r].copy()
-        for t in range(1, threads):
+        best_sims = np.full(pool, -np.inf, dtype=np.float32)
+        best_rows = np.full(pool, -1, dtype=np.int32)
+        for t in range(parts):
             for p in range(pool):
                 v = part_sims[t, r, p]
                 row = part_rows[t, r, p]
-                if row < 0:
-                    break
-                if v > best_sims[last] or (v == best_sims[last] and (row < best_rows[last] or best_rows[last] < 0)):
-                    _insert(best_sims, best_rows, v, row)
+                if row >= 0 and _worse(best_sims[0], best_rows[0], v, row):
+                    _offer(best_sims, best_rows, v, row)
+        for a in range(1, pool):  # sort best first (insertion sort: a pool is small)
+            v = best_sims[a]
+            row = best_rows[a]
+            b = a - 1
+            while b >= 0 and _worse(best_sims[b], best_rows[b], v, row):
+                best_sims[b + 1] = best_sims[b]
+                best_rows[b + 1] = best_rows[b]
+                b -= 1
+            best_sims[b + 1] = v
+            best_rows[b + 1] = row
+        for a in range(pool):
+            if best_rows[a] < 0:
+                best_sims[a] = floor
         out_sims[r] = best_sims
         out_rows[r] = best_rows
     return out_rows, out_sims
@@ -1306,8 +1404,12 @@ def _kernels():
     """The compiled kernels (compiled on first call, cached on disk by numba)."""
     if not _COMPILED:
         global _insert, _dense_pair, _dense_dot, _add_terms, _accumulate, _rescore, _fetch_row, _prefetch
+        global _worse, _offer, _dense_block
         _prefetch = _prefetch_instruction()
         _insert = numba.njit(cache=True, nogil=True, inline="always")(_insert)
+        _worse = numba.njit(cache=True, nogil=True, inline="always")(_worse)
+        _offer = numba.njit(cache=True, nogil=True, inline="always")(_offer)
+        _dense_block = numba.njit(cache=True, nogil=True, inline="always")(_dense_block)
         _dense_pair = numba.njit(cache=True, nogil=True, inline="always")(_dense_pair)
         _dense_dot = numba.njit(cache=True, nogil=True, inline="always")(_dense_dot)
         _add_terms = numba.njit(cache=True, nogil=True, inline="always")(_add_terms)
