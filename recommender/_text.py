@@ -23,7 +23,8 @@ The maths, in one place:
   row ``x = tf * idf`` is scaled to unit L2 norm, so a dot product is a cosine.
 * A latent blend adds topic similarity to word overlap: ``z = x @ C.T`` with ``C``
   the ``latent_components`` right singular vectors of the fitted matrix
-  (TruncatedSVD, seeded), ``z`` scaled to unit norm, and the vector is
+  (TruncatedSVD, seeded, fitted on at most :data:`LATENT_SAMPLE` rows spread evenly over
+  the corpus), ``z`` scaled to unit norm, and the vector is
   ``[sqrt(1 - w) * x, sqrt(w) * z]`` with ``w = latent_weight``, so that::
 
       cosine = (1 - w) * cosine(x, x') + w * cosine(z, z')
@@ -56,6 +57,7 @@ __all__ = [
     "FIELDS",
     "NEWS_STOP_WORDS",
     "STOP_LISTS",
+    "LATENT_SAMPLE",
     "FieldCounts",
     "TermCounter",
     "TextParams",
@@ -67,6 +69,7 @@ __all__ = [
     "fit_components",
     "fit_vocabulary",
     "kept_terms",
+    "latent_sample",
     "term_counter",
     "tfidf_rows",
     "unknown_tokens",
@@ -76,6 +79,9 @@ __all__ = [
 FIELDS = ("title", "summary", "body")
 
 _BLOCK_ROWS = 65_536  # articles per block of the fitting temporaries
+#: Rows the latent components are fitted on at most (:func:`latent_sample`): the few top directions of a corpus
+#: are settled by far fewer articles than a large site has, and the fit then costs the same at any size.
+LATENT_SAMPLE = 10_000
 _TAG = re.compile(r"<[^<>]{0,2000}>")  # [^<>]: a run of "<" is read once, not 2,000 characters from each
 _WORD_PATTERN = r"(?u)\b\w\w+\b"
 
@@ -445,15 +451,24 @@ def _selected_columns(matrix: sp.csr_matrix, column_of: np.ndarray, width: int) 
 
 
 def fit_components(sparse: sp.csr_matrix, params: TextParams) -> np.ndarray | None:
-    """Right singular vectors of the term matrix, or None when the blend is off or impossible."""
+    """Right singular vectors of the term matrix (of :func:`latent_sample` of its rows), or None when the blend is
+    off or impossible."""
     count = min(int(params.latent_components), sparse.shape[1] - 1, sparse.shape[0] - 1)
     if params.latent_weight <= 0 or count < 1:
         return None
     svd = TruncatedSVD(n_components=count, algorithm="randomized", n_iter=7, random_state=0)
     # explained_variance_ratio_ (unused here) is 0/0 when all rows agree
     with np.errstate(invalid="ignore", divide="ignore"):
-        svd.fit(sparse)
+        svd.fit(sparse[latent_sample(sparse.shape[0])])
     return svd.components_.astype(np.float32)
+
+
+def latent_sample(n: int) -> np.ndarray:
+    """The rows the latent components are fitted on: all ``n`` up to :data:`LATENT_SAMPLE`, else that many spread
+    evenly over the rows (``floor(q n / LATENT_SAMPLE)``, ascending), the same on every path that fits."""
+    if n <= LATENT_SAMPLE:
+        return np.arange(n, dtype=np.int64)
+    return np.arange(LATENT_SAMPLE, dtype=np.int64) * n // LATENT_SAMPLE
 
 
 def blend(sparse: sp.csr_matrix, vocabulary: Vocabulary) -> sp.csr_matrix:

@@ -128,6 +128,34 @@ def test_latent_blend_is_skipped_when_the_corpus_is_too_small():
     assert vocabulary.components is None and vectors.shape[1] == len(vocabulary)
 
 
+def test_latent_sample_spreads_over_the_corpus_and_keeps_small_ones_whole():
+    from recommender._text import LATENT_SAMPLE, latent_sample
+
+    np.testing.assert_array_equal(latent_sample(7), np.arange(7))
+    for n in (LATENT_SAMPLE, LATENT_SAMPLE + 1, 3 * LATENT_SAMPLE + 17):
+        rows = latent_sample(n)
+        assert rows.size == min(n, LATENT_SAMPLE) and rows[0] == 0 and rows[-1] < n
+        gaps = np.diff(rows)
+        assert gaps.min() >= 1 and gaps.max() - gaps.min() <= 1  # evenly spread, no row twice
+
+
+def test_latent_components_are_fitted_on_the_sample_only(monkeypatch):
+    import recommender._text as text
+    from sklearn.decomposition import TruncatedSVD
+
+    topics = ["cup final goal striker", "election vote ballots count", "storm harbour ferry wind"]
+    fields = {"title": [f"{topics[i // 4]} item{i}" for i in range(12)]}  # three stories of four
+    _, sparse = fit_vocabulary(fields, params())
+    monkeypatch.setattr(text, "LATENT_SAMPLE", 4)
+    rows = text.latent_sample(12)
+    assert rows.tolist() == [0, 3, 6, 9]
+    got = text.fit_components(sparse, params(latent_components=2, latent_weight=0.3))
+    svd = TruncatedSVD(n_components=2, algorithm="randomized", n_iter=7, random_state=0).fit(sparse[rows])
+    np.testing.assert_allclose(got, svd.components_, atol=1e-6)
+    whole = TruncatedSVD(n_components=2, algorithm="randomized", n_iter=7, random_state=0).fit(sparse)
+    assert not np.allclose(np.abs(got), np.abs(whole.components_), atol=1e-3)
+
+
 # --------------------------------------------------------------------------- stop words
 
 #: Content words that carry news and that scikit-learn's "english" list removes (from its own list).
