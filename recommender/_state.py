@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -155,21 +156,30 @@ def fit_state(
         logger.warning("fit: %d articles dated in the future (kept); see model.flagged_", len(flagged))
     clock.done("validated %d articles", len(articles))
 
-    with progress_bar(progress, total=1, desc="vectorising", unit="step") as bar:
-        vocabulary, vectors = fit_vocabulary(
-            {f: articles[f].tolist() for f in FIELDS}, text, n_jobs=thread_count(n_jobs)
-        )
-        bar.update(1)
-    clock.done("vectorised: %d terms, %d stored values", len(vocabulary), vectors.nnz)
-    keys = text_keys(articles["title"], articles["summary"], articles["body"])
-    clock.done("text keys")
-    sigs = signatures(articles["title"].tolist(), articles["summary"].tolist(), articles["body"].tolist())
-    clock.done("copy signatures")
-    with progress_bar(progress, total=vectors.shape[0], desc="neighbours", unit="article") as bar:
-        pools = Pools.build(
-            vectors, settings.pool_size, copy_labels(keys), n_jobs=n_jobs, mode=settings.mode, progress=bar.update
-        )
-    clock.done("neighbours (%s, pool %d)", settings.mode, settings.pool_size)
+    fields = {f: articles[f].tolist() for f in FIELDS}
+    threads = thread_count(n_jobs)
+    # The copy keys and signatures (Python and a one-thread kernel) run beside the vectorising, whose steps
+    # after the term count use one core: with two threads or more they cost little wall time.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="recommender-copies") if threads > 1 else _Inline() as side:
+        keys_done = side.submit(text_keys, fields["title"], fields["summary"], fields["body"])
+        sigs_done = side.submit(signatures, fields["title"], fields["summary"], fields["body"])
+        try:
+            with progress_bar(progress, total=1, desc="vectorising", unit="step") as bar:
+                vocabulary, vectors = fit_vocabulary(fields, text, n_jobs=threads)
+                bar.update(1)
+            clock.done("vectorised: %d terms, %d stored values", len(vocabulary), vectors.nnz)
+            keys = keys_done.result()
+            clock.done("text keys")
+            with progress_bar(progress, total=vectors.shape[0], desc="neighbours", unit="article") as bar:
+                pools = Pools.build(
+                    vectors, settings.pool_size, copy_labels(keys), n_jobs=n_jobs, mode=settings.mode,
+                    progress=bar.update,
+                )  # fmt: skip
+            clock.done("neighbours (%s, pool %d)", settings.mode, settings.pool_size)
+            sigs = sigs_done.result()
+            clock.done("copy signatures")
+        finally:
+            sigs_done.cancel()
     state = assemble_state(
         table_of(articles), vocabulary, vectors, pools, keys, sigs, text, settings,
         reference_date=reference_date, rejected=rejected, flagged=flagged,
@@ -245,6 +255,24 @@ def group_rows(keys: np.ndarray, sigs: Any, pools: Pools, settings: Settings) ->
         sources = np.broadcast_to(np.arange(n)[:, None], neighbours.shape)[present]
         pairs = np.stack([sources, neighbours[present]], axis=1)
     return duplicate_groups(pairs, np.asarray(keys), sigs, threshold)
+
+
+class _Inline:
+    """An executor that runs each task when it is submitted (one thread asked for: nothing runs beside)."""
+
+    def __enter__(self) -> _Inline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def submit(self, function: Callable[..., Any], *args: Any) -> Future:
+        done: Future = Future()
+        try:
+            done.set_result(function(*args))
+        except BaseException as error:  # handed to .result(), as an executor does
+            done.set_exception(error)
+        return done
 
 
 class Stages:
