@@ -81,6 +81,10 @@ _AHEAD = 2
 _CHUNK = 8192
 #: Rows whose dense parts the symmetric pass computes at once (``_dense_block``).
 _SPAN = 512
+#: Source rows the symmetric pass sweeps the targets for together (each span's dense columns read once for
+#: them all), at most :data:`_SOURCE_VALUES` buffered similarities per thread.
+_SOURCES = 16
+_SOURCE_VALUES = 4_000_000
 
 
 def block_rows_for(n: int, budget: int = _BLOCK_BUDGET) -> int:
@@ -707,7 +711,7 @@ def _insert(best_sims, best_rows, value, row):  # pragma: no cover - compiled
 
 def _worse(s1, r1, s2, r2):  # pragma: no cover - compiled
     """Whether entry (s1, r1) ranks below (s2, r2): lower similarity, or the same and a higher row."""
-    return s1 < s2 or (s1 == s2 and r1 > r2)
+    return (s1 < s2) | ((s1 == s2) & (r1 > r2))  # no branches: the outcome is a coin toss in a heap
 
 
 def _offer(heap_sims, heap_rows, value, row):  # pragma: no cover - compiled
@@ -733,7 +737,8 @@ def _offer(heap_sims, heap_rows, value, row):  # pragma: no cover - compiled
 def _dense_block(dense_t, i, lo, hi, s0, s1, s2, s3, out):  # pragma: no cover - compiled
     """``out[q] = _dense_dot(i, lo + q)`` for ``lo <= lo + q < hi``, across ``q`` at once (SIMD): the same four
     running sums per pair, over the same columns, added in the same order, so every value is bit-for-bit
-    ``_dense_dot``'s. ``dense_t`` holds the dense columns transposed, shape (d, n); ``s*`` are scratch."""
+    ``_dense_dot``'s. ``dense_t`` holds the dense columns transposed, shape (d, n); ``s*`` are scratch. One
+    column per loop (one array written, one read), so that the compiler vectorises each."""
     d = dense_t.shape[0]
     m = hi - lo
     for q in range(m):
@@ -741,37 +746,22 @@ def _dense_block(dense_t, i, lo, hi, s0, s1, s2, s3, out):  # pragma: no cover -
         s1[q] = 0.0
         s2[q] = 0.0
         s3[q] = 0.0
-    c = 0
-    while c + 4 <= d:
-        a0 = dense_t[c, i]
-        a1 = dense_t[c + 1, i]
-        a2 = dense_t[c + 2, i]
-        a3 = dense_t[c + 3, i]
-        r0 = dense_t[c, lo:hi]
-        r1 = dense_t[c + 1, lo:hi]
-        r2 = dense_t[c + 2, lo:hi]
-        r3 = dense_t[c + 3, lo:hi]
-        for q in range(m):
-            s0[q] += a0 * r0[q]
-            s1[q] += a1 * r1[q]
-            s2[q] += a2 * r2[q]
-            s3[q] += a3 * r3[q]
-        c += 4
-    if c < d:
-        a0 = dense_t[c, i]
-        r0 = dense_t[c, lo:hi]
-        for q in range(m):
-            s0[q] += a0 * r0[q]
-    if c + 1 < d:
-        a1 = dense_t[c + 1, i]
-        r1 = dense_t[c + 1, lo:hi]
-        for q in range(m):
-            s1[q] += a1 * r1[q]
-    if c + 2 < d:
-        a2 = dense_t[c + 2, i]
-        r2 = dense_t[c + 2, lo:hi]
-        for q in range(m):
-            s2[q] += a2 * r2[q]
+    for c in range(d):
+        a = dense_t[c, i]
+        r = dense_t[c, lo:hi]
+        k = c % 4
+        if k == 0:
+            for q in range(m):
+                s0[q] += a * r[q]
+        elif k == 1:
+            for q in range(m):
+                s1[q] += a * r[q]
+        elif k == 2:
+            for q in range(m):
+                s2[q] += a * r[q]
+        else:
+            for q in range(m):
+                s3[q] += a * r[q]
     for q in range(m):
         out[q] = (s0[q] + s1[q]) + (s2[q] + s3[q])
 
@@ -849,54 +839,78 @@ def _all_rows_span(
     """Source rows ``start <= i < stop`` of the symmetric pass: each pair (i, j > i) that shares a term computed
     once (term columns ascending, then the dense part, see ``_dense_dot``) and offered to both rows.
 
-    The dense part is computed for :data:`_SPAN` rows ``j`` at a time (``_dense_block``, with the dense
-    columns transposed: ``dense_t``, shape (d, n)). Thread ``t`` keeps its own partial pools ``part_*[t]``, as
-    heaps with the worst entry first (copied to ``worst_*[t]``, kept compact), carried over from span to span
-    and merged (and sorted) by ``_merge_parts`` at the end.
+    Sources are taken :data:`_SOURCES` at a time (thread ``t`` takes every ``threads``-th such block): the term
+    parts of a block's sources are summed first (one buffer of ``n`` per source), then the targets are swept
+    :data:`_SPAN` rows at a time, and within a span source by source, so that the span's dense columns
+    (``dense_t``, the dense columns transposed, shape (d, n)) are read from memory once per block rather than
+    once per source; each dense part is ``_dense_block``'s, bit for bit. In a span, the pairs that may enter
+    a pool are found first and their pools fetched ahead, then offered. Thread ``t`` keeps its own partial
+    pools ``part_*[t]``, as heaps with the worst entry first (copied to ``worst_*[t]``, kept current), carried
+    over from block to block and merged (and sorted) by ``_merge_parts`` at the end.
     """
     n = indptr.shape[0] - 1
     d = dense_t.shape[0]
     threads = part_sims.shape[0]
+    pool_size = part_sims.shape[2]
+    width = min(_SOURCES, max(1, _SOURCE_VALUES // max(n, 1)))
     for t in numba.prange(threads):
-        acc = np.zeros(n, dtype=np.float32)
+        acc = np.zeros((width, n), dtype=np.float32)
         dense = np.zeros(_SPAN, dtype=np.float32)
         s0 = np.empty(_SPAN, dtype=np.float32)
         s1 = np.empty(_SPAN, dtype=np.float32)
         s2 = np.empty(_SPAN, dtype=np.float32)
         s3 = np.empty(_SPAN, dtype=np.float32)
+        found_rows = np.empty(_SPAN, dtype=np.int64)
+        found_sims = np.empty(_SPAN, dtype=np.float32)
         t_sims = part_sims[t]
         t_rowz = part_rows[t]
         w_sims = worst_sims[t]
         w_rows = worst_rows[t]
-        for i in range(start + t, stop, threads):  # interleaved: rows near the end have less work
-            lo = i + 1
-            _add_terms(acc, i, lo, indptr, indices, data, t_indptr, t_rows, t_data)
-            gi = groups[i]
-            own_sims = t_sims[i]
-            own_rows = t_rowz[i]
-            for block in range(lo, n, _SPAN):
-                hi = min(n, block + _SPAN)
-                if d > 0:
-                    _dense_block(dense_t, i, block, hi, s0, s1, s2, s3, dense)
-                for j in range(block, hi):
-                    v = acc[j]
-                    if v == 0.0:  # no shared term (term weights are positive): left to the bound in _unsettled
+        for first in range(start + t * width, stop, threads * width):  # interleaved: rows near the end do less
+            last = min(stop, first + width)
+            for i in range(first, last):
+                _add_terms(acc[i - first], i, i + 1, indptr, indices, data, t_indptr, t_rows, t_data)
+            for block in range(first + 1, n, _SPAN):
+                span_end = min(n, block + _SPAN)
+                for i in range(first, last):
+                    lo = max(block, i + 1)
+                    if lo >= span_end:
                         continue
-                    acc[j] = 0.0
-                    v += dense[j - block]  # + 0.0 without dense columns: unchanged
-                    if v <= floor:
-                        continue
-                    better_for_i = v > own_sims[0] or (v == own_sims[0] and j < own_rows[0])
-                    better_for_j = v > w_sims[j] or (v == w_sims[j] and i < w_rows[j])
-                    if (better_for_i or better_for_j) and (gi < 0 or groups[j] != gi):
-                        if better_for_i:
-                            _offer(own_sims, own_rows, v, j)
-                        if better_for_j:
-                            _offer(t_sims[j], t_rowz[j], v, i)
-                            w_sims[j] = t_sims[j, 0]
-                            w_rows[j] = t_rowz[j, 0]
-            w_sims[i] = own_sims[0]
-            w_rows[i] = own_rows[0]
+                    row = acc[i - first]
+                    if d > 0:
+                        _dense_block(dense_t, i, lo, span_end, s0, s1, s2, s3, dense)
+                    gi = groups[i]
+                    own_sims = t_sims[i]
+                    own_rows = t_rowz[i]
+                    found = 0
+                    for j in range(lo, span_end):
+                        v = row[j]
+                        if v == 0.0:  # no shared term (term weights are positive): left to the bound in _unsettled
+                            continue
+                        row[j] = 0.0
+                        v += dense[j - lo]  # + 0.0 without dense columns: unchanged
+                        if v <= floor or (v < own_sims[0] and v < w_sims[j]):
+                            continue
+                        found_rows[found] = j
+                        found_sims[found] = v
+                        found += 1
+                        for e in range(0, pool_size, 16):  # the 64-byte lines of j's pool
+                            _prefetch(t_sims[j], e)
+                            _prefetch(t_rowz[j], e)
+                    for f in range(found):
+                        j = found_rows[f]
+                        v = found_sims[f]
+                        better_for_i = v > own_sims[0] or (v == own_sims[0] and j < own_rows[0])
+                        better_for_j = v > w_sims[j] or (v == w_sims[j] and i < w_rows[j])
+                        if (better_for_i or better_for_j) and (gi < 0 or groups[j] != gi):
+                            if better_for_i:
+                                _offer(own_sims, own_rows, v, j)
+                                w_sims[i] = own_sims[0]
+                                w_rows[i] = own_rows[0]
+                            if better_for_j:
+                                _offer(t_sims[j], t_rowz[j], v, i)
+                                w_sims[j] = t_sims[j, 0]
+                                w_rows[j] = t_rowz[j, 0]
 
 
 def _merge_parts(part_sims, part_rows):  # pragma: no cover

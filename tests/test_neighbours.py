@@ -166,15 +166,16 @@ def test_rows_without_a_dense_part_are_settled_without_a_full_search():
 
 @pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("latent", [0, 4])
-def test_rows_and_threads_give_bit_identical_pools(engine, latent):
+@pytest.mark.parametrize("n", [70, 1300])  # 1,300: several blocks of sources and spans of targets in one pass
+def test_rows_and_threads_give_bit_identical_pools(engine, latent, n):
     """A pair's similarity is the same whichever row asks and however the work is split."""
-    vectors = news_like(70, 30, latent, seed=1)
+    vectors = news_like(n, 30, latent, seed=1)
     full_rows, full_sims = top_neighbours(vectors, 8, engine=engine)
     for n_jobs in (2, 3, -1):
         rows, sims = top_neighbours(vectors, 8, n_jobs=n_jobs, engine=engine)
         np.testing.assert_array_equal(rows, full_rows)
         np.testing.assert_array_equal(sims, full_sims)
-    some = np.array([69, 3, 0, 40, 3])
+    some = np.concatenate([np.arange(n)[::-1], [3, 0, 3]])  # every row, asked for alone (another kernel)
     rows, sims = top_neighbours(vectors, 8, rows=some, n_jobs=2, engine=engine)
     np.testing.assert_array_equal(rows, full_rows[some])
     np.testing.assert_array_equal(sims, full_sims[some])
