@@ -724,7 +724,7 @@ def _unicode_problem(name: str, value: Any) -> str | None:
     """The reason to reject a field that is not valid Unicode (it could not be saved, nor shown)."""
     texts = value if isinstance(value, tuple) else (value,)
     for text in texts:
-        if isinstance(text, str) and _SURROGATE.search(text):
+        if isinstance(text, str) and not text.isascii() and _SURROGATE.search(text):  # isascii: a flag, O(1)
             return f"{name} is not valid text: it holds bytes that are not UTF-8 or an unpaired surrogate (such as '\\ud800')"
     return None
 
