@@ -406,11 +406,14 @@ def test_the_plain_python_kernels_agree_with_the_compiled_ones(monkeypatch):
 
     texts = [STORY, OTHER, "Café crème, naïve résumé: “quoted” ½ ﬁ 東京 Москва 😀 " * 8, long_text(2500), "", "!!!"]
     compiled = signatures(["t"] * 6, [""] * 6, texts)
+    compiled_keys = text_keys(["Storm  HITS\tcoast", " ", "", "Pier\x1cclosed ", "Café", "x"], [""] * 6, texts)
     pairs = np.array(list(itertools.combinations(range(6), 2)))
     expected = compare(compiled, pairs[:, 0], compiled, pairs[:, 1])
     monkeypatch.setattr(_duplicates, "_PLAIN", True)
     monkeypatch.setattr(_duplicates, "_KERNELS", {})
     plain = signatures(["t"] * 6, [""] * 6, texts)
+    titles = ["Storm  HITS\tcoast", " ", "", "Pier\x1cclosed ", "Café", "x"]
+    np.testing.assert_array_equal(text_keys(titles, [""] * 6, texts), compiled_keys)
     for name in ("values", "indptr", "level", "size"):
         np.testing.assert_array_equal(getattr(plain, name), getattr(compiled, name))
     for got, want in zip(compare(plain, pairs[:, 0], plain, pairs[:, 1]), expected, strict=True):

@@ -96,6 +96,17 @@ def _old_key(title: str, summary: str, body: str) -> int:
 _spaced = st.text(st.sampled_from(list("aΣςb ÉİﬃΣ\t\n\x1c\u2028\u00a0Σ.")), max_size=60)
 
 
+_ascii = st.text(st.sampled_from(list("aZb Q.\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f\x00\x7f")), max_size=40)
+
+
+@given(st.lists(st.tuples(_ascii, _ascii, _ascii | _spaced), max_size=6))
+def test_copy_keys_of_ascii_articles_by_the_compiled_pass_equal_the_key_of_the_whole_text(articles) -> None:
+    """Most articles are ASCII and keyed by a compiled pass: the same keys as every saved model's."""
+    titles, summaries, bodies = ([a[f] for a in articles] for f in range(3))
+    expected = [_old_key(t, s, b) for t, s, b in articles]
+    assert text_keys(titles, summaries, bodies).tolist() == expected
+
+
 @given(title=_spaced, summary=_spaced, body=_spaced)
 def test_copy_keys_in_pieces_equal_the_key_of_the_whole_text(title: str, summary: str, body: str) -> None:
     expected = _old_key(title, summary, body)  # what every saved model's text_keys were computed with
