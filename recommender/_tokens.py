@@ -220,8 +220,13 @@ def _blocks(texts: Sequence[str], n_jobs: int) -> tuple[pa.ChunkedArray, np.ndar
     return tokens, parents
 
 
-def _count_rows(parents: np.ndarray, codes: np.ndarray, column: np.ndarray, n_docs: int, width: int) -> sp.csr_matrix:
-    """Term counts from tokens in text order (see ``_rows``), after checking the bounds the kernels rely on."""
+def _count_rows(
+    parents: np.ndarray, codes: np.ndarray, column: np.ndarray, n_docs: int, width: int, n_jobs: int = 1
+) -> sp.csr_matrix:
+    """Term counts from tokens in text order (see ``_rows``), after checking the bounds the kernels rely on.
+
+    With ``n_jobs`` > 1 the texts are cut into that many runs, each counted on its own thread (its own
+    ``mark`` and ``slot``, its own rows of the result); the counts are the same."""
     parents = np.ascontiguousarray(parents, dtype=np.int32)
     codes = np.ascontiguousarray(codes, dtype=np.int32)
     column = np.ascontiguousarray(column, dtype=np.int64)
@@ -231,14 +236,46 @@ def _count_rows(parents: np.ndarray, codes: np.ndarray, column: np.ndarray, n_do
         raise AssertionError("term counts: tokens out of order or codes out of range")
     if column.size and column.max() >= width:
         raise AssertionError("term counts: columns out of range")
-    mark = np.full(max(width, 1), -1, dtype=np.int64)
-    sizes = _kernel("distinct")(parents, codes, column, n_docs, mark)
-    indptr = np.cumsum(sizes)
-    indices = np.empty(int(indptr[-1]), dtype=np.int32)
-    data = np.empty(int(indptr[-1]), dtype=np.int64)  # integers: a float32 count would stop at 2**24
-    mark[:] = -1
-    _kernel("rows")(parents, codes, column, indptr, indices, data, mark, np.empty(max(width, 1), dtype=np.int64))
+    runs = max(1, min(int(n_jobs), n_docs // 1024))  # texts d0 <= d < d1, their tokens t0 <= t < t1
+    docs = np.linspace(0, n_docs, runs + 1).astype(np.int64)
+    cuts = np.searchsorted(parents, docs)
+    parts = [(int(docs[r]), int(docs[r + 1]), int(cuts[r]), int(cuts[r + 1])) for r in range(runs)]
+
+    def local(part: tuple[int, int, int, int]) -> np.ndarray:  # a run's parents, as texts of the run
+        d0, _, t0, t1 = part
+        return parents[t0:t1] - np.int32(d0)
+
+    def sizes_of(part: tuple[int, int, int, int]) -> np.ndarray:
+        d0, d1, t0, t1 = part
+        mark = np.full(max(width, 1), -1, dtype=np.int64)
+        return _kernel("distinct")(local(part), codes[t0:t1], column, d1 - d0, mark)[1:]
+
+    def fill(part: tuple[int, int, int, int]) -> None:
+        d0, d1, t0, t1 = part
+        mark = np.full(max(width, 1), -1, dtype=np.int64)
+        slot = np.empty(max(width, 1), dtype=np.int64)
+        _kernel("rows")(local(part), codes[t0:t1], column, indptr[d0 : d1 + 1], indices, data, mark, slot)
+
+    with ThreadPoolExecutor(max_workers=runs) if runs > 1 else _Inline() as pool:
+        sizes = list(pool.map(sizes_of, parts))
+        indptr = np.concatenate([[0], np.cumsum(np.concatenate(sizes))]).astype(np.int64)
+        indices = np.empty(int(indptr[-1]), dtype=np.int32)
+        data = np.empty(int(indptr[-1]), dtype=np.int64)  # integers: a float32 count would stop at 2**24
+        list(pool.map(fill, parts))
     return sp.csr_matrix((data.astype(np.float32), indices, indptr), shape=(n_docs, width))
+
+
+class _Inline:
+    """``map`` in this thread (one run: no pool)."""
+
+    def __enter__(self) -> _Inline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def map(self, function, items):  # type: ignore[no-untyped-def]
+        return map(function, items)
 
 
 def count_terms(
@@ -273,5 +310,5 @@ def count_terms(
         column[stop] = -1
         terms = None
         width = len(vocabulary)
-    counts = _count_rows(parents, codes, column, len(texts), width)
+    counts = _count_rows(parents, codes, column, len(texts), width, n_jobs=max(1, int(n_jobs)))
     return terms, counts

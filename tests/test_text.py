@@ -254,6 +254,24 @@ def test_the_compiled_counter_counts_what_scikit_learn_counts(texts, stop):
         assert got.shape == fixed.shape and (got != fixed).nnz == 0
 
 
+def test_counting_on_threads_gives_scikit_learns_counts():
+    """Past 1,024 texts per thread the counts are made in runs of texts, one per thread: the same counts."""
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    from recommender._tokens import count_terms
+
+    rng = np.random.default_rng(3)
+    words = np.array(["storm", "harbour", "vote", "cup", "goal", "ferry", "ballot", "an", "x"])
+    texts = [" ".join(rng.choice(words, size=rng.integers(0, 12))) for _ in range(5000)]
+    texts[1666:1700] = [""] * 34  # empty texts where the runs meet
+    terms, one = count_terms(texts, ("an",))
+    _, three = count_terms(texts, ("an",), n_jobs=3)
+    expected = CountVectorizer(stop_words=["an"], dtype=np.float32).fit(texts)
+    assert terms.tolist() == expected.get_feature_names_out().tolist()
+    assert (one != expected.transform(texts)).nnz == 0 and (three != one).nnz == 0
+    np.testing.assert_array_equal(three.indptr, one.indptr)
+
+
 def test_the_compiled_counter_reads_every_word_character_as_python_does():
     import re
     import sys
