@@ -115,16 +115,18 @@ def _scan(buffer, ends, word, out, offsets, parents):  # pragma: no cover - comp
                 chars += 1
             elif start >= 0:
                 if chars >= 2:
-                    out[used : used + at - start] = buffer[start:at]
-                    used += at - start
+                    for k in range(start, at):  # a loop: a slice copy costs more than a token's few bytes
+                        out[used] = buffer[k]
+                        used += 1
                     parents[count] = doc
                     count += 1
                     offsets[count] = used
                 start = -1
             at += step
         if start >= 0 and chars >= 2:
-            out[used : used + stop - start] = buffer[start:stop]
-            used += stop - start
+            for k in range(start, stop):
+                out[used] = buffer[k]
+                used += 1
             parents[count] = doc
             count += 1
             offsets[count] = used
