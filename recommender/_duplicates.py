@@ -103,6 +103,7 @@ import re
 import threading
 import unicodedata
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -274,6 +275,8 @@ def text_keys(titles: Sequence[str], summaries: Sequence[str], bodies: Sequence[
 
 #: Articles normalised at a time by :func:`text_keys` (bounded temporaries whatever the corpus).
 _KEY_BLOCK = 4096
+#: Pairs compared per thread at least (:func:`compare`): fewer are not worth a thread.
+_COMPARE_RUN = 20_000
 
 
 def _normalise_ascii(buffer, ends, table, out, out_ends):  # pragma: no cover - compiled by numba
@@ -550,9 +553,10 @@ def _folded(text: str) -> str:
 
 
 def compare(
-    left: Signatures, left_rows: np.ndarray, right: Signatures, right_rows: np.ndarray
+    left: Signatures, left_rows: np.ndarray, right: Signatures, right_rows: np.ndarray, *, n_jobs: int = 1
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Compare pairs ``(left[left_rows[p]], right[right_rows[p]])``.
+    """Compare pairs ``(left[left_rows[p]], right[right_rows[p]])``, in runs of at least :data:`_COMPARE_RUN`
+    pairs on up to ``n_jobs`` threads (the kernel does not hold the GIL; each run writes its own pairs).
 
     Returns
     -------
@@ -575,11 +579,23 @@ def compare(
     inter = np.zeros(m, dtype=np.int64)
     sizes = np.zeros((m, 2), dtype=np.int64)
     levels = np.zeros(m, dtype=np.int64)
-    if m:
-        _kernel("compare")(
+    kernel = _kernel("compare")
+
+    def run(bounds: tuple[int, int]) -> None:
+        a, b = bounds
+        kernel(
             left.values, left.indptr, left.level, right.values, right.indptr, right.level,
-            left_rows, right_rows, inter, sizes, levels,
+            left_rows[a:b], right_rows[a:b], inter[a:b], sizes[a:b], levels[a:b],
         )  # fmt: skip
+
+    runs = max(1, min(int(n_jobs), m // _COMPARE_RUN))
+    cuts = np.linspace(0, m, runs + 1).astype(np.int64).tolist()
+    if runs == 1:
+        if m:
+            run((0, m))
+    else:
+        with ThreadPoolExecutor(max_workers=runs, thread_name_prefix="recommender-compare") as pool:
+            list(pool.map(run, zip(cuts[:-1], cuts[1:], strict=True)))
     smaller = sizes.min(axis=1)
     union = sizes.sum(axis=1) - inter
     containment = np.divide(inter, smaller, out=np.zeros(m), where=smaller > 0)
@@ -603,6 +619,8 @@ def duplicate_groups(
     keys: np.ndarray,
     signatures_: Signatures | None,
     threshold: float | None,
+    *,
+    n_jobs: int = 1,
 ) -> np.ndarray:
     """Duplicate-group label of every row (the smallest row of its group), shape (n,), int64.
 
@@ -617,6 +635,8 @@ def duplicate_groups(
         Of the n rows; needed unless ``threshold`` is None.
     threshold : float or None
         Containment of a copy; None groups exact copies only.
+    n_jobs : int
+        Threads for comparing the candidate pairs.
     """
     n = keys.shape[0]
     node, _ = _factorize(keys)  # one node per distinct text: exact copies are one node
@@ -631,7 +651,7 @@ def duplicate_groups(
         keys_ = keys_[np.concatenate([[True], keys_[1:] != keys_[:-1]])] if keys_.size else keys_
         if keys_.size:
             unique = np.stack([keys_ // first.size, keys_ % first.size], axis=1)
-            parent = _complete_linkage(unique, first, signatures_, float(threshold), parent)
+            parent = _complete_linkage(unique, first, signatures_, float(threshold), parent, n_jobs)
     # label: the smallest row of each group
     root = parent[node]
     smallest = np.full(first.size, n, dtype=np.int64)
@@ -640,7 +660,12 @@ def duplicate_groups(
 
 
 def _complete_linkage(
-    node_pairs: np.ndarray, first: np.ndarray, signatures_: Signatures, threshold: float, parent: np.ndarray
+    node_pairs: np.ndarray,
+    first: np.ndarray,
+    signatures_: Signatures,
+    threshold: float,
+    parent: np.ndarray,
+    n_jobs: int = 1,
 ) -> np.ndarray:
     """Merge copy pairs strongest first; two groups merge only if all their cross pairs are copies.
 
@@ -649,7 +674,7 @@ def _complete_linkage(
     """
     n_nodes = first.size
     rows_a, rows_b = first[node_pairs[:, 0]], first[node_pairs[:, 1]]
-    shared, containment, resemblance, sampled = compare(signatures_, rows_a, signatures_, rows_b)
+    shared, containment, resemblance, sampled = compare(signatures_, rows_a, signatures_, rows_b, n_jobs=n_jobs)
     copy = is_copy(shared, containment, sampled, threshold)
     if not copy.any():
         return parent

@@ -182,7 +182,7 @@ def fit_state(
             sigs_done.cancel()
     state = assemble_state(
         table_of(articles), vocabulary, vectors, pools, keys, sigs, text, settings,
-        reference_date=reference_date, rejected=rejected, flagged=flagged,
+        reference_date=reference_date, rejected=rejected, flagged=flagged, n_jobs=threads,
     )  # fmt: skip
     clock.done("duplicate groups and lookups")
     return state
@@ -201,14 +201,16 @@ def assemble_state(
     reference_date: pd.Timestamp | None,
     rejected: list[dict[str, Any]],
     flagged: list[dict[str, Any]],
+    n_jobs: int = 1,
 ) -> FittedState:
-    """The fitted state from what the pipeline computed (the last steps of ``fit``, here or on a cluster)."""
+    """The fitted state from what the pipeline computed (the last steps of ``fit``, here or on a cluster);
+    ``n_jobs`` threads compare the copy candidates."""
     published_ns = to_ns(table["published"])
     reference = reference_date if reference_date is not None else _newest_past(published_ns)
     views = table["views"].to_numpy(np.float64)
     scale = popularity_scale(views, published_ns, stamp_ns(reference))
     prior = popularity(views, published_ns, stamp_ns(reference), scale)
-    groups = group_rows(keys, sigs, pools, settings)
+    groups = group_rows(keys, sigs, pools, settings, n_jobs)
     catalogue = Catalogue(
         table=table,
         popularity=prior,
@@ -231,7 +233,7 @@ def _newest_past(published_ns: np.ndarray) -> pd.Timestamp | None:
     return pd.Timestamp(int(known.max()), unit="ns", tz="UTC") if known.size else None
 
 
-def group_rows(keys: np.ndarray, sigs: Any, pools: Pools, settings: Settings) -> np.ndarray:
+def group_rows(keys: np.ndarray, sigs: Any, pools: Pools, settings: Settings, n_jobs: int = 1) -> np.ndarray:
     """Duplicate groups from the copy rule of ``recommender._duplicates`` (see there), shape (n,).
 
     The pairs judged: each row with the first :data:`COPY_CANDIDATES` of its
@@ -254,7 +256,7 @@ def group_rows(keys: np.ndarray, sigs: Any, pools: Pools, settings: Settings) ->
         present = neighbours >= 0
         sources = np.broadcast_to(np.arange(n)[:, None], neighbours.shape)[present]
         pairs = np.stack([sources, neighbours[present]], axis=1)
-    return duplicate_groups(pairs, np.asarray(keys), sigs, threshold)
+    return duplicate_groups(pairs, np.asarray(keys), sigs, threshold, n_jobs=n_jobs)
 
 
 class _Inline:

@@ -420,6 +420,17 @@ def test_the_plain_python_kernels_agree_with_the_compiled_ones(monkeypatch):
         np.testing.assert_array_equal(got, want)
 
 
+def test_pairs_compared_on_threads_give_the_figures_of_one_run():
+    texts = [long_text(40 + 7 * i, seed=i % 9) for i in range(60)]  # repeated seeds: some near-copies
+    sigs = signatures(["t"] * 60, [""] * 60, texts)
+    rng = np.random.default_rng(5)
+    left, right = rng.integers(0, 60, 45_000), rng.integers(0, 60, 45_000)  # more than two runs of pairs
+    one = compare(sigs, left, sigs, right)
+    for got, want in zip(compare(sigs, left, sigs, right, n_jobs=3), one, strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert one[1].max() == 1.0 and one[1].min() < 0.5  # copies and strangers among them
+
+
 # --------------------------------------------------------------------------- exact copies and representatives
 
 
