@@ -21,6 +21,8 @@ import os
 import threading
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
@@ -36,6 +38,7 @@ from ._duplicates import DEFAULT_THRESHOLD, Signatures
 from ._editorial import Carried
 from ._errors import ArticleValidationError, NotFittedError
 from ._lists import Recommendation
+from ._neighbours import thread_count
 from ._progress import bar as progress_bar
 from ._ranking import CONTROL_NAMES, PART_NAMES, REASONS, Controls
 from ._state import FittedState, fit_state, settings_of
@@ -106,7 +109,8 @@ class Recommender(BaseEstimator):
         weighted words only and scores them exactly (much faster on large
         corpora, a little recall lost; see ``docs/performance.md``).
     n_jobs : int, optional
-        Threads for the neighbour search (joblib semantics: -1 = all cores).
+        Threads for counting terms, the neighbour search, comparing copy candidates and the batches of
+        :meth:`recommend_frame` (joblib semantics: -1 = all cores; None = 1).
 
     Attributes
     ----------
@@ -716,13 +720,25 @@ class Recommender(BaseEstimator):
             rows = np.arange(len(state))
         else:
             rows = np.array([state.catalogue.row_of(a) for a in article_ids], dtype=np.int64)
+        exclude = None if exclude is None else list(exclude)  # read by every batch
+
+        def batch(start: int) -> tuple[int, pd.DataFrame]:
+            chunk = rows[start : start + batch_size]
+            ranked, reasons = _lists.rows_lists(state, chunk, k, own, exclude)
+            return len(chunk), _lists.frame(state, chunk, ranked, reasons, explain)
+
+        starts = range(0, len(rows), batch_size)
+        threads = min(thread_count(self.n_jobs), len(starts))
         frames = []
-        with progress_bar(progress, total=len(rows), desc="lists", unit="article") as bar:
-            for start in range(0, len(rows), batch_size):
-                chunk = rows[start : start + batch_size]
-                ranked, reasons = _lists.rows_lists(state, chunk, k, own, exclude)
-                frames.append(_lists.frame(state, chunk, ranked, reasons, explain))
-                bar.update(len(chunk))
+        with (
+            progress_bar(progress, total=len(rows), desc="lists", unit="article") as bar,
+            ThreadPoolExecutor(max_workers=threads, thread_name_prefix="recommender-lists")
+            if threads > 1
+            else nullcontext() as pool,
+        ):
+            for done, part in pool.map(batch, starts) if pool is not None else map(batch, starts):  # in order
+                frames.append(part)
+                bar.update(done)
         if not frames:
             return _lists.frame(state, rows, _lists.empty_ranked(k), np.empty((0, k), dtype=np.int64), explain)
         return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]

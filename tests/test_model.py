@@ -187,6 +187,15 @@ def test_recommend_frame_columns_and_ranks(newsroom):
     assert set(only["article_id"]) == {"vote-1"}
 
 
+def test_recommend_frame_in_batches_on_threads_equals_one_batch(newsroom):
+    model = small(n_jobs=3).fit(newsroom)
+    whole = model.recommend_frame(k=3, exclude=["vote-1"], batch_size=len(newsroom))
+    hidden = (a for a in ["vote-1"])  # a generator: read once, yet every batch must skip it
+    batches = model.recommend_frame(k=3, exclude=hidden, batch_size=2)  # several batches, three threads
+    pd.testing.assert_frame_equal(batches, whole)
+    assert "vote-1" not in set(batches["recommended_id"]) and len(batches) > 3
+
+
 def test_same_input_same_output(newsroom):
     first = small().fit(newsroom).recommend_frame(k=5)
     second = small().fit(newsroom.copy()).recommend_frame(k=5)
