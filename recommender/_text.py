@@ -41,9 +41,11 @@ from __future__ import annotations
 import functools
 import html
 import re
+import threading
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -331,15 +333,6 @@ def _field_texts(fields: Mapping[str, Sequence[str]], params: TextParams) -> lis
     return out
 
 
-def _weighted_tf(counts: list[tuple[float, sp.csr_matrix]], n_terms: int, n_docs: int) -> sp.csr_matrix:
-    total = sp.csr_matrix((n_docs, n_terms), dtype=np.float32)
-    for weight, matrix in counts:
-        matrix = matrix.tocsr().astype(np.float32)
-        matrix.data = weight * (1.0 + np.log(matrix.data, dtype=np.float32))
-        total = total + matrix
-    return total.tocsr()
-
-
 def fit_vocabulary(
     fields: Mapping[str, Sequence[str]], params: TextParams, *, n_jobs: int = 1
 ) -> tuple[Vocabulary, sp.csr_matrix]:
@@ -411,12 +404,40 @@ def count_fields(fields: Mapping[str, Sequence[str]], params: TextParams, *, n_j
 
 
 def document_frequencies(counts: FieldCounts) -> np.ndarray:
-    """Articles holding each term in any field, shape (len(terms),), int64."""
-    df = np.zeros(len(counts.terms), dtype=np.int64)
-    for start in range(0, counts.n_docs, _BLOCK_ROWS):
-        rows = [m for _, m in counts.rows(start, min(start + _BLOCK_ROWS, counts.n_docs))]
-        present = sum(rows[1:], rows[0]).tocsr()
-        df += np.bincount(present.indices, minlength=len(counts.terms))
+    """Articles holding each term in any field, shape (len(terms),), int64 (one compiled pass)."""
+    indptr, indices = _checked_counts(counts)
+    return _kernel("df")(indptr, indices, counts.n_docs, len(counts.weights), len(counts.terms))
+
+
+def _checked_counts(counts: FieldCounts) -> tuple[np.ndarray, np.ndarray]:
+    """The stacked counts' CSR arrays, after checking the bounds the kernels rely on."""
+    matrix = counts.counts
+    indptr = np.ascontiguousarray(matrix.indptr, dtype=np.int64)
+    indices = np.ascontiguousarray(matrix.indices, dtype=np.int64)
+    rows = len(counts.weights) * counts.n_docs
+    if matrix.shape != (rows, len(counts.terms)) or indptr.shape != (rows + 1,):
+        raise AssertionError("term counts: shape does not match the fields and terms")
+    if indptr[0] != 0 or indptr[-1] != indices.size or (np.diff(indptr) < 0).any():
+        raise AssertionError("term counts: row pointers out of order")
+    if indices.size and (indices.min() < 0 or indices.max() >= len(counts.terms)):
+        raise AssertionError("term counts: terms out of range")
+    if not matrix.has_sorted_indices:
+        raise AssertionError("term counts: each row's terms must be ascending")
+    return indptr, indices
+
+
+def _article_df(indptr, indices, n_docs, n_fields, width):  # pragma: no cover - compiled by numba
+    """Articles whose field rows (row ``f * n_docs + i`` for article ``i``) hold each term."""
+    df = np.zeros(width, dtype=np.int64)
+    mark = np.full(width, -1, dtype=np.int64)
+    for i in range(n_docs):
+        for f in range(n_fields):
+            row = f * n_docs + i
+            for p in range(indptr[row], indptr[row + 1]):
+                term = indices[p]
+                if mark[term] != i:
+                    mark[term] = i
+                    df[term] += 1
     return df
 
 
@@ -433,21 +454,99 @@ def tfidf_rows(counts: FieldCounts, start: int, stop: int, column_of: np.ndarray
 
     ``column_of`` maps each of ``counts.terms`` to its column in the vocabulary, -1
     for a term not kept; it must be increasing where it is not -1, so that each
-    row's columns stay ascending (the order its norm is summed in).
+    row's columns stay ascending (the order its norm is summed in). One compiled
+    pass merges each article's field rows: the weighted term frequencies of a
+    column added in field order, times the idf, then divided by the row's norm
+    (squares summed in column order), all in float32. Fitting, the build on Dask
+    and :func:`vectorise` all go through here, so one text gets one vector.
     """
+    indptr, indices = _checked_counts(counts)
+    n_docs = counts.n_docs
+    if not 0 <= start <= stop <= n_docs:
+        raise ValueError(f"tfidf_rows: rows {start}:{stop} outside 0:{n_docs}.")
+    column_of = np.ascontiguousarray(column_of, dtype=np.int64)
+    idf = np.ascontiguousarray(idf, dtype=np.float32)
     width = len(idf)
-    selected = [(w, _selected_columns(m, column_of, width)) for w, m in counts.rows(start, stop)]
-    return _normalise(_weighted_tf(selected, width, stop - start), idf)
+    if column_of.shape != (len(counts.terms),) or (column_of.size and column_of.max() >= width):
+        raise ValueError("tfidf_rows: column_of must map every term to a column below len(idf), or -1.")
+    kept = column_of[column_of >= 0]
+    if (np.diff(kept) <= 0).any():
+        raise ValueError("tfidf_rows: column_of must be increasing where it is not -1.")
+    data = counts.counts.data
+    weighted = np.empty(data.size, dtype=np.float32)  # weight * (1 + ln count)
+    for f, w in enumerate(counts.weights):
+        a, b = indptr[f * n_docs], indptr[(f + 1) * n_docs]
+        weighted[a:b] = w * (1.0 + np.log(data[a:b].astype(np.float32, copy=False), dtype=np.float32))
+    fields = len(counts.weights)
+    most = sum(int(indptr[f * n_docs + stop] - indptr[f * n_docs + start]) for f in range(fields))
+    out_indptr = np.zeros(stop - start + 1, dtype=np.int64)
+    out_indices = np.empty(most, dtype=np.int32)  # a row has at most its fields' entries
+    out_data = np.empty(most, dtype=np.float32)
+    _kernel("tfidf")(indptr, indices, weighted, n_docs, fields, start, stop, column_of, idf, out_indptr,
+                     out_indices, out_data)  # fmt: skip
+    used = int(out_indptr[-1])
+    return sp.csr_matrix((out_data[:used].copy(), out_indices[:used].copy(), out_indptr), shape=(stop - start, width))
 
 
-def _selected_columns(matrix: sp.csr_matrix, column_of: np.ndarray, width: int) -> sp.csr_matrix:
-    """``matrix`` with its columns renumbered by ``column_of`` and those mapped to -1 dropped."""
-    matrix = matrix.tocsr()
-    new = column_of[matrix.indices]
-    keep = new >= 0
-    kept = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])
-    indptr = kept[matrix.indptr]  # a row slice's pointers start at 0 (scipy copies slices)
-    return sp.csr_matrix((matrix.data[keep], new[keep].astype(np.int32), indptr), shape=(matrix.shape[0], width))
+def _tfidf_pass(
+    indptr, indices, weighted, n_docs, n_fields, start, stop, column_of, idf, out_indptr, out_indices, out_data
+):  # pragma: no cover - compiled by numba
+    """Each article's field rows merged by column (terms not kept skipped), the weighted values of a column
+    added in field order, times its idf, and the row divided by its norm (squares summed in column order).
+    ``out_*`` hold at least the rows' entries of all fields."""
+    pos = np.empty(n_fields, dtype=np.int64)
+    end = np.empty(n_fields, dtype=np.int64)
+    k = 0
+    for i in range(start, stop):
+        for f in range(n_fields):
+            pos[f] = indptr[f * n_docs + i]
+            end[f] = indptr[f * n_docs + i + 1]
+        first = k
+        while True:
+            best = -1
+            for f in range(n_fields):
+                while pos[f] < end[f] and column_of[indices[pos[f]]] < 0:
+                    pos[f] += 1
+                if pos[f] < end[f]:
+                    c = column_of[indices[pos[f]]]
+                    if best < 0 or c < best:
+                        best = c
+            if best < 0:
+                break
+            value = np.float32(0.0)
+            found = False
+            for f in range(n_fields):
+                if pos[f] < end[f] and column_of[indices[pos[f]]] == best:
+                    value = weighted[pos[f]] if not found else value + weighted[pos[f]]
+                    found = True
+                    pos[f] += 1
+            out_indices[k] = best
+            out_data[k] = value * idf[best]
+            k += 1
+        total = np.float32(0.0)
+        for q in range(first, k):
+            total += out_data[q] * out_data[q]
+        norm = np.sqrt(total)
+        if norm == 0:
+            norm = np.float32(1.0)
+        for q in range(first, k):
+            out_data[q] /= norm
+        out_indptr[i - start + 1] = k
+
+
+_KERNELS: dict[str, Callable[..., Any]] = {}
+_KERNELS_LOCK = threading.Lock()
+
+
+def _kernel(name: str) -> Callable[..., Any]:
+    """A compiled kernel of this module (compiled on first use, cached on disk)."""
+    with _KERNELS_LOCK:  # two threads asking at once compile once
+        if not _KERNELS:
+            import numba
+
+            _KERNELS["df"] = numba.njit(cache=True, nogil=True)(_article_df)
+            _KERNELS["tfidf"] = numba.njit(cache=True, nogil=True)(_tfidf_pass)
+        return _KERNELS[name]
 
 
 def fit_components(sparse: sp.csr_matrix, params: TextParams) -> np.ndarray | None:
@@ -525,14 +624,9 @@ def vectorise(
         return sp.csr_matrix((n_docs, vocabulary.width), dtype=np.float32)
     counter = counter if counter is not None else term_counter(vocabulary, params)
     _, stacked = _counts([t for _, field in texts for t in field], params, counter, 1)  # one call for all fields
-    counts = [(w, stacked[f * n_docs : (f + 1) * n_docs]) for f, (w, _) in enumerate(texts)]
-    return blend(_normalise(_weighted_tf(counts, len(vocabulary), n_docs), vocabulary.idf), vocabulary)
-
-
-def _normalise(tf: sp.csr_matrix, idf: np.ndarray) -> sp.csr_matrix:
-    tf = tf.tocsr()
-    tf.data *= idf[tf.indices]
-    return _unit_rows(tf)
+    counts = FieldCounts(vocabulary.terms, stacked.tocsr(), tuple(w for w, _ in texts), n_docs)
+    every = np.arange(len(vocabulary), dtype=np.int64)  # the counts' columns are the vocabulary's
+    return blend(tfidf_rows(counts, 0, n_docs, every, vocabulary.idf), vocabulary)
 
 
 def unknown_tokens(fields: Mapping[str, Sequence[str]], vocabulary: Vocabulary, params: TextParams) -> tuple[int, int]:

@@ -123,6 +123,29 @@ def test_latent_blend_mixes_the_two_cosines():
     np.testing.assert_allclose(again.toarray(), blended.toarray(), atol=1e-6)
 
 
+def test_one_text_gets_one_vector_when_fitted_when_vectorised_and_in_any_block():
+    from recommender._text import count_fields, document_frequencies, kept_terms, tfidf_rows
+
+    rng = np.random.default_rng(7)
+    words = ["storm", "harbour", "ferry", "vote", "ballot", "cup", "goal", "late", "count", "wind"]
+    fields = {
+        f: [" ".join(rng.choice(words, size=rng.integers(0, 9))) for _ in range(40)] for f in ("title", "summary", "body")
+    }
+    text = params(field_weights={"title": 2.0, "summary": 0.5, "body": 1.0}, min_df=2, max_df=0.6)
+    vocabulary, vectors = fit_vocabulary(fields, text)
+    again = vectorise(fields, vocabulary, text)
+    assert (again != vectors).nnz == 0  # bit for bit: the same sums in the same order
+    counts = count_fields(fields, text)
+    columns, idf = kept_terms(document_frequencies(counts), counts.n_docs, text)
+    column_of = np.full(len(counts.terms), -1)
+    column_of[columns] = np.arange(columns.size)
+    block = tfidf_rows(counts, 13, 29, column_of, idf)
+    assert (block != vectors[13:29]).nnz == 0
+    # df counts articles, not fields: a word in the title and the body of one article counts once
+    present = np.array([[w in " ".join(f[i] for f in fields.values()).split() for w in counts.terms] for i in range(40)])
+    np.testing.assert_array_equal(document_frequencies(counts), present.sum(axis=0))
+
+
 def test_latent_blend_is_skipped_when_the_corpus_is_too_small():
     vocabulary, vectors = fit_vocabulary({"title": ["alpha beta"]}, params(latent_components=20))
     assert vocabulary.components is None and vectors.shape[1] == len(vocabulary)
