@@ -17,7 +17,8 @@ Two comparisons:
 * ``--mode end-to-end``: texts in, every list out. ``rec.Recommender(n_jobs=threads).fit(frame)`` +
   ``recommend_frame(k)`` (our default configuration: three fields, latent blend, pool 50, duplicate groups,
   ranking), ``ours_approx`` (the same with ``mode="approx"``), against ``TfidfVectorizer().fit_transform`` +
-  ``sparse_dot_topn`` + the per-row id lists.
+  ``sparse_dot_topn`` + the per-row id lists. ``--stages`` also prints the stage times of each ``fit`` (the
+  ``recommender`` logger at INFO: vectorising, neighbours, copy groups) and of ``recommend_frame``.
 
 * ``--mode scale``: our engine alone at large N (e.g. 1M), stage by stage: generating the texts, validating,
   vectorising (the engine's own ``fit_vocabulary``: three fields + latent columns), copy groups, and the
@@ -43,6 +44,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import logging
 import statistics
 import sys
 import threading
@@ -325,7 +327,9 @@ def e2e_ours(peers, frame, texts, k, threads):
     import recommender as rec
 
     model = rec.Recommender(n_jobs=threads).fit(frame)
+    started = time.perf_counter()
     lists = model.recommend_frame(k=k)
+    logging.getLogger("recommender").info("recommend_frame in %.1f s", time.perf_counter() - started)
     return len(lists)
 
 
@@ -507,7 +511,13 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--json", help="append the records as JSON lines to this file")
+    ap.add_argument("--stages", action="store_true", help="end-to-end: print each fit's stage times (INFO log)")
     args = ap.parse_args(argv)
+    if args.stages:
+        stages = logging.StreamHandler(sys.stdout)
+        stages.setFormatter(logging.Formatter("    stage: %(message)s"))
+        logging.getLogger("recommender").addHandler(stages)
+        logging.getLogger("recommender").setLevel(logging.INFO)
     args.methods = [m for m in args.methods.split(",") if m]
     unknown = set(args.methods) - set(METHODS)
     if unknown:
