@@ -12,11 +12,13 @@ The steps (a task per input partition or per block of rows; the client merges th
    exactly as ``fit_vocabulary`` does.
 3. **Vectors.** Each block (at most ``block_rows`` rows of a partition) computes its
    TF-IDF rows; the client gathers them (it writes the model), fits the latent
-   components once on the whole matrix, as a one-process fit does, and ships them:
-   each block blends its own rows.
+   components once on the same rows as a one-process fit does (``latent_sample``),
+   and ships them: each block blends its own rows.
 4. **Neighbours.** Tiles of blocks ``a <= b``: a tile gives partial pools for the
-   rows of both blocks from the pairs that share a term (``tile_pools``); the
-   partial pools of each block are merged in a tree of tasks. The rows whose pool
+   rows of both blocks from the pairs that share a term (``tile_pools``). Each
+   block's own tile runs first; its pools are the bars of the block's other tiles
+   (a pair below a full pool's last entry is not offered). The partial pools of
+   each block are merged in a tree of tasks. The rows whose pool
    a pair sharing no term could still enter (``unsettled_rows``) are searched
    again against every block. Each pair is summed in the one fixed order of the
    one-process search, so the pools are the same bit for bit.
@@ -475,18 +477,20 @@ def _pools(
     spans = [(b.offset, b.offset + b.size) for b in blocks]
     sides: list[list[Any]] = [[] for _ in blocks]
     tiles = []
+    for a, (a0, a1) in enumerate(spans):  # each block's own tile first: its pools are the bars of the others
+        tile = _submit(client, tile_pools, block_vectors[a], None, (a0, a0), (labels[a0:a1], None), dense_cols, pool)
+        tiles.append(tile)
+        sides[a].append(_submit(client, operator.getitem, tile, 0))
     for a, (a0, a1) in enumerate(spans):
-        for b in range(a, len(blocks)):
+        for b in range(a + 1, len(blocks)):
             b0, b1 = spans[b]
-            second = None if a == b else block_vectors[b]
             tile = _submit(
-                client, tile_pools, block_vectors[a], second, (a0, b0),
-                (labels[a0:a1], None if a == b else labels[b0:b1]), dense_cols, pool,
+                client, tile_pools, block_vectors[a], block_vectors[b], (a0, b0),
+                (labels[a0:a1], labels[b0:b1]), dense_cols, pool, (sides[a][0], sides[b][0]),
             )  # fmt: skip
             tiles.append(tile)
             sides[a].append(_submit(client, operator.getitem, tile, 0))
-            if a != b:
-                sides[b].append(_submit(client, operator.getitem, tile, 1))
+            sides[b].append(_submit(client, operator.getitem, tile, 1))
     merged = [_tree(client, parts) for parts in sides]
     with progress_bar(progress, total=len(tiles), desc="neighbour tiles", unit="tile") as bar:
         for _ in module.as_completed(tiles):

@@ -579,6 +579,7 @@ def tile_pools(
     labels: tuple[np.ndarray, np.ndarray | None],
     dense_cols: np.ndarray,
     pool: int,
+    bars: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray] | None]:
     """Partial pools from the pairs of one tile that share a term.
 
@@ -589,6 +590,12 @@ def tile_pools(
     ``(rows, similarities)`` for the rows of ``first`` and (None for one block) for
     the rows of ``second``, with global row numbers, empty slots -1 at the floor
     similarity (merge them with :func:`merged_pools`).
+
+    ``bars`` (two blocks only): pools of the same rows found already, ``(rows,
+    similarities)`` sorted best first, such as each block's own tile. A full one
+    holds ``pool`` pairs at least as similar as its last, so the tile offers a row
+    only the pairs that rank above that last entry: fewer pool updates, and the
+    merged pools are the same.
     """
     kernels = _kernels()
     floor = np.float32(SIMILARITY_FLOOR)
@@ -619,12 +626,30 @@ def tile_pools(
     b_arrays, dense_b = _tile_arrays(second, dense_cols)
     rows_a, sims_a = empty_pools(count_a, pool)
     rows_b, sims_b = empty_pools(count_b, pool)
+    bar_a = _bar(bars[0] if bars is not None else None, count_a, pool)
+    bar_b = _bar(bars[1] if bars is not None else None, count_b, pool)
     if count_a and count_b:
         kernels["cross"](
-            *arrays[:3], *b_arrays[3:], dense_a, dense_b, labels_a, labels_b,
-            sims_a, rows_a, sims_b, rows_b, np.int32(offsets[0]), np.int32(offsets[1]), floor,
+            *arrays[:3], *b_arrays[3:], dense_a, np.ascontiguousarray(dense_b.T), labels_a, labels_b,
+            sims_a, rows_a, sims_b, rows_b, *bar_a, *bar_b, np.int32(offsets[0]), np.int32(offsets[1]), floor,
         )  # fmt: skip
+        rows_a, sims_a = kernels["merge"](sims_a[None], rows_a[None])  # the kernel's heaps, sorted
+        rows_b, sims_b = kernels["merge"](sims_b[None], rows_b[None])
     return (rows_a, sims_a), (rows_b, sims_b)
+
+
+def _bar(found: tuple[np.ndarray, np.ndarray] | None, count: int, pool: int) -> tuple[np.ndarray, np.ndarray]:
+    """The last (similarity, row) of each of ``count`` sorted pools found already (floor and -1: none)."""
+    if found is None:
+        return np.full(count, np.float32(SIMILARITY_FLOOR)), np.full(count, -1, dtype=np.int32)
+    rows, sims = np.asarray(found[0]), np.asarray(found[1])
+    if rows.shape != (count, pool) or sims.shape != (count, pool):
+        raise ValueError(f"bars must be pools of shape ({count}, {pool}), got {rows.shape} and {sims.shape}.")
+    last_sims = np.ascontiguousarray(sims[:, -1], dtype=np.float32)
+    last_rows = np.ascontiguousarray(rows[:, -1], dtype=np.int32)
+    empty = last_rows < 0
+    last_sims[empty] = np.float32(SIMILARITY_FLOOR)  # a pool not full bounds nothing
+    return last_sims, last_rows
 
 
 def sweep_pools(
@@ -734,11 +759,12 @@ def _offer(heap_sims, heap_rows, value, row):  # pragma: no cover - compiled
     heap_rows[p] = row
 
 
-def _dense_block(dense_t, i, lo, hi, s0, s1, s2, s3, out):  # pragma: no cover - compiled
-    """``out[q] = _dense_dot(i, lo + q)`` for ``lo <= lo + q < hi``, across ``q`` at once (SIMD): the same four
-    running sums per pair, over the same columns, added in the same order, so every value is bit-for-bit
-    ``_dense_dot``'s. ``dense_t`` holds the dense columns transposed, shape (d, n); ``s*`` are scratch. One
-    column per loop (one array written, one read), so that the compiler vectorises each."""
+def _dense_block(source, dense_t, lo, hi, s0, s1, s2, s3, out):  # pragma: no cover - compiled
+    """``out[q]`` = the dense part of the similarity of a row whose dense values are ``source`` (length d) and
+    row ``lo + q`` of ``dense_t`` (the dense columns transposed, shape (d, n)), for ``lo <= lo + q < hi``,
+    across ``q`` at once (SIMD): the same four running sums per pair, over the same columns, added in the same
+    order, so every value is bit-for-bit ``_dense_pair``'s. ``s*`` are scratch. One column per loop (one array
+    written, one read), so that the compiler vectorises each."""
     d = dense_t.shape[0]
     m = hi - lo
     for q in range(m):
@@ -747,7 +773,7 @@ def _dense_block(dense_t, i, lo, hi, s0, s1, s2, s3, out):  # pragma: no cover -
         s2[q] = 0.0
         s3[q] = 0.0
     for c in range(d):
-        a = dense_t[c, i]
+        a = source[c]
         r = dense_t[c, lo:hi]
         k = c % 4
         if k == 0:
@@ -878,7 +904,7 @@ def _all_rows_span(
                         continue
                     row = acc[i - first]
                     if d > 0:
-                        _dense_block(dense_t, i, lo, span_end, s0, s1, s2, s3, dense)
+                        _dense_block(dense_t[:, i], dense_t, lo, span_end, s0, s1, s2, s3, dense)
                     gi = groups[i]
                     own_sims = t_sims[i]
                     own_rows = t_rowz[i]
@@ -1276,50 +1302,89 @@ def _cross_pairs(
     t_rows,
     t_data,
     dense_a,
-    dense_b,
+    dense_b_t,
     groups_a,
     groups_b,
     sims_a,
     rows_a,
     sims_b,
     rows_b,
+    bar_a,
+    bar_a_rows,
+    bar_b,
+    bar_b_rows,
     offset_a,
     offset_b,
     floor,
 ):  # pragma: no cover - compiled
     """Every pair (i of block A, j of block B) that shares a term: its similarity summed as in ``_all_rows_span``
-    (term columns ascending, then the dense part) and offered to both rows' pools (global rows: offsets added)."""
+    (term columns ascending, then the dense part) and offered to both rows' pools (global rows: offsets added).
+
+    The same sweep as ``_all_rows_span``: sources :data:`_SOURCES` at a time, targets of B :data:`_SPAN` at a
+    time (``dense_b_t``: B's dense columns transposed), the pairs that may enter a pool found first and their
+    pools fetched ahead. The pools are heaps, worst entry first (sort them with ``_merge_parts``). A row is
+    offered only pairs that rank above its bar (``bar_*``: the last entry of a full pool of it found already)."""
+    count_a = groups_a.shape[0]
     count_b = groups_b.shape[0]
-    d = dense_a.shape[1]
-    last = sims_a.shape[1] - 1
-    acc = np.zeros(count_b, dtype=np.float32)
-    worst_sims = sims_b[:, last].copy()  # the B pools' last entries, compact: read for every pair
-    worst_rows = rows_b[:, last].copy()
-    for i in range(groups_a.shape[0]):
-        _add_terms(acc, i, 0, indptr, indices, data, t_indptr, t_rows, t_data)
-        gi = groups_a[i]
-        own_sims = sims_a[i]
-        own_rows = rows_a[i]
-        row_i = offset_a + i
-        for j in range(count_b):
-            v = acc[j]
-            if v == 0.0:  # no shared term: left to the bound, as in _all_rows_span
-                continue
-            acc[j] = 0.0
-            if d > 0:
-                v += _dense_pair(dense_a, i, dense_b, j)
-            if v <= floor:
-                continue
-            row_j = offset_b + j
-            better_for_i = v > own_sims[last] or (v == own_sims[last] and row_j < own_rows[last])
-            better_for_j = v > worst_sims[j] or (v == worst_sims[j] and row_i < worst_rows[j])
-            if (better_for_i or better_for_j) and (gi < 0 or groups_b[j] != gi):
-                if better_for_i:
-                    _insert(own_sims, own_rows, v, row_j)
-                if better_for_j:
-                    _insert(sims_b[j], rows_b[j], v, row_i)
-                    worst_sims[j] = sims_b[j, last]
-                    worst_rows[j] = rows_b[j, last]
+    d = dense_b_t.shape[0]
+    pool_size = sims_a.shape[1]
+    width = min(_SOURCES, max(1, _SOURCE_VALUES // max(count_b, 1)))
+    acc = np.zeros((width, count_b), dtype=np.float32)
+    dense = np.zeros(_SPAN, dtype=np.float32)
+    s0 = np.empty(_SPAN, dtype=np.float32)
+    s1 = np.empty(_SPAN, dtype=np.float32)
+    s2 = np.empty(_SPAN, dtype=np.float32)
+    s3 = np.empty(_SPAN, dtype=np.float32)
+    found_rows = np.empty(_SPAN, dtype=np.int64)
+    found_sims = np.empty(_SPAN, dtype=np.float32)
+    worst_a = bar_a.copy()  # what a pair must beat: the bar, then the heap's worst once above it (compact)
+    worst_a_rows = bar_a_rows.copy()
+    worst_b = bar_b.copy()
+    worst_b_rows = bar_b_rows.copy()
+    for first in range(0, count_a, width):
+        last = min(count_a, first + width)
+        for i in range(first, last):
+            _add_terms(acc[i - first], i, 0, indptr, indices, data, t_indptr, t_rows, t_data)
+        for block in range(0, count_b, _SPAN):
+            span_end = min(count_b, block + _SPAN)
+            for i in range(first, last):
+                row = acc[i - first]
+                if d > 0:
+                    _dense_block(dense_a[i], dense_b_t, block, span_end, s0, s1, s2, s3, dense)
+                gi = groups_a[i]
+                row_i = offset_a + i
+                found = 0
+                for j in range(block, span_end):
+                    v = row[j]
+                    if v == 0.0:  # no shared term: left to the bound, as in _all_rows_span
+                        continue
+                    row[j] = 0.0
+                    v += dense[j - block]
+                    if v <= floor or (v < worst_a[i] and v < worst_b[j]):
+                        continue
+                    found_rows[found] = j
+                    found_sims[found] = v
+                    found += 1
+                    for e in range(0, pool_size, 16):  # the 64-byte lines of j's pool
+                        _prefetch(sims_b[j], e)
+                        _prefetch(rows_b[j], e)
+                for f in range(found):
+                    j = found_rows[f]
+                    v = found_sims[f]
+                    row_j = offset_b + j
+                    better_for_i = v > worst_a[i] or (v == worst_a[i] and row_j < worst_a_rows[i])
+                    better_for_j = v > worst_b[j] or (v == worst_b[j] and row_i < worst_b_rows[j])
+                    if (better_for_i or better_for_j) and (gi < 0 or groups_b[j] != gi):
+                        if better_for_i:
+                            _offer(sims_a[i], rows_a[i], v, row_j)
+                            if _worse(bar_a[i], bar_a_rows[i], sims_a[i, 0], rows_a[i, 0]):
+                                worst_a[i] = sims_a[i, 0]
+                                worst_a_rows[i] = rows_a[i, 0]
+                        if better_for_j:
+                            _offer(sims_b[j], rows_b[j], v, row_i)
+                            if _worse(bar_b[j], bar_b_rows[j], sims_b[j, 0], rows_b[j, 0]):
+                                worst_b[j] = sims_b[j, 0]
+                                worst_b_rows[j] = rows_b[j, 0]
 
 
 def _sweep_rows(

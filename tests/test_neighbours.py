@@ -417,26 +417,23 @@ def test_approx_parameters_are_checked():
 # --------------------------------------------------------------------------- tiles (the build on Dask)
 
 
-def tiled_pools(vectors: sp.csr_matrix, cuts: list[int], pool: int, labels: np.ndarray):
+def tiled_pools(vectors: sp.csr_matrix, cuts: list[int], pool: int, labels: np.ndarray, with_bars: bool = True):
     """The pools of every row from tiles of the blocks between ``cuts``, as ``recommender._cluster`` runs them."""
     from recommender import _neighbours as nb
 
     n = vectors.shape[0]
     spans = list(zip([0, *cuts], [*cuts, n], strict=True))
     cols = nb.dense_columns(np.bincount(vectors.indices, minlength=vectors.shape[1]), n)
-    sides = [[] for _ in spans]
+    sides = [[nb.tile_pools(vectors[a0:a1], None, (a0, a0), (labels[a0:a1], None), cols, pool)[0]] for a0, a1 in spans]
     for a, (a0, a1) in enumerate(spans):
-        for b in range(a, len(spans)):
+        for b in range(a + 1, len(spans)):
             b0, b1 = spans[b]
-            if a == b:
-                first, _ = nb.tile_pools(vectors[a0:a1], None, (a0, a0), (labels[a0:a1], None), cols, pool)
-                sides[a].append(first)
-            else:
-                first, second = nb.tile_pools(
-                    vectors[a0:a1], vectors[b0:b1], (a0, b0), (labels[a0:a1], labels[b0:b1]), cols, pool
-                )
-                sides[a].append(first)
-                sides[b].append(second)
+            bars = (sides[a][0], sides[b][0]) if with_bars else None  # each block's own tile bars the others
+            first, second = nb.tile_pools(
+                vectors[a0:a1], vectors[b0:b1], (a0, b0), (labels[a0:a1], labels[b0:b1]), cols, pool, bars
+            )
+            sides[a].append(first)
+            sides[b].append(second)
     merged = [nb.merged_pools(parts) for parts in sides]
     rows = np.concatenate([m[0] for m in merged])
     sims = np.concatenate([m[1] for m in merged])
@@ -476,6 +473,18 @@ def test_tiles_of_any_blocks_give_the_pools_of_one_search_bit_for_bit(n, dense, 
     assert sims.tobytes() == truth_sims.tobytes()
 
 
+@pytest.mark.parametrize("with_bars", [True, False])
+def test_large_tiles_give_the_pools_of_one_search_bit_for_bit(with_bars) -> None:
+    """Blocks of 700 and 900 rows: several blocks of sources and spans of targets in every tile kernel."""
+    vectors = news_like(1600, 30, 4, seed=5)
+    labels = np.full(1600, -1)
+    labels[[0, 1]] = 3  # news_like's exact copy
+    (rows, sims), _ = tiled_pools(vectors, [700], 8, labels, with_bars)
+    truth_rows, truth_sims = top_neighbours(vectors, 8, copy_labels=labels)
+    assert rows.tolist() == truth_rows.tolist()
+    assert sims.tobytes() == truth_sims.tobytes()
+
+
 def test_tiles_search_again_the_rows_a_pair_sharing_no_term_could_enter() -> None:
     rng = np.random.default_rng(3)
     n = 300
@@ -505,3 +514,6 @@ def test_tile_inputs_are_checked_before_the_compiled_kernels_see_them() -> None:
         nb.tile_pools(good, None, (0, 0), (labels[:3], None), np.empty(0, dtype=np.int64), 2)
     with pytest.raises(ValueError, match="sources"):
         nb.sweep_pools(good, np.array([7]), good, (0, 4), (labels, labels), np.empty(0, dtype=np.int64), 2)
+    short = (np.zeros((3, 2), dtype=np.int32), np.zeros((3, 2), dtype=np.float32))  # bars of 3 rows for 4
+    with pytest.raises(ValueError, match="bars"):
+        nb.tile_pools(good, good, (0, 4), (labels, labels), np.empty(0, dtype=np.int64), 2, (short, short))
