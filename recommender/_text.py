@@ -410,10 +410,11 @@ def document_frequencies(counts: FieldCounts) -> np.ndarray:
 
 
 def _checked_counts(counts: FieldCounts) -> tuple[np.ndarray, np.ndarray]:
-    """The stacked counts' CSR arrays, after checking the bounds the kernels rely on."""
+    """The stacked counts' row pointers (int64) and terms (as stored), after checking the bounds the kernels
+    rely on."""
     matrix = counts.counts
     indptr = np.ascontiguousarray(matrix.indptr, dtype=np.int64)
-    indices = np.ascontiguousarray(matrix.indices, dtype=np.int64)
+    indices = np.ascontiguousarray(matrix.indices)
     rows = len(counts.weights) * counts.n_docs
     if matrix.shape != (rows, len(counts.terms)) or indptr.shape != (rows + 1,):
         raise AssertionError("term counts: shape does not match the fields and terms")
@@ -460,10 +461,13 @@ def tfidf_rows(counts: FieldCounts, start: int, stop: int, column_of: np.ndarray
     (squares summed in column order), all in float32. Fitting, the build on Dask
     and :func:`vectorise` all go through here, so one text gets one vector.
     """
-    indptr, indices = _checked_counts(counts)
     n_docs = counts.n_docs
     if not 0 <= start <= stop <= n_docs:
         raise ValueError(f"tfidf_rows: rows {start}:{stop} outside 0:{n_docs}.")
+    # only these articles' rows, stacked by field as in ``counts``: checked and weighted, whatever n
+    fields = [m for _, m in counts.rows(start, stop)] or [sp.csr_matrix((0, len(counts.terms)), dtype=np.float32)]
+    block = FieldCounts(counts.terms, sp.vstack(fields, format="csr"), counts.weights, stop - start)
+    indptr, indices = _checked_counts(block)
     column_of = np.ascontiguousarray(column_of, dtype=np.int64)
     idf = np.ascontiguousarray(idf, dtype=np.float32)
     width = len(idf)
@@ -472,17 +476,16 @@ def tfidf_rows(counts: FieldCounts, start: int, stop: int, column_of: np.ndarray
     kept = column_of[column_of >= 0]
     if (np.diff(kept) <= 0).any():
         raise ValueError("tfidf_rows: column_of must be increasing where it is not -1.")
-    data = counts.counts.data
+    size = stop - start
+    data = block.counts.data
     weighted = np.empty(data.size, dtype=np.float32)  # weight * (1 + ln count)
-    for f, w in enumerate(counts.weights):
-        a, b = indptr[f * n_docs], indptr[(f + 1) * n_docs]
+    for f, w in enumerate(block.weights):
+        a, b = indptr[f * size], indptr[(f + 1) * size]
         weighted[a:b] = w * (1.0 + np.log(data[a:b].astype(np.float32, copy=False), dtype=np.float32))
-    fields = len(counts.weights)
-    most = sum(int(indptr[f * n_docs + stop] - indptr[f * n_docs + start]) for f in range(fields))
-    out_indptr = np.zeros(stop - start + 1, dtype=np.int64)
-    out_indices = np.empty(most, dtype=np.int32)  # a row has at most its fields' entries
-    out_data = np.empty(most, dtype=np.float32)
-    _kernel("tfidf")(indptr, indices, weighted, n_docs, fields, start, stop, column_of, idf, out_indptr,
+    out_indptr = np.zeros(size + 1, dtype=np.int64)
+    out_indices = np.empty(data.size, dtype=np.int32)  # a row has at most its fields' entries
+    out_data = np.empty(data.size, dtype=np.float32)
+    _kernel("tfidf")(indptr, indices, weighted, size, len(block.weights), 0, size, column_of, idf, out_indptr,
                      out_indices, out_data)  # fmt: skip
     used = int(out_indptr[-1])
     return sp.csr_matrix((out_data[:used].copy(), out_indices[:used].copy(), out_indptr), shape=(stop - start, width))
