@@ -251,9 +251,12 @@ def text_keys(titles: Sequence[str], summaries: Sequence[str], bodies: Sequence[
     for start in range(0, n, _KEY_BLOCK):
         fields = list(zip(titles[start : start + _KEY_BLOCK], summaries[start : start + _KEY_BLOCK],
                           bodies[start : start + _KEY_BLOCK], strict=True))  # fmt: skip
-        plain = [i for i, (t, s, b) in enumerate(fields) if t.isascii() and s.isascii() and b.isascii()]
-        for i in sorted(set(range(len(fields))) - set(plain)):
-            keys[start + i] = text_key(*fields[i])
+        plain = []
+        for i, (t, s, b) in enumerate(fields):
+            if t.isascii() and s.isascii() and b.isascii():
+                plain.append(i)
+            else:
+                keys[start + i] = text_key(t, s, b)
         if not plain:
             continue
         encoded = [" ".join(fields[i]).encode("ascii") for i in plain]
@@ -589,11 +592,10 @@ def compare(
         )  # fmt: skip
 
     runs = max(1, min(int(n_jobs), m // _COMPARE_RUN))
-    cuts = np.linspace(0, m, runs + 1).astype(np.int64).tolist()
-    if runs == 1:
-        if m:
-            run((0, m))
+    if runs == 1:  # the request path's few pairs: no pool
+        run((0, m))
     else:
+        cuts = np.linspace(0, m, runs + 1).astype(np.int64).tolist()
         with ThreadPoolExecutor(max_workers=runs, thread_name_prefix="recommender-compare") as pool:
             list(pool.map(run, zip(cuts[:-1], cuts[1:], strict=True)))
     smaller = sizes.min(axis=1)

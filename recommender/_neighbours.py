@@ -759,6 +759,31 @@ def _offer(heap_sims, heap_rows, value, row):  # pragma: no cover - compiled
     heap_rows[p] = row
 
 
+def _candidates(row, lo, hi, dense, own_worst, worst, floor, sims, rows, found_rows, found_sims):  # pragma: no cover
+    """The targets ``lo <= j < hi`` of one source whose pair may enter a pool: the term part ``row[j]`` (then
+    cleared) plus the dense part ``dense[j - lo]``, above the floor and not below both the source's worst
+    ``own_worst`` and ``worst[j]``. Written to ``found_*``, the lines of their pools (``sims``, ``rows``)
+    fetched ahead; returns how many. A target sharing no term (``row[j]`` 0; term weights are positive) is left
+    to the bound of ``_unsettled``."""
+    pool_size = sims.shape[1]
+    found = 0
+    for j in range(lo, hi):
+        v = row[j]
+        if v == 0.0:
+            continue
+        row[j] = 0.0
+        v += dense[j - lo]  # + 0.0 without dense columns: unchanged
+        if v <= floor or (v < own_worst and v < worst[j]):
+            continue
+        found_rows[found] = j
+        found_sims[found] = v
+        found += 1
+        for e in range(0, pool_size, 16):  # the 64-byte lines of j's pool
+            _prefetch(sims[j], e)
+            _prefetch(rows[j], e)
+    return found
+
+
 def _dense_block(source, dense_t, lo, hi, s0, s1, s2, s3, out):  # pragma: no cover - compiled
     """``out[q]`` = the dense part of the similarity of a row whose dense values are ``source`` (length d) and
     row ``lo + q`` of ``dense_t`` (the dense columns transposed, shape (d, n)), for ``lo <= lo + q < hi``,
@@ -877,7 +902,6 @@ def _all_rows_span(
     n = indptr.shape[0] - 1
     d = dense_t.shape[0]
     threads = part_sims.shape[0]
-    pool_size = part_sims.shape[2]
     width = min(_SOURCES, max(1, _SOURCE_VALUES // max(n, 1)))
     for t in numba.prange(threads):
         acc = np.zeros((width, n), dtype=np.float32)
@@ -908,21 +932,9 @@ def _all_rows_span(
                     gi = groups[i]
                     own_sims = t_sims[i]
                     own_rows = t_rowz[i]
-                    found = 0
-                    for j in range(lo, span_end):
-                        v = row[j]
-                        if v == 0.0:  # no shared term (term weights are positive): left to the bound in _unsettled
-                            continue
-                        row[j] = 0.0
-                        v += dense[j - lo]  # + 0.0 without dense columns: unchanged
-                        if v <= floor or (v < own_sims[0] and v < w_sims[j]):
-                            continue
-                        found_rows[found] = j
-                        found_sims[found] = v
-                        found += 1
-                        for e in range(0, pool_size, 16):  # the 64-byte lines of j's pool
-                            _prefetch(t_sims[j], e)
-                            _prefetch(t_rowz[j], e)
+                    found = _candidates(
+                        row, lo, span_end, dense, own_sims[0], w_sims, floor, t_sims, t_rowz, found_rows, found_sims
+                    )
                     for f in range(found):
                         j = found_rows[f]
                         v = found_sims[f]
@@ -1327,7 +1339,6 @@ def _cross_pairs(
     count_a = groups_a.shape[0]
     count_b = groups_b.shape[0]
     d = dense_b_t.shape[0]
-    pool_size = sims_a.shape[1]
     width = min(_SOURCES, max(1, _SOURCE_VALUES // max(count_b, 1)))
     acc = np.zeros((width, count_b), dtype=np.float32)
     dense = np.zeros(_SPAN, dtype=np.float32)
@@ -1353,21 +1364,9 @@ def _cross_pairs(
                     _dense_block(dense_a[i], dense_b_t, block, span_end, s0, s1, s2, s3, dense)
                 gi = groups_a[i]
                 row_i = offset_a + i
-                found = 0
-                for j in range(block, span_end):
-                    v = row[j]
-                    if v == 0.0:  # no shared term: left to the bound, as in _all_rows_span
-                        continue
-                    row[j] = 0.0
-                    v += dense[j - block]
-                    if v <= floor or (v < worst_a[i] and v < worst_b[j]):
-                        continue
-                    found_rows[found] = j
-                    found_sims[found] = v
-                    found += 1
-                    for e in range(0, pool_size, 16):  # the 64-byte lines of j's pool
-                        _prefetch(sims_b[j], e)
-                        _prefetch(rows_b[j], e)
+                found = _candidates(
+                    row, block, span_end, dense, worst_a[i], worst_b, floor, sims_b, rows_b, found_rows, found_sims
+                )
                 for f in range(found):
                     j = found_rows[f]
                     v = found_sims[f]
@@ -1483,12 +1482,13 @@ def _kernels():
     """The compiled kernels (compiled on first call, cached on disk by numba)."""
     if not _COMPILED:
         global _insert, _dense_pair, _dense_dot, _add_terms, _accumulate, _rescore, _fetch_row, _prefetch
-        global _worse, _offer, _dense_block
+        global _worse, _offer, _dense_block, _candidates
         _prefetch = _prefetch_instruction()
         _insert = numba.njit(cache=True, nogil=True, inline="always")(_insert)
         _worse = numba.njit(cache=True, nogil=True, inline="always")(_worse)
         _offer = numba.njit(cache=True, nogil=True, inline="always")(_offer)
         _dense_block = numba.njit(cache=True, nogil=True, inline="always")(_dense_block)
+        _candidates = numba.njit(cache=True, nogil=True, inline="always")(_candidates)
         _dense_pair = numba.njit(cache=True, nogil=True, inline="always")(_dense_pair)
         _dense_dot = numba.njit(cache=True, nogil=True, inline="always")(_dense_dot)
         _add_terms = numba.njit(cache=True, nogil=True, inline="always")(_add_terms)

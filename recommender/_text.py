@@ -465,8 +465,10 @@ def tfidf_rows(counts: FieldCounts, start: int, stop: int, column_of: np.ndarray
     if not 0 <= start <= stop <= n_docs:
         raise ValueError(f"tfidf_rows: rows {start}:{stop} outside 0:{n_docs}.")
     # only these articles' rows, stacked by field as in ``counts``: checked and weighted, whatever n
-    fields = [m for _, m in counts.rows(start, stop)] or [sp.csr_matrix((0, len(counts.terms)), dtype=np.float32)]
-    block = FieldCounts(counts.terms, sp.vstack(fields, format="csr"), counts.weights, stop - start)
+    block = counts
+    if (start, stop) != (0, n_docs) and counts.weights:
+        fields = sp.vstack([m for _, m in counts.rows(start, stop)], format="csr")
+        block = FieldCounts(counts.terms, fields, counts.weights, stop - start)
     indptr, indices = _checked_counts(block)
     column_of = np.ascontiguousarray(column_of, dtype=np.int64)
     idf = np.ascontiguousarray(idf, dtype=np.float32)

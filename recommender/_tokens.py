@@ -29,8 +29,9 @@ from __future__ import annotations
 import functools
 import sys
 import threading
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numba
 import numpy as np
@@ -211,15 +212,19 @@ def _blocks(texts: Sequence[str], n_jobs: int) -> tuple[pa.ChunkedArray, np.ndar
         tokens, parents = _tokens(block)
         return tokens, parents + np.int32(start)
 
-    if n_jobs <= 1 or len(work) <= 1:
-        found = [one(w) for w in work]
-    else:
-        with ThreadPoolExecutor(max_workers=n_jobs) as pool:
-            found = list(pool.map(one, work))
+    found = _map(one, work, n_jobs)
     empty = pc.dictionary_encode(pa.array([], type=pa.large_string()))
     tokens = pa.chunked_array([t for t, _ in found] or [empty], type=empty.type).unify_dictionaries()
     parents = np.concatenate([p for _, p in found]) if found else np.empty(0, np.int32)
     return tokens, parents
+
+
+def _map(function: Callable[[Any], Any], items: list[Any], threads: int) -> list[Any]:
+    """``[function(x) for x in items]``, on up to ``threads`` threads (the kernels here release the GIL)."""
+    if threads <= 1 or len(items) <= 1:
+        return [function(x) for x in items]
+    with ThreadPoolExecutor(max_workers=min(threads, len(items))) as pool:
+        return list(pool.map(function, items))
 
 
 def _count_rows(
@@ -258,26 +263,12 @@ def _count_rows(
         slot = np.empty(max(width, 1), dtype=np.int64)
         _kernel("rows")(local(part), codes[t0:t1], column, indptr[d0 : d1 + 1], indices, data, mark, slot)
 
-    with ThreadPoolExecutor(max_workers=runs) if runs > 1 else _Inline() as pool:
-        sizes = list(pool.map(sizes_of, parts))
-        indptr = np.concatenate([[0], np.cumsum(np.concatenate(sizes))]).astype(np.int64)
-        indices = np.empty(int(indptr[-1]), dtype=np.int32)
-        data = np.empty(int(indptr[-1]), dtype=np.int64)  # integers: a float32 count would stop at 2**24
-        list(pool.map(fill, parts))
+    sizes = _map(sizes_of, parts, runs)
+    indptr = np.concatenate([[0], np.cumsum(np.concatenate(sizes))]).astype(np.int64)
+    indices = np.empty(int(indptr[-1]), dtype=np.int32)
+    data = np.empty(int(indptr[-1]), dtype=np.int64)  # integers: a float32 count would stop at 2**24
+    _map(fill, parts, runs)
     return sp.csr_matrix((data.astype(np.float32), indices, indptr), shape=(n_docs, width))
-
-
-class _Inline:
-    """``map`` in this thread (one run: no pool)."""
-
-    def __enter__(self) -> _Inline:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def map(self, function, items):  # type: ignore[no-untyped-def]
-        return map(function, items)
 
 
 def count_terms(
