@@ -3,24 +3,27 @@
 The steps (a task per input partition or per block of rows; the client merges the small results):
 
 1. **Articles.** File paths are read by the workers, a Dask DataFrame's partitions
-   are computed there, a pandas frame is validated here and sent in blocks. Every
+   are computed there, a pandas frame is validated here and sent in chunks. Every
    partition is validated by the rules of :func:`~recommender.load_articles`;
    ids are then checked across partitions here (the first valid occurrence is
    kept, as in one table). The texts stay on the workers.
 2. **Terms.** Each partition counts its terms (``count_fields``); the client adds
    up the document frequencies of every term and keeps the vocabulary and idf
    exactly as ``fit_vocabulary`` does.
-3. **Vectors.** Each block (at most ``block_rows`` rows of a partition) computes its
-   TF-IDF rows; the client gathers them (it writes the model), fits the latent
-   components once on the same rows as a one-process fit does (``latent_sample``),
-   and ships them: each block blends its own rows.
+3. **Vectors.** The rows are cut into blocks of at most ``block_rows`` rows, in
+   order (a block may span partitions). Each block computes its TF-IDF rows; the
+   client gathers only the rows the latent components are fitted on
+   (``latent_sample``, as a one-process fit does), fits them once and ships them:
+   each block blends its own rows. The client gathers the blended blocks (it
+   writes the model) while the search runs.
 4. **Neighbours.** Tiles of blocks ``a <= b``: a tile gives partial pools for the
    rows of both blocks from the pairs that share a term (``tile_pools``). Each
    block's own tile runs first; its pools are the bars of the block's other tiles
    (a pair below a full pool's last entry is not offered). The partial pools of
-   each block are merged in a tree of tasks. The rows whose pool
-   a pair sharing no term could still enter (``unsettled_rows``) are searched
-   again against every block. Each pair is summed in the one fixed order of the
+   each block are merged in a tree of tasks, each merge as soon as its parts are
+   there. As soon as a block's pools are merged, its rows whose pool a pair
+   sharing no term could still enter (``unsettled_rows``) are searched again
+   against every block. Each pair is summed in the one fixed order of the
    one-process search, so the pools are the same bit for bit.
 5. **The rest** (text keys and copy signatures, computed per partition;
    duplicate groups, popularity, the catalogue) is assembled here.
@@ -40,6 +43,7 @@ its tasks are computed again from their inputs; the result is the same.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import math
 import operator
@@ -77,8 +81,9 @@ from ._text import (
     blend,
     count_fields,
     document_frequencies,
-    fit_components,
     kept_terms,
+    latent_sample,
+    sample_components,
     tfidf_rows,
 )
 
@@ -92,6 +97,11 @@ DASK_HINT = "pip install 'recommender[dask]'"
 BLOCK_ROWS = 20_000
 #: Tiles per worker that the default block size aims at (uneven tiles then even out).
 _TILES_PER_WORKER = 4
+#: Chunks per worker that a pandas frame is sent in: the partitions' tasks even out across the workers.
+_CHUNKS_PER_WORKER = 4
+#: Priority of the tasks that free memory or finish a block (merges, the search of unsettled rows) over the
+#: tiles waiting to run (Dask runs the tasks submitted first first, and the merges are submitted last).
+_SOON = 1
 #: Partial pools merged per task of the merge tree: two, so that a tile's partial pools wait for one other
 #: tile at most, not for seven (each is ``2 * block_rows * pool_size * 4`` bytes held until merged).
 _FAN_IN = 2
@@ -209,8 +219,14 @@ def _frequencies(counts: FieldCounts) -> tuple[np.ndarray, np.ndarray, int]:
     return counts.terms, document_frequencies(counts), counts.n_docs
 
 
-def _tfidf(counts: FieldCounts, start: int, stop: int, column_of: np.ndarray, idf: np.ndarray) -> sp.csr_matrix:
-    return tfidf_rows(counts, start, stop, column_of, idf)
+def _tfidf(pieces: list[tuple[FieldCounts, int, int, np.ndarray]], idf: np.ndarray) -> sp.csr_matrix:
+    """One block's TF-IDF rows from its pieces: (a partition's counts, start, stop, the partition's term columns)."""
+    parts = [tfidf_rows(counts, start, stop, column_of, idf) for counts, start, stop, column_of in pieces]
+    return parts[0] if len(parts) == 1 else sp.vstack(parts, format="csr")
+
+
+def _rows(matrix: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
+    return matrix[rows]
 
 
 def _blended(tfidf: sp.csr_matrix, latent: tuple[np.ndarray | None, float]) -> sp.csr_matrix:
@@ -226,21 +242,51 @@ def _merged(*parts: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarr
     return merged_pools(list(parts))
 
 
+def _column_counts(vectors: sp.csr_matrix) -> np.ndarray:
+    return np.bincount(vectors.indices, minlength=vectors.shape[1])
+
+
+def _dense_columns(n: int, *counts: np.ndarray) -> np.ndarray:
+    return dense_columns(np.sum(counts, axis=0), n)
+
+
+def _top(*norms: np.ndarray) -> float:
+    return max((float(x.max()) for x in norms if x.size), default=0.0)
+
+
+def _unsettled(merged: tuple[np.ndarray, np.ndarray], norms: np.ndarray, top: float) -> np.ndarray:
+    return unsettled_rows(norms, merged[0], merged[1], top)
+
+
 # --------------------------------------------------------------------------- the client's side
 
 
 @dataclass(frozen=True)
 class _Block:
-    """Rows ``start:stop`` of partition ``partition``; global rows ``offset:offset + stop - start``."""
+    """Global rows ``offset:offset + size``: rows ``start:stop`` of each ``(partition, start, stop)`` of
+    ``pieces``, in order (a block may span partitions, and a partition blocks)."""
 
-    partition: int
-    start: int
-    stop: int
     offset: int
+    size: int
+    pieces: tuple[tuple[int, int, int], ...]
 
-    @property
-    def size(self) -> int:
-        return self.stop - self.start
+
+def _blocks(sizes: Sequence[int], block_rows: int) -> list[_Block]:
+    """The fewest blocks of at most ``block_rows`` rows, as even as can be, cut in order from partitions of
+    ``sizes`` rows."""
+    n = int(sum(sizes))
+    count = math.ceil(n / block_rows)
+    bounds = [i * n // count for i in range(count + 1)] if count else [0]
+    starts = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)]).tolist()
+    blocks = []
+    for lo, hi in itertools.pairwise(bounds):
+        pieces = tuple(
+            (p, max(lo, starts[p]) - starts[p], min(hi, starts[p + 1]) - starts[p])
+            for p in range(len(sizes))
+            if max(lo, starts[p]) < min(hi, starts[p + 1])
+        )
+        blocks.append(_Block(lo, hi - lo, pieces))
+    return blocks
 
 
 def fit_on_dask(
@@ -311,7 +357,7 @@ def _fit(
     progress: bool | None,
 ) -> FittedState:
     clock = Stages()
-    fronts, carried = _partitions(articles, client, BLOCK_ROWS, strict, text)
+    fronts, carried = _partitions(articles, client, strict, text)
     # 1. ids across partitions
     provenance = client.gather([_submit(client, operator.getitem, f, "provenance") for f in fronts])
     drops, rejected, flagged = _checked_ids(provenance, carried, strict)
@@ -343,14 +389,7 @@ def _fit(
     column_of = np.full(len(terms), -1, dtype=np.int64)
     column_of[columns] = np.arange(columns.size)
     # 3. vectors
-    block_rows = block_rows or _block_rows(n, len(client.scheduler_info().get("workers", ())) or 1)
-    blocks = [
-        _Block(p, start, min(start + block_rows, size), 0)
-        for p, size in enumerate(sizes)
-        for start in range(0, size, block_rows)
-    ]
-    offsets = np.concatenate([[0], np.cumsum([b.size for b in blocks])]).astype(np.int64)
-    blocks = [_Block(b.partition, b.start, b.stop, int(offsets[i])) for i, b in enumerate(blocks)]
+    blocks = _blocks(sizes, block_rows or _block_rows(n, _workers(client)))
     parts = client.gather(described)
     table = pd.concat([p["table"] for p in parts], ignore_index=True)
     keys = np.concatenate([p["keys"] for p in parts])
@@ -363,26 +402,42 @@ def _fit(
         pools = Pools.build(vectors, settings.pool_size, copy_labels(keys))
     else:
         maps = [column_of[where] for where in positions]
-        tfidf = [_submit(client, _tfidf, counts[b.partition], b.start, b.stop, maps[b.partition], idf) for b in blocks]
+        tfidf = [
+            _submit(client, _tfidf, [(counts[p], start, stop, maps[p]) for p, start, stop in b.pieces], idf)
+            for b in blocks
+        ]
         del counts
-        sparse = sp.vstack(client.gather(tfidf), format="csr")
-        clock.done("TF-IDF rows of %d blocks", len(blocks))
-        components = fit_components(sparse, text)
+        # the latent components from the rows of the sample alone, gathered from their blocks
+        sample = latent_sample(n)
+        picks = [
+            _submit(client, _rows, t, sample[(sample >= b.offset) & (sample < b.offset + b.size)] - b.offset)
+            for t, b in zip(tfidf, blocks, strict=True)
+        ]
+        components = sample_components(sp.vstack(client.gather(picks), format="csr"), n, text)
+        del picks
         weight = float(text.latent_weight) if components is not None else 0.0
         vocabulary = Vocabulary(terms[columns], idf, components, weight)
-        vectors = blend(sparse, vocabulary)
-        del sparse
-        clock.done("latent components and blend")
-        latent = _submit(client, _same, (components, weight))
-        block_vectors = [_submit(client, _blended, t, latent) for t in tfidf]
+        clock.done("TF-IDF rows of %d blocks, latent components", len(blocks))
+        if components is None:
+            block_vectors = tfidf
+        else:
+            latent = _submit(client, _same, (components, weight))
+            block_vectors = [_submit(client, _blended, t, latent) for t in tfidf]
         del tfidf
-        # 4. neighbours
-        pools = _pools(client, module, blocks, block_vectors, vectors, copy_labels(keys), settings.pool_size, progress)
+        # 4. neighbours: the tasks go first, the client gathers the model's vectors while they run
+        search = _Search(client, blocks, block_vectors, n, copy_labels(keys), settings.pool_size)
+        vectors = sp.vstack(client.gather(block_vectors), format="csr")
+        clock.done("blended vectors gathered")
+        pools = search.pools(module, progress)
         clock.done("neighbours: %d tiles", len(blocks) * (len(blocks) + 1) // 2)
     return assemble_state(
         table, vocabulary, vectors, pools, keys, sigs, text, settings,
         reference_date=reference_date, rejected=rejected, flagged=flagged,
     )  # fmt: skip
+
+
+def _workers(client: Any) -> int:
+    return len(client.scheduler_info().get("workers", ())) or 1
 
 
 def _block_rows(n: int, workers: int) -> int:
@@ -393,13 +448,15 @@ def _block_rows(n: int, workers: int) -> int:
 
 
 def _partitions(
-    articles: Any, client: Any, block_rows: int, strict: bool, params: TextParams
+    articles: Any, client: Any, strict: bool, params: TextParams
 ) -> tuple[list[Any], list[list[dict[str, Any]]]]:
-    """Futures of each partition's :func:`_front`, and the rejected and flagged rows found here (a pandas frame)."""
+    """Futures of each partition's :func:`_front`, and the rejected and flagged rows found here (a pandas frame,
+    sent in :data:`_CHUNKS_PER_WORKER` chunks per worker, of at most :data:`BLOCK_ROWS` rows)."""
     if isinstance(articles, pd.DataFrame):
         table = validate_articles(articles, strict=strict)
         carried = [list(table.attrs.get("rejected", ())), list(table.attrs.get("flagged", ()))]
-        chunks = [table.iloc[s : s + block_rows].reset_index(drop=True) for s in range(0, len(table), block_rows)]
+        step = max(1, min(BLOCK_ROWS, math.ceil(len(table) / (_CHUNKS_PER_WORKER * _workers(client)))))
+        chunks = [table.iloc[s : s + step].reset_index(drop=True) for s in range(0, len(table), step)]
         return [_submit(client, _front, c, params) for c in chunks or [table]], carried
     if _is_dask_frame(articles):
         futures = client.compute(articles.to_delayed())
@@ -461,79 +518,95 @@ def _concatenated(parts: Sequence[Signatures | None]) -> Signatures | None:
     return out
 
 
-def _pools(
-    client: Any,
-    module: Any,
-    blocks: list[_Block],
-    block_vectors: list[Any],
-    vectors: sp.csr_matrix,
-    labels: np.ndarray,
-    pool: int,
-    progress: bool | None,
-) -> Pools:
-    """The neighbour search as tiles of blocks (see the module docstring, step 4)."""
-    n = vectors.shape[0]
-    dense_cols = dense_columns(np.bincount(vectors.indices, minlength=vectors.shape[1]), n)
-    spans = [(b.offset, b.offset + b.size) for b in blocks]
-    sides: list[list[Any]] = [[] for _ in blocks]
-    tiles = []
-    for a, (a0, a1) in enumerate(spans):  # each block's own tile first: its pools are the bars of the others
-        tile = _submit(client, tile_pools, block_vectors[a], None, (a0, a0), (labels[a0:a1], None), dense_cols, pool)
-        tiles.append(tile)
-        sides[a].append(_submit(client, operator.getitem, tile, 0))
-    for a, (a0, a1) in enumerate(spans):
-        for b in range(a + 1, len(blocks)):
-            b0, b1 = spans[b]
+class _Search:
+    """The neighbour search as tiles of blocks (see the module docstring, step 4): every task is submitted when
+    it is made, and :meth:`pools` waits for them."""
+
+    def __init__(
+        self, client: Any, blocks: list[_Block], block_vectors: list[Any], n: int, labels: np.ndarray, pool: int
+    ) -> None:
+        self.client, self.block_vectors, self.n, self.labels, self.pool = client, block_vectors, n, labels, pool
+        self.spans = [(b.offset, b.offset + b.size) for b in blocks]
+        counts = [_submit(client, _column_counts, v) for v in block_vectors]
+        self.dense_cols = _submit(client, _dense_columns, n, *counts)
+        sides: list[list[Any]] = [[] for _ in blocks]
+        self.tiles = []
+        for a, (a0, a1) in enumerate(self.spans):  # each block's own tile first: its pools bar the others
             tile = _submit(
-                client, tile_pools, block_vectors[a], block_vectors[b], (a0, b0),
-                (labels[a0:a1], labels[b0:b1]), dense_cols, pool, (sides[a][0], sides[b][0]),
-            )  # fmt: skip
-            tiles.append(tile)
-            sides[a].append(_submit(client, operator.getitem, tile, 0))
-            sides[b].append(_submit(client, operator.getitem, tile, 1))
-    merged = [_tree(client, parts) for parts in sides]
-    with progress_bar(progress, total=len(tiles), desc="neighbour tiles", unit="tile") as bar:
-        for _ in module.as_completed(tiles):
-            bar.update(1)
-    del tiles, sides
-    rows = np.empty((n, pool), dtype=np.int32)
-    sims = np.empty((n, pool), dtype=np.float32)
-    for (a0, a1), future in zip(spans, merged, strict=True):
-        rows[a0:a1], sims[a0:a1] = future.result()
-    del merged
-    unsettled = unsettled_rows(dense_norms(vectors, dense_cols), rows, sims)
-    if len(unsettled):
-        logger.info("fit: %d rows searched again over every block (a pair sharing no term could enter)", unsettled.size)
-    sweeps = []
-    for a, (a0, a1) in enumerate(spans):
-        mine = unsettled[(unsettled >= a0) & (unsettled < a1)]
-        if mine.size == 0:
-            continue
-        parts = [
-            _submit(
-                client,
-                sweep_pools,
-                block_vectors[a],
-                mine - a0,
-                block_vectors[b],
-                (a0, b0),
-                (labels[a0:a1], labels[b0:b1]),
-                dense_cols,
-                pool,
+                client, tile_pools, block_vectors[a], None, (a0, a0), (labels[a0:a1], None), self.dense_cols, pool
             )
-            for b, (b0, b1) in enumerate(spans)
+            self.tiles.append(tile)
+            sides[a].append(_submit(client, operator.getitem, tile, 0))
+        for a, (a0, a1) in enumerate(self.spans):
+            for b in range(a + 1, len(blocks)):
+                b0, b1 = self.spans[b]
+                tile = _submit(
+                    client, tile_pools, block_vectors[a], block_vectors[b], (a0, b0),
+                    (labels[a0:a1], labels[b0:b1]), self.dense_cols, pool, (sides[a][0], sides[b][0]),
+                )  # fmt: skip
+                self.tiles.append(tile)
+                sides[a].append(_submit(client, operator.getitem, tile, 0))
+                sides[b].append(_submit(client, operator.getitem, tile, 1))
+        # merged as soon as their parts are there, so that partial pools do not wait for the last tile
+        self.merged = [_tree(client, parts) for parts in sides]
+        norms = [_submit(client, dense_norms, v, self.dense_cols, priority=_SOON) for v in block_vectors]
+        top = _submit(client, _top, *norms, priority=_SOON)
+        self.unsettled = [
+            _submit(client, _unsettled, m, norm, top, priority=_SOON)
+            for m, norm in zip(self.merged, norms, strict=True)
         ]
-        sweeps.append((mine, _tree(client, parts)))
-    for mine, future in sweeps:
-        rows[mine], sims[mine] = future.result()
-    return Pools(*finished(rows, sims))
+
+    def pools(self, module: Any, progress: bool | None) -> Pools:
+        """Each block's pools as its tiles are merged; the rows ``unsettled_rows`` names searched again against
+        every block as soon as their block's pools are there."""
+        client, pool, spans = self.client, self.pool, self.spans
+        rows = np.empty((self.n, pool), dtype=np.int32)
+        sims = np.empty((self.n, pool), dtype=np.float32)
+        block_of = {f.key: a for a, f in enumerate(self.unsettled)}
+        waiting = module.as_completed([*self.tiles, *self.unsettled])
+        self.tiles = self.unsettled = []  # a tile's result is dropped once its parts are taken (not held here)
+        swept = []
+        with progress_bar(
+            progress, total=len(spans) * (len(spans) + 1) // 2, desc="neighbour tiles", unit="tile"
+        ) as bar:
+            for future in waiting:
+                a = block_of.get(future.key)
+                if a is None:
+                    bar.update(1)
+                    continue
+                mine = future.result()
+                (a0, a1), merged = spans[a], self.merged[a]
+                rows[a0:a1], sims[a0:a1] = merged.result()
+                self.merged[a] = None
+                if mine.size:
+                    parts = [self._sweep(a, mine, b) for b in range(len(spans))]
+                    swept.append((mine + a0, _tree(client, parts)))
+        if swept:
+            logger.info(
+                "fit: %d rows searched again over every block (a pair sharing no term could enter)",
+                sum(mine.size for mine, _ in swept),
+            )
+        for mine, future in swept:
+            rows[mine], sims[mine] = future.result()
+        return Pools(*finished(rows, sims))
+
+    def _sweep(self, a: int, mine: np.ndarray, b: int) -> Any:
+        """Partial pools of rows ``mine`` of block ``a`` against every row of block ``b``."""
+        (a0, a1), (b0, b1) = self.spans[a], self.spans[b]
+        return _submit(
+            self.client, sweep_pools, self.block_vectors[a], mine, self.block_vectors[b], (a0, b0),
+            (self.labels[a0:a1], self.labels[b0:b1]), self.dense_cols, self.pool, priority=_SOON,
+        )  # fmt: skip
 
 
 def _tree(client: Any, parts: list[Any]) -> Any:
-    """One future merging ``parts`` (partial pools of the same rows), ``_FAN_IN`` at a time."""
+    """One future merging ``parts`` (partial pools of the same rows), ``_FAN_IN`` at a time, each merge as soon
+    as its parts are there."""
     while len(parts) > 1:
         parts = [
-            _submit(client, _merged, *parts[i : i + _FAN_IN]) if len(parts[i : i + _FAN_IN]) > 1 else parts[i]
+            _submit(client, _merged, *parts[i : i + _FAN_IN], priority=_SOON)
+            if len(parts[i : i + _FAN_IN]) > 1
+            else parts[i]
             for i in range(0, len(parts), _FAN_IN)
         ]
     return parts[0]

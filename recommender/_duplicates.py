@@ -99,6 +99,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import itertools
 import re
 import threading
 import unicodedata
@@ -597,7 +598,7 @@ def compare(
     else:
         cuts = np.linspace(0, m, runs + 1).astype(np.int64).tolist()
         with ThreadPoolExecutor(max_workers=runs, thread_name_prefix="recommender-compare") as pool:
-            list(pool.map(run, zip(cuts[:-1], cuts[1:], strict=True)))
+            list(pool.map(run, itertools.pairwise(cuts)))
     smaller = sizes.min(axis=1)
     union = sizes.sum(axis=1) - inter
     containment = np.divide(inter, smaller, out=np.zeros(m), where=smaller > 0)

@@ -279,11 +279,16 @@ def _unsettled(dense_rows: np.ndarray, rows: np.ndarray, sims: np.ndarray, floor
     return _unsettled_of(norms, rows, sims, floor)
 
 
-def _unsettled_of(norms: np.ndarray, rows: np.ndarray, sims: np.ndarray, floor: np.float32) -> np.ndarray:
-    """``_unsettled`` from the rows' dense norms."""
-    if rows.shape[0] == 0 or not norms.size or norms.max() == 0:
+def _unsettled_of(
+    norms: np.ndarray, rows: np.ndarray, sims: np.ndarray, floor: np.float32, top: float | None = None
+) -> np.ndarray:
+    """``_unsettled`` from the rows' dense norms; ``top``: the largest dense norm of every row (None: of these)."""
+    if rows.shape[0] == 0 or not norms.size:
         return np.empty(0, dtype=np.int64)
-    reach = norms * norms.max()  # a term-free pair's similarity is at most this
+    top = float(norms.max()) if top is None else float(top)
+    if top == 0:
+        return np.empty(0, dtype=np.int64)
+    reach = norms * top  # a term-free pair's similarity is at most this
     settled = (rows[:, -1] >= 0) & (sims[:, -1].astype(np.float64) > reach * (1.0 + 1e-4) + 1e-6)
     return np.flatnonzero(~settled & (reach > float(floor)))
 
@@ -706,10 +711,11 @@ def dense_norms(vectors: sp.csr_matrix, dense_cols: np.ndarray) -> np.ndarray:
     return np.sqrt(np.einsum("ij,ij->i", dense, dense, dtype=np.float64))
 
 
-def unsettled_rows(norms: np.ndarray, rows: np.ndarray, sims: np.ndarray) -> np.ndarray:
-    """The rows whose pool a pair sharing no term could still enter (see ``_unsettled``), from every row's
-    :func:`dense_norms`."""
-    return _unsettled_of(np.asarray(norms, dtype=np.float64), rows, sims, np.float32(SIMILARITY_FLOOR))
+def unsettled_rows(norms: np.ndarray, rows: np.ndarray, sims: np.ndarray, top: float | None = None) -> np.ndarray:
+    """The rows whose pool a pair sharing no term could still enter (see ``_unsettled``), from their
+    :func:`dense_norms`; ``top``: the largest dense norm of every row of the matrix, when these are a block of it
+    (None: these are every row)."""
+    return _unsettled_of(np.asarray(norms, dtype=np.float64), rows, sims, np.float32(SIMILARITY_FLOOR), top)
 
 
 def finished(rows: np.ndarray, sims: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

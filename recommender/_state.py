@@ -160,7 +160,9 @@ def fit_state(
     threads = thread_count(n_jobs)
     # The copy keys and signatures (Python and a one-thread kernel) run beside the vectorising, whose steps
     # after the term count use one core: with two threads or more they cost little wall time.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="recommender-copies") if threads > 1 else _Inline() as side:
+    with (
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="recommender-copies") if threads > 1 else _Inline() as side
+    ):
         keys_done = side.submit(text_keys, fields["title"], fields["summary"], fields["body"])
         sigs_done = side.submit(signatures, fields["title"], fields["summary"], fields["body"])
         try:

@@ -57,9 +57,9 @@ from ._tokens import count_terms, fast_path
 
 __all__ = [
     "FIELDS",
+    "LATENT_SAMPLE",
     "NEWS_STOP_WORDS",
     "STOP_LISTS",
-    "LATENT_SAMPLE",
     "FieldCounts",
     "TermCounter",
     "TextParams",
@@ -72,6 +72,7 @@ __all__ = [
     "fit_vocabulary",
     "kept_terms",
     "latent_sample",
+    "sample_components",
     "term_counter",
     "tfidf_rows",
     "unknown_tokens",
@@ -557,13 +558,19 @@ def _kernel(name: str) -> Callable[..., Any]:
 def fit_components(sparse: sp.csr_matrix, params: TextParams) -> np.ndarray | None:
     """Right singular vectors of the term matrix (of :func:`latent_sample` of its rows), or None when the blend is
     off or impossible."""
-    count = min(int(params.latent_components), sparse.shape[1] - 1, sparse.shape[0] - 1)
+    return sample_components(sparse[latent_sample(sparse.shape[0])], sparse.shape[0], params)
+
+
+def sample_components(sample: sp.csr_matrix, n: int, params: TextParams) -> np.ndarray | None:
+    """:func:`fit_components` of an ``n``-row term matrix from its rows :func:`latent_sample` alone (``sample``,
+    in that order): what the build on Dask gathers, instead of every row."""
+    count = min(int(params.latent_components), sample.shape[1] - 1, n - 1)
     if params.latent_weight <= 0 or count < 1:
         return None
     svd = TruncatedSVD(n_components=count, algorithm="randomized", n_iter=7, random_state=0)
     # explained_variance_ratio_ (unused here) is 0/0 when all rows agree
     with np.errstate(invalid="ignore", divide="ignore"):
-        svd.fit(sparse[latent_sample(sparse.shape[0])])
+        svd.fit(sample)
     return svd.components_.astype(np.float32)
 
 

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import recommender as rec
 from recommender._cli import main
@@ -110,6 +112,30 @@ def test_a_dask_dataframe_is_read_partition_by_partition(wikinews, local, client
     truth = rec.Recommender().fit(wikinews.assign(tags=wikinews["tags"].map(";".join)), progress=False)
     spread = rec.Recommender().fit(frame, client=client, block_rows=BLOCK, progress=False)
     assert_same_model(spread, truth)
+
+
+@given(
+    sizes=st.lists(st.integers(min_value=0, max_value=60), min_size=1, max_size=8),
+    block_rows=st.integers(min_value=1, max_value=70),
+)
+def test_blocks_cut_the_partitions_in_order_into_even_blocks(sizes: list[int], block_rows: int) -> None:
+    from recommender._cluster import _blocks
+
+    blocks = _blocks(sizes, block_rows)
+    n = sum(sizes)
+    assert len(blocks) == -(-n // block_rows)  # the fewest blocks of at most block_rows rows
+    if blocks:
+        assert max(b.size for b in blocks) <= block_rows
+        assert max(b.size for b in blocks) - min(b.size for b in blocks) <= 1
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    covered = []  # every row of every partition once, in order, each block's rows at its offset
+    for block in blocks:
+        assert block.offset == len(covered)
+        for partition, start, stop in block.pieces:
+            assert 0 <= start < stop <= sizes[partition]
+            covered.extend(range(starts[partition] + start, starts[partition] + stop))
+        assert len(covered) == block.offset + block.size
+    assert covered == list(range(n))
 
 
 def test_a_killed_worker_still_gives_the_same_model(wikinews, local, client, tmp_path: Path) -> None:
