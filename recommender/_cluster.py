@@ -43,13 +43,16 @@ its tasks are computed again from their inputs; the result is the same.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
+import functools
 import itertools
 import logging
 import math
 import operator
 import os
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -140,6 +143,38 @@ def connected(client: Any, workers: int | None) -> Iterator[Any]:
 # --------------------------------------------------------------------------- tasks (run by the workers)
 
 
+def _trim_heap() -> None:
+    """Hand the C heap's free pages back to the system (glibc's ``malloc_trim``; nothing where there is none).
+
+    A task's temporaries (a partition's texts and tokens, a tile's posting lists) are freed when it ends, but
+    glibc keeps most of those pages: the worker's memory would then stay at its largest task's high-water mark
+    plus the fragments, which Dask sees as "unmanaged" memory it cannot spill, and pauses the worker on.
+    """
+    if "trim" not in _HEAP:
+        try:
+            _HEAP["trim"] = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _HEAP["trim"] = None
+    if _HEAP["trim"] is not None:
+        _HEAP["trim"](0)
+
+
+_HEAP: dict[str, Any] = {}
+
+
+def _trimming(task: Callable[..., Any]) -> Callable[..., Any]:
+    """A task that hands its freed memory back to the system when it ends (:func:`_trim_heap`)."""
+
+    @functools.wraps(task)
+    def run(*args: Any) -> Any:
+        try:
+            return task(*args)
+        finally:
+            _trim_heap()
+
+    return run
+
+
 def _read_path(path: str, position: int, strict: bool) -> pd.DataFrame:
     """One input file, validated (the rows keep where they came from, for the check of ids across files)."""
     frame = load_articles(path, strict=strict, keep=("__source__", "__row__"))
@@ -159,7 +194,7 @@ def _read_partition(part: pd.DataFrame, position: int, strict: bool) -> pd.DataF
     return frame
 
 
-def _front(frame: pd.DataFrame, params: TextParams) -> dict[str, Any]:
+def _parts_of(frame: pd.DataFrame, params: TextParams) -> dict[str, Any]:
     """Everything the build needs from one partition's articles, in one task (the texts are not kept):
     what the check of ids needs, the catalogue rows with exact-copy keys and copy signatures, the term counts."""
     return {
@@ -179,46 +214,65 @@ def _front(frame: pd.DataFrame, params: TextParams) -> dict[str, Any]:
     }
 
 
+@_trimming
+def _front(frame: pd.DataFrame, params: TextParams) -> dict[str, Any]:
+    return _parts_of(frame, params)
+
+
+@_trimming
 def _front_of_path(path: str, position: int, strict: bool, params: TextParams) -> dict[str, Any]:
     try:
         frame = _read_path(path, position, strict)
     except (SchemaError, ArticleValidationError, OSError) as exc:  # the input's fault: said once, not retried
         return {"provenance": {"error": exc}}
-    return _front(frame, params)
+    return _parts_of(frame, params)
 
 
+@_trimming
 def _front_of_partition(part: pd.DataFrame, position: int, strict: bool, params: TextParams) -> dict[str, Any]:
     try:
         frame = _read_partition(part, position, strict)
     except (SchemaError, ArticleValidationError) as exc:
         return {"provenance": {"error": exc}}
-    return _front(frame, params)
+    return _parts_of(frame, params)
 
 
-def _kept(front: dict[str, Any], drop: np.ndarray) -> dict[str, Any]:
-    """A partition's catalogue rows and counts without the rows ``drop`` (ids seen in an earlier partition)."""
-    counts: FieldCounts = front["counts"]
-    n = counts.n_docs
+def _part(front: dict[str, Any], name: str) -> Any:
+    """One part of a partition's result (None where reading it failed: the client raises that error)."""
+    return front.get(name)
+
+
+def _kept_rows(n: int, drop: np.ndarray) -> np.ndarray:
     keep = np.ones(n, dtype=bool)
     keep[drop] = False
-    rows = np.flatnonzero(keep)
-    stacked = np.concatenate([f * n + rows for f in range(len(counts.weights))] or [np.empty(0, dtype=np.int64)])
-    described = front["described"]
+    return np.flatnonzero(keep)
+
+
+def _kept_described(described: dict[str, Any], drop: np.ndarray) -> dict[str, Any]:
+    """A partition's catalogue rows, keys and signatures without the rows ``drop`` (ids seen in an earlier
+    partition)."""
+    rows = _kept_rows(len(described["keys"]), drop)
     sigs = described["signatures"]
     return {
-        "described": {
-            "table": described["table"].iloc[rows].reset_index(drop=True),
-            "keys": described["keys"][rows],
-            "signatures": None if sigs is None else sigs.take(rows),
-        },
-        "counts": FieldCounts(counts.terms, counts.counts[stacked], counts.weights, int(rows.size)),
+        "table": described["table"].iloc[rows].reset_index(drop=True),
+        "keys": described["keys"][rows],
+        "signatures": None if sigs is None else sigs.take(rows),
     }
+
+
+def _kept_counts(counts: FieldCounts, drop: np.ndarray) -> FieldCounts:
+    """A partition's term counts without the rows ``drop``."""
+    n = counts.n_docs
+    rows = _kept_rows(n, drop)
+    stacked = np.concatenate([f * n + rows for f in range(len(counts.weights))] or [np.empty(0, dtype=np.int64)])
+    return FieldCounts(counts.terms, counts.counts[stacked], counts.weights, int(rows.size))
 
 
 def _frequencies(counts: FieldCounts) -> tuple[np.ndarray, np.ndarray, int]:
     return counts.terms, document_frequencies(counts), counts.n_docs
 
 
+@_trimming
 def _tfidf(pieces: list[tuple[FieldCounts, int, int, np.ndarray]], idf: np.ndarray) -> sp.csr_matrix:
     """One block's TF-IDF rows from its pieces: (a partition's counts, start, stop, the partition's term columns)."""
     parts = [tfidf_rows(counts, start, stop, column_of, idf) for counts, start, stop, column_of in pieces]
@@ -229,6 +283,7 @@ def _rows(matrix: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
     return matrix[rows]
 
 
+@_trimming
 def _blended(tfidf: sp.csr_matrix, latent: tuple[np.ndarray | None, float]) -> sp.csr_matrix:
     components, weight = latent
     return blend(tfidf, Vocabulary(np.array([], dtype=str), np.array([], dtype=np.float32), components, weight))
@@ -236,6 +291,16 @@ def _blended(tfidf: sp.csr_matrix, latent: tuple[np.ndarray | None, float]) -> s
 
 def _same(value: Any) -> Any:
     return value
+
+
+@_trimming
+def _tile(*args: Any) -> Any:
+    return tile_pools(*args)
+
+
+@_trimming
+def _sweep(*args: Any) -> Any:
+    return sweep_pools(*args)
 
 
 def _merged(*parts: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -358,10 +423,20 @@ def _fit(
 ) -> FittedState:
     clock = Stages()
     fronts, carried = _partitions(articles, client, strict, text)
+    # Each partition's result is taken apart at once, so that its task (and a pandas chunk's texts, which travel
+    # inside it) is released on the worker as soon as it is done, not when every partition is.
+    parts = [[_submit(client, _part, f, name) for f in fronts] for name in ("provenance", "described", "counts")]
+    del fronts
     # 1. ids across partitions
-    provenance = client.gather([_submit(client, operator.getitem, f, "provenance") for f in fronts])
+    provenance = client.gather(parts[0])
     drops, rejected, flagged = _checked_ids(provenance, carried, strict)
-    kept = [_submit(client, _kept, f, d) if len(d) else f for f, d in zip(fronts, drops, strict=True)]
+    described = [
+        _submit(client, _kept_described, d, drop) if len(drop) else d for d, drop in zip(parts[1], drops, strict=True)
+    ]
+    counts = [
+        _submit(client, _kept_counts, c, drop) if len(drop) else c for c, drop in zip(parts[2], drops, strict=True)
+    ]
+    del parts
     sizes = [len(p["ids"]) - len(d) for p, d in zip(provenance, drops, strict=True)]
     n = sum(sizes)
     if n == 0:
@@ -371,10 +446,7 @@ def _fit(
         logger.warning("fit: %d rows rejected; see model.rejected_", len(rejected))
     if flagged:
         logger.warning("fit: %d articles dated in the future (kept); see model.flagged_", len(flagged))
-    clock.done("on Dask: read and validated %d articles in %d partitions", n, len(fronts))
-    described = [_submit(client, operator.getitem, k, "described") for k in kept]
-    counts = [_submit(client, operator.getitem, k, "counts") for k in kept]
-    del fronts, kept
+    clock.done("on Dask: read and validated %d articles in %d partitions", n, len(provenance))
     # 2. terms
     frequencies = client.gather([_submit(client, _frequencies, c) for c in counts])
     terms = np.unique(np.concatenate([t for t, _, _ in frequencies])) if frequencies else np.array([], dtype=str)
@@ -533,7 +605,7 @@ class _Search:
         self.tiles = []
         for a, (a0, a1) in enumerate(self.spans):  # each block's own tile first: its pools bar the others
             tile = _submit(
-                client, tile_pools, block_vectors[a], None, (a0, a0), (labels[a0:a1], None), self.dense_cols, pool
+                client, _tile, block_vectors[a], None, (a0, a0), (labels[a0:a1], None), self.dense_cols, pool
             )
             self.tiles.append(tile)
             sides[a].append(_submit(client, operator.getitem, tile, 0))
@@ -541,7 +613,7 @@ class _Search:
             for b in range(a + 1, len(blocks)):
                 b0, b1 = self.spans[b]
                 tile = _submit(
-                    client, tile_pools, block_vectors[a], block_vectors[b], (a0, b0),
+                    client, _tile, block_vectors[a], block_vectors[b], (a0, b0),
                     (labels[a0:a1], labels[b0:b1]), self.dense_cols, pool, (sides[a][0], sides[b][0]),
                 )  # fmt: skip
                 self.tiles.append(tile)
@@ -594,7 +666,7 @@ class _Search:
         """Partial pools of rows ``mine`` of block ``a`` against every row of block ``b``."""
         (a0, a1), (b0, b1) = self.spans[a], self.spans[b]
         return _submit(
-            self.client, sweep_pools, self.block_vectors[a], mine, self.block_vectors[b], (a0, b0),
+            self.client, _sweep, self.block_vectors[a], mine, self.block_vectors[b], (a0, b0),
             (self.labels[a0:a1], self.labels[b0:b1]), self.dense_cols, self.pool, priority=_SOON,
         )  # fmt: skip
 

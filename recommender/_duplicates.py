@@ -459,6 +459,10 @@ class Signatures:
     def __len__(self) -> int:
         return int(self.level.shape[0])
 
+    def __sizeof__(self) -> int:
+        """Bytes held, arrays included (what Dask counts as a task result's memory, and spills)."""
+        return object.__sizeof__(self) + sum(int(a.nbytes) for a in (self.values, self.indptr, self.level, self.size))
+
     def take(self, rows: np.ndarray) -> Signatures:
         """The signatures of ``rows``, in that order."""
         rows = np.asarray(rows, dtype=np.int64)

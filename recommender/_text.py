@@ -386,6 +386,12 @@ class FieldCounts:
     weights: tuple[float, ...]
     n_docs: int
 
+    def __sizeof__(self) -> int:
+        """Bytes held, arrays included (what Dask counts as a task result's memory, and spills)."""
+        matrix = self.counts
+        arrays = (self.terms, matrix.data, matrix.indices, matrix.indptr)
+        return object.__sizeof__(self) + sum(int(a.nbytes) for a in arrays)
+
     def rows(self, start: int, stop: int) -> list[tuple[float, sp.csr_matrix]]:
         """(weight, counts of articles ``start:stop``) of each field."""
         n = self.n_docs

@@ -138,14 +138,28 @@ def test_blocks_cut_the_partitions_in_order_into_even_blocks(sizes: list[int], b
     assert covered == list(range(n))
 
 
+def test_dask_sees_the_memory_of_a_partitions_results(wikinews) -> None:
+    """What a partition's task returns is data that Dask counts and can spill to disk, not hidden memory."""
+    from dask.sizeof import sizeof
+
+    from recommender._cluster import _front
+
+    front = _front(wikinews, rec.Recommender().text_params())
+    counts, sigs = front["counts"], front["described"]["signatures"]
+    held = counts.counts.data.nbytes + counts.counts.indices.nbytes + counts.terms.nbytes
+    assert held > 10_000 and sizeof(counts) >= held
+    assert sizeof(sigs) >= sigs.values.nbytes + sigs.indptr.nbytes > 10_000
+    assert sizeof(front) >= held + sigs.values.nbytes
+
+
 def test_a_killed_worker_still_gives_the_same_model(wikinews, local, client, tmp_path: Path) -> None:
     marker = tmp_path / "killed-once"
 
     def install(marker: str) -> None:
         """On each worker: the first tile computed after the marker is free kills its own worker process."""
-        import recommender._neighbours as neighbours
+        import recommender._cluster as cluster
 
-        real = neighbours.tile_pools
+        real = cluster.tile_pools
 
         def kill_once(*args, **kwargs):
             if args[1] is not None:  # a tile of two blocks
@@ -157,13 +171,13 @@ def test_a_killed_worker_still_gives_the_same_model(wikinews, local, client, tmp
                 os.kill(os.getpid(), signal.SIGKILL)
             return real(*args, **kwargs)
 
-        neighbours._real_tile_pools = real
-        neighbours.tile_pools = kill_once
+        cluster._real_tile_pools = real
+        cluster.tile_pools = kill_once
 
     def uninstall() -> None:
-        import recommender._neighbours as neighbours
+        import recommender._cluster as cluster
 
-        neighbours.tile_pools = neighbours.__dict__.pop("_real_tile_pools", neighbours.tile_pools)
+        cluster.tile_pools = cluster.__dict__.pop("_real_tile_pools", cluster.tile_pools)
 
     before = set(client.scheduler_info()["workers"])
     client.run(install, str(marker))
