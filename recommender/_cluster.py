@@ -28,12 +28,15 @@ The steps (a task per input partition or per block of rows; the client merges th
 5. **The rest** (text keys and copy signatures, computed per partition;
    duplicate groups, popularity, the catalogue) is assembled here.
 
-Memory per worker: one partition's articles and term counts while steps 1-3 run;
-then its share of the blocks' vectors (Dask's managed memory, which Dask spills to
-the worker's disk beyond its memory target) and, per running tile, two blocks,
-one block's posting lists and the partial pools of both (about
-``2 * block_rows * pool_size * 8`` bytes). No worker holds the whole matrix. The
-client holds what the model holds: vectors, pools and the catalogue (no texts).
+Memory per worker: one partition's articles while its task runs (the texts are
+not kept), then its share of the partitions' term counts and the blocks' vectors,
+and per running tile two blocks, one block's posting lists and the partial pools of
+both (about ``2 * block_rows * pool_size * 8`` bytes). Everything that grows with
+the corpus is Dask's managed memory, which Dask spills to the worker's disk beyond
+its memory target: a task's result is released once it is used (the client holds
+no tile's result; merges run ahead of the waiting tiles), and the tasks hand their
+freed heap back to the system. No worker holds the whole matrix. The client holds
+what the model holds: vectors, pools and the catalogue (no texts).
 
 Nothing needs a shared file system: data travels through Dask (only file inputs
 must be readable by the workers). A worker that dies is replaced by its nanny and
@@ -462,7 +465,7 @@ def _fit(
     column_of[columns] = np.arange(columns.size)
     # 3. vectors
     blocks = _blocks(sizes, block_rows or _block_rows(n, _workers(client)))
-    parts = client.gather(described)
+    parts = [d.result() for d in described]  # one at a time: a worker never sends all of its parts at once
     table = pd.concat([p["table"] for p in parts], ignore_index=True)
     keys = np.concatenate([p["keys"] for p in parts])
     sigs = _concatenated([p["signatures"] for p in parts])
@@ -498,7 +501,8 @@ def _fit(
         del tfidf
         # 4. neighbours: the tasks go first, the client gathers the model's vectors while they run
         search = _Search(client, blocks, block_vectors, n, copy_labels(keys), settings.pool_size)
-        vectors = sp.vstack(client.gather(block_vectors), format="csr")
+        # one block at a time: a worker serialises one block to send, not its whole share of the matrix
+        vectors = sp.vstack([v.result() for v in block_vectors], format="csr")
         clock.done("blended vectors gathered")
         pools = search.pools(module, progress)
         clock.done("neighbours: %d tiles", len(blocks) * (len(blocks) + 1) // 2)
