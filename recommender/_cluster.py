@@ -271,8 +271,9 @@ def _kept_counts(counts: FieldCounts, drop: np.ndarray) -> FieldCounts:
     return FieldCounts(counts.terms, counts.counts[stacked], counts.weights, int(rows.size))
 
 
-def _frequencies(counts: FieldCounts) -> tuple[np.ndarray, np.ndarray, int]:
-    return counts.terms, document_frequencies(counts), counts.n_docs
+def _frequencies(counts: FieldCounts | None) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """A partition's terms and their document frequencies (None for a partition that could not be read)."""
+    return None if counts is None else (counts.terms, document_frequencies(counts), counts.n_docs)
 
 
 @_trimming
@@ -430,6 +431,8 @@ def _fit(
     # inside it) is released on the worker as soon as it is done, not when every partition is.
     parts = [[_submit(client, _part, f, name) for f in fronts] for name in ("provenance", "described", "counts")]
     del fronts
+    # each partition's terms as read, counted while the ids are checked (kept where no row is dropped)
+    read_terms = [_submit(client, _frequencies, c) for c in parts[2]]
     # 1. ids across partitions
     provenance = client.gather(parts[0])
     drops, rejected, flagged = _checked_ids(provenance, carried, strict)
@@ -451,7 +454,13 @@ def _fit(
         logger.warning("fit: %d articles dated in the future (kept); see model.flagged_", len(flagged))
     clock.done("on Dask: read and validated %d articles in %d partitions", n, len(provenance))
     # 2. terms
-    frequencies = client.gather([_submit(client, _frequencies, c) for c in counts])
+    frequencies = client.gather(
+        [
+            _submit(client, _frequencies, c) if len(drop) else f
+            for c, f, drop in zip(counts, read_terms, drops, strict=True)
+        ]
+    )
+    del read_terms
     terms = np.unique(np.concatenate([t for t, _, _ in frequencies])) if frequencies else np.array([], dtype=str)
     df = np.zeros(len(terms), dtype=np.int64)
     positions = []
@@ -465,6 +474,19 @@ def _fit(
     column_of[columns] = np.arange(columns.size)
     # 3. vectors
     blocks = _blocks(sizes, block_rows or _block_rows(n, _workers(client)))
+    if columns.size:  # the TF-IDF rows first: the workers compute them while the client reads the parts
+        maps = [column_of[where] for where in positions]
+        tfidf = [
+            _submit(client, _tfidf, [(counts[p], start, stop, maps[p]) for p, start, stop in b.pieces], idf)
+            for b in blocks
+        ]
+        # the latent components from the rows of the sample alone, gathered from their blocks
+        sample = latent_sample(n)
+        picks = [
+            _submit(client, _rows, t, sample[(sample >= b.offset) & (sample < b.offset + b.size)] - b.offset)
+            for t, b in zip(tfidf, blocks, strict=True)
+        ]
+    del counts
     parts = [d.result() for d in described]  # one at a time: a worker never sends all of its parts at once
     table = pd.concat([p["table"] for p in parts], ignore_index=True)
     keys = np.concatenate([p["keys"] for p in parts])
@@ -476,18 +498,6 @@ def _fit(
         vectors = sp.csr_matrix((n, 0), dtype=np.float32)
         pools = Pools.build(vectors, settings.pool_size, copy_labels(keys))
     else:
-        maps = [column_of[where] for where in positions]
-        tfidf = [
-            _submit(client, _tfidf, [(counts[p], start, stop, maps[p]) for p, start, stop in b.pieces], idf)
-            for b in blocks
-        ]
-        del counts
-        # the latent components from the rows of the sample alone, gathered from their blocks
-        sample = latent_sample(n)
-        picks = [
-            _submit(client, _rows, t, sample[(sample >= b.offset) & (sample < b.offset + b.size)] - b.offset)
-            for t, b in zip(tfidf, blocks, strict=True)
-        ]
         components = sample_components(sp.vstack(client.gather(picks), format="csr"), n, text)
         del picks
         weight = float(text.latent_weight) if components is not None else 0.0
