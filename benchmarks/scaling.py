@@ -10,7 +10,9 @@ Corpus: the first N texts of the shared synthetic corpus ``SynthCorpus(seed=0)``
 * ``dask xW``: a ``LocalCluster(n_workers=W, threads_per_worker=1, processes=True,
   memory_limit=--memory-limit)`` started before the clock starts (its start-up is
   reported apart), then ``fit(frame, client=client)`` and ``precompute(...,
-  client=client)``.
+  client=client)``. Dask's default worker settings, unless ``--no-worker-profile``:
+  then those of the cluster ``recommender build --workers W`` starts itself
+  (``WORKER_CONFIG``: no statistical profiler in the workers).
 
 Every Dask run is checked against the in-process run: the pools bit for bit and the
 precompute parts by SHA-256 (``identical``). Speed-up and efficiency are against
@@ -29,6 +31,7 @@ Usage::
 
     python benchmarks/scaling.py [--n 100000] [--workers 2 4 8 16 1] [--steps build precompute]
                                  [--threads 2] [--memory-limit 4GiB] [--time-limit 840] [--out scaling.jsonl]
+                                 [--no-worker-profile]
 """
 
 from __future__ import annotations
@@ -137,16 +140,23 @@ def main() -> int:
     parser.add_argument(
         "--skip-in-process", action="store_true", help="no in-process run (and no check of identity): memory runs"
     )
+    parser.add_argument(
+        "--no-worker-profile",
+        action="store_true",
+        help="the workers' settings of `recommender build --workers` (no statistical profiler), not Dask's defaults",
+    )
     args = parser.parse_args()
     if not PEERS.exists():
         print(f"skipped: {PEERS.relative_to(ROOT.parent)} (SynthCorpus) not found")
         return 0
     import logging
 
+    import dask
     from dask.distributed import Client, LocalCluster
 
     import recommender as rec
     from recommender._batch import precompute
+    from recommender._cluster import WORKER_CONFIG
 
     logging.getLogger("distributed").setLevel(logging.ERROR)
     began = time.perf_counter()
@@ -187,7 +197,9 @@ def main() -> int:
                 report({"run": f"dask x{workers}", "skipped": f"past the time limit of {args.time_limit:.0f} s"})
                 continue
             started = time.perf_counter()
+            settings = WORKER_CONFIG if args.no_worker_profile else {}
             with (
+                dask.config.set(settings),
                 LocalCluster(
                     n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                     memory_limit=args.memory_limit,

@@ -152,6 +152,23 @@ def test_dask_sees_the_memory_of_a_partitions_results(wikinews) -> None:
     assert sizeof(front) >= held + sigs.values.nbytes
 
 
+def test_the_cluster_the_build_starts_itself_runs_no_profiler() -> None:
+    """The workers of ``workers=N`` (and ``--workers N``) run without Dask's sampling profiler; a cluster given
+    by the caller keeps its own settings."""
+    from recommender._cluster import connected
+
+    def profiling() -> bool:
+        import dask
+
+        return bool(dask.config.get("distributed.worker.profile.enabled"))
+
+    with connected(None, 1) as own:
+        assert list(own.run(profiling).values()) == [False]
+    import dask
+
+    assert dask.config.get("distributed.worker.profile.enabled")  # this process's settings are as they were
+
+
 def test_a_killed_worker_still_gives_the_same_model(wikinews, local, client, tmp_path: Path) -> None:
     marker = tmp_path / "killed-once"
 
