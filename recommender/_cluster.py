@@ -442,9 +442,13 @@ def _fit(
 ) -> FittedState:
     clock = Stages()
     fronts, carried = _partitions(articles, client, strict, text)
-    # Each partition's result is taken apart at once, so that its task (and a pandas chunk's texts, which travel
-    # inside it) is released on the worker as soon as it is done, not when every partition is.
-    parts = [[_submit(client, _part, f, name) for f in fronts] for name in ("provenance", "described", "counts")]
+    # Each partition's result is taken apart at once (ahead of the partitions waiting to be read), so that its task
+    # (and a pandas chunk's texts, which travel inside it) is released on the worker as soon as it is done, not
+    # when every partition is.
+    parts = [
+        [_submit(client, _part, f, name, priority=_SOON) for f in fronts]
+        for name in ("provenance", "described", "counts")
+    ]
     del fronts
     # each partition's terms as read, counted while the ids are checked (kept where no row is dropped)
     read_terms = [_submit(client, _frequencies, c) for c in parts[2]]
