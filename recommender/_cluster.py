@@ -122,13 +122,6 @@ _RETRIES = 2
 WORKER_CONFIG = {"distributed.worker.profile.enabled": False}
 
 
-def dask_config() -> Any:
-    """``dask.config``, imported on first use (after :func:`distributed` has said what to install)."""
-    import dask
-
-    return dask.config
-
-
 def distributed() -> Any:
     """``dask.distributed``, imported on first use; a clear error when Dask is not installed."""
     try:
@@ -150,7 +143,9 @@ def connected(client: Any, workers: int | None) -> Iterator[Any]:
         if isinstance(client, str):
             client = stack.enter_context(module.Client(client))
         elif client is None:
-            with dask_config().set(WORKER_CONFIG):
+            from dask import config  # importable: distributed() was
+
+            with config.set(WORKER_CONFIG):
                 cluster = stack.enter_context(
                     module.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0")
                 )
@@ -168,16 +163,17 @@ def _trim_heap() -> None:
     glibc keeps most of those pages: the worker's memory would then stay at its largest task's high-water mark
     plus the fragments, which Dask sees as "unmanaged" memory it cannot spill, and pauses the worker on.
     """
-    if "trim" not in _HEAP:
-        try:
-            _HEAP["trim"] = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-        except (OSError, AttributeError):
-            _HEAP["trim"] = None
-    if _HEAP["trim"] is not None:
-        _HEAP["trim"](0)
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
-_HEAP: dict[str, Any] = {}
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
 
 
 def _trimming(task: Callable[..., Any]) -> Callable[..., Any]:
@@ -684,7 +680,7 @@ class _Search:
                 rows[a0:a1], sims[a0:a1] = merged.result()
                 self.merged[a] = None
                 if mine.size:
-                    parts = [self._sweep(a, mine, b) for b in range(len(spans))]
+                    parts = [self._submit_sweep(a, mine, b) for b in range(len(spans))]
                     swept.append((mine + a0, _tree(client, parts)))
         if swept:
             logger.info(
@@ -695,7 +691,7 @@ class _Search:
             rows[mine], sims[mine] = future.result()
         return Pools(*finished(rows, sims))
 
-    def _sweep(self, a: int, mine: np.ndarray, b: int) -> Any:
+    def _submit_sweep(self, a: int, mine: np.ndarray, b: int) -> Any:
         """Partial pools of rows ``mine`` of block ``a`` against every row of block ``b``."""
         (a0, a1), (b0, b1) = self.spans[a], self.spans[b]
         return _submit(

@@ -244,17 +244,17 @@ def _split_dense(vectors: sp.csr_matrix, dense_cols: np.ndarray | None = None) -
 
 
 def _engine_arrays(
-    vectors: sp.csr_matrix, dense_cols: np.ndarray | None = None, postings: bool = True
+    vectors: sp.csr_matrix, dense_cols: np.ndarray | None = None, with_postings: bool = True
 ) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
     """What the compiled kernels read: (the sparse part's CSR arrays, its posting lists' CSR arrays) and the
-    dense rows (row-major: a row's dense part is one cache line or two). ``postings`` False: empty posting lists,
+    dense rows (row-major: a row's dense part is one cache line or two). ``with_postings`` False: empty posting lists,
     for a block whose rows are only read (the first block of a tile)."""
     check_csr(vectors)
     sparse, dense_t = _split_dense(vectors, dense_cols)
     dense_rows = np.ascontiguousarray(dense_t.T)
     if not sparse.has_sorted_indices:  # a copy: the caller's matrix may be read-only (memory-mapped)
         sparse = sparse.sorted_indices()
-    if postings:
+    if with_postings:
         postings = sparse.T.tocsr()  # each term's rows, ascending
         postings.sort_indices()
     else:
@@ -556,11 +556,11 @@ def empty_pools(count: int, pool: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _tile_arrays(
-    vectors: sp.csr_matrix, dense_cols: np.ndarray, postings: bool = True
+    vectors: sp.csr_matrix, dense_cols: np.ndarray, with_postings: bool = True
 ) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
     """The kernel arrays of one block (``_engine_arrays``, with the dense columns of the whole matrix), checked."""
     vectors = sp.csr_matrix(vectors, dtype=np.float32)
-    return _engine_arrays(vectors, dense_cols, postings)
+    return _engine_arrays(vectors, dense_cols, with_postings)
 
 
 def check_csr(matrix: sp.csr_matrix, part: str = "vectors") -> None:
@@ -610,7 +610,7 @@ def tile_pools(
     """
     kernels = _kernels()
     floor = np.float32(SIMILARITY_FLOOR)
-    arrays, dense_a = _tile_arrays(first, dense_cols, postings=second is None)  # two blocks: A's rows are read
+    arrays, dense_a = _tile_arrays(first, dense_cols, with_postings=second is None)  # two blocks: A's rows are read
     count_a = first.shape[0]
     labels_a = np.ascontiguousarray(labels[0], dtype=np.int64)
     if labels_a.shape != (count_a,):
@@ -685,7 +685,7 @@ def sweep_pools(
         raise ValueError("labels must have one entry per row of each block.")
     if first.shape[1] != second.shape[1]:
         raise ValueError(f"the blocks have {first.shape[1]} and {second.shape[1]} columns.")
-    arrays, dense_a = _tile_arrays(first, dense_cols, postings=False)  # the sources' rows are read, B's postings
+    arrays, dense_a = _tile_arrays(first, dense_cols, with_postings=False)  # the sources' rows are read, B's postings
     b_arrays, dense_b = _tile_arrays(second, dense_cols)
     rows, sims = empty_pools(len(sources), pool)
     if len(sources) and second.shape[0]:
