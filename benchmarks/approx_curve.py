@@ -4,18 +4,18 @@
 The engine's own vectors (three fields + the latent blend, the default configuration)
 of the first N texts of ``SynthCorpus(seed=0)`` (``../shared/bench/peers.py``; cached
 by ``benchmarks/speed.py``'s ``engine_matrix``). For each setting ``QUERY_TERMS,
-CANDIDATES, MAX_POSTINGS, FAN`` of ``top_neighbours(vectors, 50, mode="approx", ...)``
+CANDIDATES, PROBES, FAN`` of ``top_neighbours(vectors, 50, mode="approx", ...)``
 over every row on ``--threads`` threads: the seconds of the neighbour step and the
 tie-aware recall@10 on ``--sample`` random rows against exact search over the same
 vectors (a listed neighbour counts when its exact similarity is at least the 10th best
 minus 1e-6, as ``benchmarks/pipeline.py`` measures it), with the similarity captured
 (sum of the 10 listed over the sum of the 10 best). The default setting is
-``32,100,1000,20``. ``/proc/loadavg`` is printed before and after each setting; each
+``32,200,4,20`` (pool 50: candidates ``max(4 * pool, 100)``). ``/proc/loadavg`` is printed before and after each setting; each
 result is printed (and appended to ``--out``) as soon as it is measured.
 
 Usage::
 
-    python benchmarks/approx_curve.py --n 1000000 --settings 32,100,1000,20 32,200,3000,20 [--out curve.jsonl]
+    python benchmarks/approx_curve.py --n 1000000 --settings 32,200,2,20 32,200,4,20 32,400,8,20 [--out curve.jsonl]
 """
 
 from __future__ import annotations
@@ -66,9 +66,7 @@ def recall(vectors, rows: np.ndarray, pools: np.ndarray, best: np.ndarray, k: in
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=1_000_000)
-    parser.add_argument(
-        "--settings", nargs="+", default=["32,100,1000,20"], help="QUERY_TERMS,CANDIDATES,MAX_POSTINGS,FAN"
-    )
+    parser.add_argument("--settings", nargs="+", default=["32,200,4,20"], help="QUERY_TERMS,CANDIDATES,PROBES,FAN")
     parser.add_argument("--sample", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("-k", type=int, default=10)
@@ -98,12 +96,12 @@ def main() -> int:
     best = exact_top(vectors, rows, args.k)
     report({"exact_sample_s": round(time.perf_counter() - started, 1), "sample": args.sample})
     for setting in args.settings:
-        query_terms, candidates, max_postings, fan = (int(x) for x in setting.split(","))
+        query_terms, candidates, probes, fan = (int(x) for x in setting.split(","))
         before = loadavg()
         started = time.perf_counter()
         pools, _ = top_neighbours(
             vectors, 50, mode="approx", n_jobs=args.threads, query_terms=query_terms, candidates=candidates,
-            max_postings=max_postings, fan=fan,
+            probes=probes, fan=fan,
         )  # fmt: skip
         seconds = time.perf_counter() - started
         found, mean, least = recall(vectors, rows, pools[rows], best, args.k)

@@ -29,11 +29,12 @@ A pair's similarity is summed in the same order whichever row is the source
 over the dense columns added in a fixed order, see ``_dense_dot``), so it is bit-for-bit the
 same in both rows' pools, whatever the threads, blocks or ``rows``.
 
-``mode="approx"`` (compiled only) scores far fewer pairs: candidates from the
-posting lists of each row's heaviest terms (cut to their heaviest entries)
-ranked with the dense part, then neighbours of neighbours; every candidate is
-re-scored with the exact sum, so what it returns is exact and only some true
-neighbours are missed (recall@10 about 0.98-0.99 on SynthCorpus at 100k).
+``mode="approx"`` (compiled only) scores far fewer pairs: the rows are clustered
+(spherical k-means), a row's candidates are the rows of its nearest clusters
+ranked by its heaviest terms and the dense part, then neighbours of neighbours;
+every candidate is re-scored with the exact sum, so what it returns is exact and
+only some true neighbours are missed (recall@10 about 0.97-0.99 on SynthCorpus
+from 100k to 1M).
 
 Order is deterministic: by similarity descending, then by row ascending, so
 the same input always gives the same pools. An article is never its own
@@ -70,11 +71,17 @@ _BLOCK_BUDGET = 32_000_000
 _DENSE_SHARE = 0.5
 _ENGINES = ("auto", "numba", "scipy")
 _MODES = ("exact", "approx")
-#: ``approx`` defaults: term columns per query, and the floor of the candidates re-scored per row.
+#: ``approx`` defaults: term columns per query, the floor of the candidates re-scored per row, the clusters
+#: a row's candidates come from, and the neighbours' lists read by pass 2.
 _QUERY_TERMS = 32
 _CANDIDATES = 100
-_MAX_POSTINGS = 1000
+_PROBES = 4
 _FAN = 20
+#: ``approx`` clusters: about this many rows each (``ceil(n / _CLUSTER_ROWS)`` clusters, popular ones split),
+#: centroids fitted on this many sampled rows per cluster, in at most :data:`_ROUNDS` rounds of k-means.
+_CLUSTER_ROWS = 1000
+_SAMPLE_PER_CLUSTER = 50
+_ROUNDS = 8
 #: Rows ahead whose entries are prefetched while re-scoring candidates (their entries are mostly not in cache).
 _AHEAD = 2
 #: Source rows per call of a compiled kernel (``progress`` is called after each).
@@ -104,7 +111,7 @@ def top_neighbours(
     mode: str = "exact",
     query_terms: int = _QUERY_TERMS,
     candidates: int | None = None,
-    max_postings: int = _MAX_POSTINGS,
+    probes: int = _PROBES,
     fan: int = _FAN,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -132,27 +139,28 @@ def top_neighbours(
         ``auto`` uses numba when it is installed. Both give the same pools.
     mode : {"exact", "approx"}
         ``exact``: every pair is scored. ``approx`` (compiled engine only), two
-        passes. Pass 1: a row's candidates are the rows reached through the
-        posting lists of its ``query_terms`` heaviest term columns
-        (Elasticsearch's ``max_query_terms``), each list cut to its
-        ``max_postings`` heaviest entries; the best ``candidates`` of them by
-        that partial dot product plus the dense (latent) part are re-scored
-        exactly. Pass 2 (neighbours of neighbours, as in NN-descent): the
-        first ``fan`` neighbours of the row's first ``fan`` pass-1 neighbours
-        are re-scored exactly too. Every similarity returned is the exact one,
-        bit for bit; neighbours are only missed, never mis-scored or
-        mis-ordered. A row's pool depends only on the input and that row, so
-        ``rows=``, ``n_jobs`` and reruns give the same pools. Rows that share
-        no query term with a row (e.g. similar in the latent part only) are
-        found only through pass 2.
+        passes over clusters of the rows (spherical k-means, about 1,000 rows
+        a cluster, seeded: a function of the vectors only). Pass 1 (an
+        inverted-file search): a row's candidates are the rows of its
+        ``probes`` nearest clusters, ranked by the partial dot product over
+        its ``query_terms`` heaviest term columns (Elasticsearch's
+        ``max_query_terms``) plus the dense (latent) part; the best
+        ``candidates`` are re-scored exactly. Pass 2 (neighbours of
+        neighbours, as in NN-descent): the first ``fan`` neighbours of the
+        row's first ``fan`` pass-1 neighbours are re-scored exactly too.
+        Every similarity returned is the exact one, bit for bit; neighbours
+        are only missed, never mis-scored or mis-ordered. A row's pool
+        depends only on the input and that row, so ``rows=``, ``n_jobs`` and
+        reruns give the same pools. Up to 1,000 rows there is one cluster:
+        every row is a candidate.
     query_terms : int, default 32
         ``approx``: term columns per source row used to find candidates.
     candidates : int, optional
         ``approx``: pass-1 candidates re-scored exactly per source row;
         default ``max(4 * pool, 100)``.
-    max_postings : int, default 1000
-        ``approx``: entries kept per posting list (the heaviest), which bounds
-        the work per row whatever ``n``.
+    probes : int, default 4
+        ``approx``: the nearest clusters (by the same partial dot product
+        with their centroids) whose rows are a row's pass-1 candidates.
     fan : int, default 20
         ``approx``: pass 2 reads the first ``fan`` pass-1 neighbours of the
         first ``fan`` pass-1 neighbours (0 = no pass 2).
@@ -192,8 +200,8 @@ def top_neighbours(
         raise ValueError("mode='approx' needs the compiled engine: pip install numba, and engine='auto' or 'numba'.")
     if query_terms < 1:
         raise ValueError(f"query_terms must be >= 1, got {query_terms!r}.")
-    if max_postings < 1:
-        raise ValueError(f"max_postings must be >= 1, got {max_postings!r}.")
+    if probes < 1:
+        raise ValueError(f"probes must be >= 1, got {probes!r}.")
     if fan < 0:
         raise ValueError(f"fan must be >= 0, got {fan!r}.")
     if candidates is None:
@@ -206,7 +214,7 @@ def top_neighbours(
         if progress is not None:
             progress(len(result[0]))
         return result
-    approx = (int(query_terms), int(candidates), int(max_postings), int(fan)) if mode == "approx" else None
+    approx = (int(query_terms), int(candidates), int(probes), int(fan)) if mode == "approx" else None
     return _numba_engine(vectors, pool, copy_labels, n_jobs, rows, approx, progress)
 
 
@@ -314,7 +322,7 @@ def _numba_engine(
         if progress is not None and count:
             progress(count)
         return np.full((count, pool), -1, dtype=np.int32), np.zeros((count, pool), dtype=np.float32)
-    arrays, dense_rows = _engine_arrays(vectors)
+    arrays, dense_rows = _engine_arrays(vectors, with_postings=approx is None)  # approx lists rows by cluster
     threads = max(1, min(thread_count(n_jobs), numba.config.NUMBA_NUM_THREADS, count))
     floor = np.float32(SIMILARITY_FLOOR)
     kernels = _kernels()
@@ -364,16 +372,98 @@ def _numba_engine(
     return out_rows, out_sims
 
 
+def _clusters(arrays, dense_rows, n_terms, probes, query_terms, threads, kernels):
+    """Each row's ``probes`` most similar cluster centroids, best first (the first is the row's own cluster).
+
+    Spherical k-means (cosine, unit-norm centroids) of a seeded sample of :data:`_SAMPLE_PER_CLUSTER` rows per
+    cluster, ``ceil(n / _CLUSTER_ROWS)`` clusters; a cluster that takes more than twice its share of the
+    sample (a popular topic) is split by k-means of its own rows into clusters of about that share, so that
+    clusters stay near :data:`_CLUSTER_ROWS` rows. A row's similarity to a centroid is the partial dot product
+    over its ``query_terms`` heaviest term columns plus the dense part (``_nearest_clusters``). Every step is
+    seeded and sums in a fixed order, so the clusters are a function of the vectors only (not of threads or
+    ``rows=``)."""
+    indptr, indices, data = arrays[:3]
+    n = len(indptr) - 1
+
+    def nearest(rows, centroids, top):
+        postings = centroids[0].T.tocsr()  # term -> centroids, ascending
+        postings.sort_indices()
+        k_arrays = (postings.indptr.astype(np.int64), postings.indices.astype(np.int32), postings.data)
+        dense_t = np.ascontiguousarray(centroids[1].T)
+        return kernels["nearest"](
+            rows, indptr, indices, data, dense_rows, *k_arrays, dense_t, top, query_terms, threads
+        )[0]  # fmt: skip
+
+    rng = np.random.default_rng(0)
+    count = -(-n // _CLUSTER_ROWS)
+    size = min(n, _SAMPLE_PER_CLUSTER * count)
+    sample = np.arange(n, dtype=np.int64) if size == n else np.sort(rng.choice(n, size, replace=False))
+    sparse = sp.csr_matrix((data, indices, indptr), shape=(n, n_terms))
+    labels, (cent_sparse, cent_dense) = _kmeans(sample, count, rng, sparse, dense_rows, nearest)
+    parts_sparse = []
+    parts_dense = []
+    for cluster in range(count):
+        members = sample[labels == cluster]
+        split = round(len(members) / _SAMPLE_PER_CLUSTER)
+        if len(members) > 2 * _SAMPLE_PER_CLUSTER and split >= 2:
+            _, (sub_sparse, sub_dense) = _kmeans(members, split, rng, sparse, dense_rows, nearest)
+            parts_sparse.append(sub_sparse)
+            parts_dense.append(sub_dense)
+        else:
+            parts_sparse.append(cent_sparse[cluster])
+            parts_dense.append(cent_dense[cluster : cluster + 1])
+    centroids = sp.vstack(parts_sparse, format="csr"), np.concatenate(parts_dense)
+    return nearest(np.arange(n, dtype=np.int64), centroids, probes)
+
+
+def _kmeans(rows, count, rng, sparse, dense_rows, nearest):
+    """Spherical k-means of ``rows`` into ``count`` clusters, started from ``count`` of them (at most
+    :data:`_ROUNDS` rounds; a cluster left without rows keeps its centroid): (each row's cluster, (the
+    centroids' sparse part as CSR, their dense part))."""
+    part = sparse[rows]
+    dense = dense_rows[rows]
+    pick = np.sort(rng.choice(len(rows), count, replace=False))
+    centroids = part[pick], np.ascontiguousarray(dense[pick])
+    labels = nearest(rows, centroids, 1)[:, 0]
+    for _ in range(_ROUNDS):
+        member = sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (labels, np.arange(len(rows)))))
+        member.resize((count, len(rows)))
+        sums = (member @ part).tocsr()  # scipy sums each centroid's rows in one fixed order
+        sums_dense = np.asarray(member @ dense, dtype=np.float32)
+        norms = np.sqrt(np.asarray(sums.multiply(sums).sum(axis=1)).ravel() + (sums_dense**2).sum(axis=1))
+        empty = norms == 0
+        scale = (1.0 / np.where(empty, 1.0, norms)).astype(np.float32) * ~empty
+        centroids = (
+            (sp.diags(scale) @ sums + sp.diags(empty.astype(np.float32)) @ centroids[0]).tocsr(),
+            np.ascontiguousarray(scale[:, None] * sums_dense + empty[:, None] * centroids[1], dtype=np.float32),
+        )
+        moved = nearest(rows, centroids, 1)[:, 0]
+        if (moved == labels).all():
+            break
+        labels = moved
+    return labels, centroids
+
+
 def _approx_engine(sources, arrays, dense_rows, labels, pool, threads, floor, approx, progress, kernels):
-    """Two passes: pruned-query candidates (pass 1), then neighbours of neighbours (pass 2), both re-scored exactly."""
+    """Two passes: candidates from the nearest clusters (pass 1), then neighbours of neighbours (pass 2), both
+    re-scored exactly."""
     n = len(arrays[0]) - 1
-    query_terms, candidates, max_postings, fan = approx
+    n_terms = arrays[3].shape[0] - 1
+    query_terms, candidates, probes, fan = approx
     count = len(sources)
-    dense_norms = np.sqrt(np.einsum("ij,ij->i", dense_rows, dense_rows, dtype=np.float64)).astype(np.float32)
-    champions = kernels["champions"](*arrays[3:], max_postings)
-    # Rows are visited grouped by their two heaviest term columns: neighbouring visits then read the same cut
-    # posting lists and mostly the same candidates, which are still in cache (a row's pool does not depend on it).
-    heaviest, second = kernels["heaviest"](*arrays[:3])
+    nearest = _clusters(arrays, dense_rows, n_terms, probes, query_terms, threads, kernels)
+    own = nearest[:, 0].astype(np.int64)
+    order = np.argsort(own, kind="stable")  # the rows, cluster by cluster
+    starts = np.zeros(int(nearest.max()) + 2, dtype=np.int64)  # every probed cluster has its span
+    starts[1:] = np.cumsum(np.bincount(own, minlength=len(starts) - 1))
+    p_indptr = np.zeros(n_terms + 1, dtype=np.int64)
+    p_indptr[1:] = np.cumsum(np.bincount(arrays[1], minlength=n_terms))
+    p_pos, p_data = kernels["positions"](*arrays[:3], order, p_indptr)
+    dense_t = np.ascontiguousarray(dense_rows[order].T)
+    # Rows are visited cluster by cluster, and within a cluster by their heaviest term column: consecutive
+    # visits then probe the same clusters and read the same posting lists, still in cache (a row's pool does
+    # not depend on it).
+    heaviest = kernels["heaviest"](*arrays[:3])[0]
     width = max(pool, fan)
     # pass 1 on the sources and (for rows=) on their pass-1 neighbours, whose lists pass 2 reads
     if count == n and (sources == np.arange(n)).all():
@@ -389,25 +479,16 @@ def _approx_engine(sources, arrays, dense_rows, labels, pool, threads, floor, ap
     for _ in range(2):  # the sources, then (rows=) the rows their pass-2 candidates come from
         if len(todo) == 0:
             break
-        todo = todo[np.lexsort((second[todo], heaviest[todo]))]
+        todo = todo[np.lexsort((heaviest[todo], own[todo]))]
         lookup[todo] = np.arange(len(first_rows), len(first_rows) + len(todo))
         rows_part = np.empty((len(todo), width), dtype=np.int32)
         sims_part = np.empty((len(todo), width), dtype=np.float32)
         for start in range(0, len(todo), _CHUNK):
             stop = min(len(todo), start + _CHUNK)
-            rows_part[start:stop], sims_part[start:stop] = kernels["approx"](
-                todo[start:stop],
-                *arrays[:3],
-                *champions,
-                dense_rows,
-                dense_norms,
-                labels,
-                width,
-                threads,
-                floor,
-                query_terms,
-                candidates,
-            )
+            rows_part[start:stop], sims_part[start:stop] = kernels["probed"](
+                todo[start:stop], *arrays[:3], p_indptr, p_pos, p_data, order, starts, nearest, dense_rows,
+                dense_t, labels, width, threads, floor, query_terms, candidates,
+            )  # fmt: skip
             if progress is not None and len(first_rows) == 0:
                 step = half * stop // len(todo) - reported
                 if step:
@@ -418,9 +499,10 @@ def _approx_engine(sources, arrays, dense_rows, labels, pool, threads, floor, ap
         linked = np.unique(rows_part[:, :fan])
         todo = linked[(linked >= 0) & (lookup[np.maximum(linked, 0)] < 0)].astype(np.int64)
         todo = np.unique(todo)
+    del p_pos, p_data, dense_t
     out_rows = np.empty((count, pool), dtype=np.int32)
     out_sims = np.empty((count, pool), dtype=np.float32)
-    visit = np.lexsort((second[sources], heaviest[sources]))  # positions in sources, grouped as above
+    visit = np.lexsort((heaviest[sources], own[sources]))  # positions in sources, grouped as above
     for start in range(0, count, _CHUNK):
         stop = min(count, start + _CHUNK)
         out_rows[visit[start:stop]], out_sims[visit[start:stop]] = kernels["refine"](
@@ -435,7 +517,7 @@ def _approx_engine(sources, arrays, dense_rows, labels, pool, threads, floor, ap
             threads,
             floor,
             fan,
-            arrays[3].shape[0] - 1,
+            n_terms,
         )
         if progress is not None:
             step = half + (count - half) * stop // count - reported
@@ -1024,16 +1106,104 @@ def _some_rows(
     return out_rows, out_sims
 
 
-def _approx_rows(
+def _query(i, indptr, indices, data, query_terms, terms, weights):  # pragma: no cover - compiled
+    """Row ``i``'s ``query_terms`` heaviest term columns (weight descending, then column ascending), written to
+    ``terms``/``weights`` in column order; returns how many."""
+    a = indptr[i]
+    b = indptr[i + 1]
+    length = b - a
+    threshold = -np.inf
+    ties = 0  # columns of weight == threshold still to take
+    if length > query_terms:
+        ordered = np.sort(data[a:b])
+        threshold = ordered[length - query_terms]
+        above = 0
+        for p in range(a, b):
+            if data[p] > threshold:
+                above += 1
+        ties = query_terms - above
+    count = 0
+    for p in range(a, b):
+        weight = data[p]
+        if weight < threshold:
+            continue
+        if weight == threshold:
+            if ties == 0:
+                continue
+            ties -= 1
+        terms[count] = indices[p]
+        weights[count] = weight
+        count += 1
+    return count
+
+
+def _nearest_clusters(
+    sources, indptr, indices, data, dense_rows, k_indptr, k_clusters, k_data, k_dense_t, top, query_terms, threads
+):  # pragma: no cover
+    """Each source row's ``top`` most similar centroids (similarity descending, then cluster ascending) by the
+    partial dot product over the row's ``query_terms`` heaviest term columns (``_query``) plus the dense part:
+    the centroids' sparse parts as posting lists ``k_*`` (term -> clusters), their dense parts transposed
+    ``k_dense_t`` (shape (d, clusters); summed column by column, across the clusters at once)."""
+    count = sources.shape[0]
+    d, n_clusters = k_dense_t.shape
+    width = min(top, n_clusters)
+    out_clusters = np.full((count, width), -1, dtype=np.int32)
+    out_sims = np.full((count, width), -np.inf, dtype=np.float32)
+    for t in numba.prange(threads):
+        acc = np.zeros(n_clusters, dtype=np.float32)
+        terms = np.empty(query_terms, dtype=np.int64)
+        weights = np.empty(query_terms, dtype=np.float32)
+        for s in range(t, count, threads):
+            i = sources[s]
+            for m in range(_query(i, indptr, indices, data, query_terms, terms, weights)):
+                weight = weights[m]
+                term = terms[m]
+                for q in range(k_indptr[term], k_indptr[term + 1]):
+                    acc[k_clusters[q]] += weight * k_data[q]
+            for e in range(d):
+                value = dense_rows[i, e]
+                column = k_dense_t[e]
+                for c in range(n_clusters):
+                    acc[c] += value * column[c]
+            own_sims = out_sims[s]
+            own = out_clusters[s]
+            for c in range(n_clusters):
+                v = acc[c]
+                acc[c] = 0.0
+                if v > own_sims[width - 1]:  # clusters ascending: a tie keeps the lower one
+                    _insert(own_sims, own, v, c)
+    return out_clusters, out_sims
+
+
+def _position_postings(indptr, indices, data, order, p_indptr):  # pragma: no cover - compiled
+    """Posting lists of the rows taken in ``order``: row ``order[pos]`` listed as ``pos``, ascending in each list."""
+    fill = p_indptr[:-1].copy()
+    p_pos = np.empty(p_indptr[-1], dtype=np.int32)
+    p_data = np.empty(p_indptr[-1], dtype=np.float32)
+    for pos in range(order.shape[0]):
+        i = order[pos]
+        for p in range(indptr[i], indptr[i + 1]):
+            term = indices[p]
+            f = fill[term]
+            p_pos[f] = pos
+            p_data[f] = data[p]
+            fill[term] = f + 1
+    return p_pos, p_data
+
+
+def _probed_rows(
     sources,
     indptr,
     indices,
     data,
-    c_indptr,
-    c_rows,
-    c_data,
+    p_indptr,
+    p_pos,
+    p_data,
+    order,
+    starts,
+    probes,
     dense_rows,
-    dense_norms,
+    dense_t,
     groups,
     pool,
     threads,
@@ -1041,117 +1211,79 @@ def _approx_rows(
     query_terms,
     candidates,
 ):  # pragma: no cover
-    """Approximate pools of ``sources``: candidates from the heaviest terms' postings, re-scored exactly.
-
-    For source row ``i``: its ``query_terms`` heaviest term columns (weight descending, then column
-    ascending) are looked up in the cut posting lists ``c_*`` (see ``_champions``); every row reached gets
-    the partial dot product over those columns. The best ``candidates`` of them by that partial score plus
-    the dense part (descending, then row ascending; never ``i`` nor its copies) are re-scored with the full
-    dot product, summed in the exact engine's order (the shared term columns ascending, then the dense
-    columns), so a kept similarity is bit-for-bit the exact one.
-    """
+    """Pass 1 of ``approx``: the candidates of source row ``i`` are the rows of the clusters it probes
+    (``probes[i]``; cluster ``c`` holds the rows ``order[starts[c]:starts[c + 1]]``), ranked by the partial dot
+    product over ``i``'s ``query_terms`` heaviest term columns (posting lists ``p_*`` of positions in ``order``)
+    plus the dense part; the best ``candidates`` are re-scored exactly (``_rescore``)."""
     n = indptr.shape[0] - 1
-    n_terms = c_indptr.shape[0] - 1
+    n_terms = p_indptr.shape[0] - 1
     d = dense_rows.shape[1]
     count = sources.shape[0]
+    width = probes.shape[1]
     out_sims = np.full((count, pool), floor, dtype=np.float32)
     out_rows = np.full((count, pool), -1, dtype=np.int32)
-    longest = 0  # the longest cut posting list: a source row reads at most query_terms of them
-    for term in range(n_terms):
-        longest = max(longest, c_indptr[term + 1] - c_indptr[term])
+    widest = 1
+    for c in range(starts.shape[0] - 1):
+        widest = max(widest, starts[c + 1] - starts[c])
     for t in numba.prange(threads):
-        acc = np.zeros(n, dtype=np.float32)  # partial scores; zero again after every source row
-        touched = np.empty(min(query_terms, n_terms) * longest + 1, dtype=np.int32)  # one per posting read, at most
-        part = np.empty(touched.shape[0] if d > 0 else 0, dtype=np.float32)  # touched rows' partial scores
-        query = np.zeros(n_terms, dtype=np.float32)  # the source row's term weights, scattered
+        acc = np.zeros(n, dtype=np.float32)  # partial term scores by position; zero again after every source
+        dense = np.zeros(widest, dtype=np.float32)
+        s0 = np.empty(widest, dtype=np.float32)
+        s1 = np.empty(widest, dtype=np.float32)
+        s2 = np.empty(widest, dtype=np.float32)
+        s3 = np.empty(widest, dtype=np.float32)
+        query = np.zeros(n_terms, dtype=np.float32)
         cand_sims = np.empty(candidates, dtype=np.float32)
         cand_rows = np.empty(candidates, dtype=np.int32)
         own_dense = np.empty(d, dtype=np.float32)
-        scored_sims = np.empty(candidates, dtype=np.float32)
-        scored_rows = np.empty(candidates, dtype=np.int32)
+        terms = np.empty(query_terms, dtype=np.int64)
+        weights = np.empty(query_terms, dtype=np.float32)
         for s in range(t, count, threads):
             i = sources[s]
             a = indptr[i]
             b = indptr[i + 1]
-            length = b - a
-            threshold = -np.inf
-            ties = 0  # columns of weight == threshold still to take
-            if length > query_terms:
-                weights = np.sort(data[a:b])
-                threshold = weights[length - query_terms]
-                above = 0
-                for p in range(a, b):
-                    if data[p] > threshold:
-                        above += 1
-                ties = query_terms - above
-            reached = 0
-            for p in range(a, b):
-                weight = data[p]
-                if weight < threshold:
-                    continue
-                if weight == threshold:
-                    if ties == 0:
-                        continue
-                    ties -= 1
-                term = indices[p]
-                for q in range(c_indptr[term], c_indptr[term + 1]):
-                    j = c_rows[q]
-                    v = acc[j]
-                    # listed without a branch when still zero, i.e. on first touch; a sum that comes back to
-                    # exactly zero lists its row again, and such repeats are skipped below
-                    touched[reached] = j
-                    reached += v == 0.0
-                    acc[j] = v + weight * c_data[q]
-            # candidates: the best by partial term score plus dense part. First the best by partial score
-            # alone give a bar; then only rows whose partial score plus the Cauchy-Schwarz bound of the dense
-            # part can pass the bar need their dense part computed. The set is the same as with no bound.
+            for e in range(_query(i, indptr, indices, data, query_terms, terms, weights)):
+                weight = weights[e]
+                term = terms[e]
+                lo_t = p_indptr[term]
+                hi_t = p_indptr[term + 1]
+                listed = p_pos[lo_t:hi_t]
+                for m in range(width):
+                    c = probes[i, m]
+                    if c < 0:
+                        break
+                    x = lo_t + np.searchsorted(listed, starts[c])
+                    y = lo_t + np.searchsorted(listed, starts[c + 1])
+                    for q in range(x, y):
+                        acc[p_pos[q]] += weight * p_data[q]
+            for e in range(d):
+                own_dense[e] = dense_rows[i, e]
             gi = groups[i]
             kept = 0
-            for m in range(reached):
-                j = touched[m]
-                v = acc[j]
-                acc[j] = -np.inf  # seen: a repeat of j reads -inf
-                if v == -np.inf or j == i or (gi >= 0 and groups[j] == gi):
-                    if d > 0:
-                        part[m] = -np.inf
-                    continue
+            for m in range(width):
+                c = probes[i, m]
+                if c < 0:
+                    break
+                lo = starts[c]
+                hi = starts[c + 1]
                 if d > 0:
-                    part[m] = v
-                if kept < candidates:
-                    kept += 1
-                    _insert(cand_sims[:kept], cand_rows[:kept], v, j)
-                elif v > cand_sims[candidates - 1] or (
-                    v == cand_sims[candidates - 1] and j < cand_rows[candidates - 1]
-                ):
-                    _insert(cand_sims, cand_rows, v, j)
-            if d > 0:
-                own_norm = dense_norms[i] + np.float32(1e-5)
-                for c in range(d):
-                    own_dense[c] = dense_rows[i, c]
-                for m in range(kept):  # re-rank those by partial + dense, and mark them ranked (acc = +inf)
-                    j = cand_rows[m]
-                    v = cand_sims[m]
-                    acc[j] = np.inf
-                    for c in range(d):
-                        v += own_dense[c] * dense_rows[j, c]
-                    scored_sims[m] = v
-                    scored_rows[m] = j
-                for m in range(kept):  # insertion into the growing sorted prefix
-                    _insert(cand_sims[: m + 1], cand_rows[: m + 1], scored_sims[m], scored_rows[m])
-                if kept == candidates:
-                    for m in range(reached):
-                        v = part[m]
-                        j = touched[m]
-                        if v + own_norm * dense_norms[j] < cand_sims[candidates - 1] or acc[j] == np.inf:
-                            continue  # also skips -inf: self, copies, repeats
-                        for c in range(d):
-                            v += own_dense[c] * dense_rows[j, c]
-                        if v > cand_sims[candidates - 1] or (
-                            v == cand_sims[candidates - 1] and j < cand_rows[candidates - 1]
-                        ):
-                            _insert(cand_sims, cand_rows, v, j)
-            for m in range(reached):
-                acc[touched[m]] = 0.0
+                    _dense_block(own_dense, dense_t, lo, hi, s0, s1, s2, s3, dense)
+                for q in range(hi - lo):
+                    pos = lo + q
+                    v = acc[pos]
+                    acc[pos] = 0.0
+                    if d > 0:
+                        v += dense[q]
+                    j = order[pos]
+                    if j == i or (gi >= 0 and groups[j] == gi):
+                        continue
+                    if kept < candidates:
+                        kept += 1
+                        _insert(cand_sims[:kept], cand_rows[:kept], v, j)
+                    elif v > cand_sims[candidates - 1] or (
+                        v == cand_sims[candidates - 1] and j < cand_rows[candidates - 1]
+                    ):
+                        _insert(cand_sims, cand_rows, v, j)
             for p in range(a, b):
                 query[indices[p]] = data[p]
             _rescore(i, cand_rows, kept, query, indptr, indices, data, dense_rows, floor, out_sims[s], out_rows[s])
@@ -1211,29 +1343,6 @@ def _heaviest_terms(indptr, indices, data):  # pragma: no cover - compiled
                 next_best = weight
                 second[i] = indices[p]
     return first, second
-
-
-def _champions(t_indptr, t_rows, t_data, limit):  # pragma: no cover
-    """Each term's ``limit`` heaviest postings (weight descending, then row ascending), rows ascending."""
-    n_terms = t_indptr.shape[0] - 1
-    lengths = np.minimum(t_indptr[1:] - t_indptr[:-1], limit)
-    c_indptr = np.zeros(n_terms + 1, dtype=np.int64)
-    c_indptr[1:] = np.cumsum(lengths)
-    c_rows = np.empty(c_indptr[-1], dtype=np.int32)
-    c_data = np.empty(c_indptr[-1], dtype=np.float32)
-    for term in numba.prange(n_terms):
-        a = t_indptr[term]
-        b = t_indptr[term + 1]
-        out = c_indptr[term]
-        if b - a <= limit:
-            c_rows[out : out + b - a] = t_rows[a:b]
-            c_data[out : out + b - a] = t_data[a:b]
-        else:
-            keep = np.sort(np.argsort(-t_data[a:b], kind="mergesort")[:limit])  # ties: lower rows first
-            for m in range(limit):
-                c_rows[out + m] = t_rows[a + keep[m]]
-                c_data[out + m] = t_data[a + keep[m]]
-    return c_indptr, c_rows, c_data
 
 
 def _refine_rows(
@@ -1494,7 +1603,7 @@ def _kernels():
     """The compiled kernels (compiled on first call, cached on disk by numba)."""
     if not _COMPILED:
         global _insert, _dense_pair, _dense_dot, _add_terms, _accumulate, _rescore, _fetch_row, _prefetch
-        global _worse, _offer, _dense_block, _candidates
+        global _worse, _offer, _dense_block, _candidates, _query
         _prefetch = _prefetch_instruction()
         _insert = numba.njit(cache=True, nogil=True, inline="always")(_insert)
         _worse = numba.njit(cache=True, nogil=True, inline="always")(_worse)
@@ -1511,10 +1620,12 @@ def _kernels():
         _COMPILED["all"] = parallel(_all_rows_span)
         _COMPILED["merge"] = parallel(_merge_parts)
         _COMPILED["some"] = parallel(_some_rows)
-        _COMPILED["approx"] = parallel(_approx_rows)
-        _COMPILED["champions"] = parallel(_champions)
         _COMPILED["heaviest"] = parallel(_heaviest_terms)
+        _query = numba.njit(cache=True, nogil=True, inline="always")(_query)
         _COMPILED["refine"] = parallel(_refine_rows)
+        _COMPILED["nearest"] = parallel(_nearest_clusters)
+        _COMPILED["positions"] = numba.njit(cache=True, nogil=True)(_position_postings)
+        _COMPILED["probed"] = parallel(_probed_rows)
         # one thread each (a task of the build on Dask), but compiled as the others: numba's parallel pipeline
         # makes these loops about twice as fast (same arithmetic, same results)
         _COMPILED["cross"] = parallel(_cross_pairs)

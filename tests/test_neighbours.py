@@ -216,8 +216,8 @@ SYNTH = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared" / "
 @pytest.mark.parametrize("fan", [0, 20])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_approx_equals_exact_when_every_term_is_a_query_term(seed, fan):
-    """With query_terms >= every row's term count and room for every candidate, approx scores every pair
-    that shares a term, in the exact engine's order: the same pools, bit for bit."""
+    """Up to 1,000 rows there is one cluster: with query_terms >= every row's term count and room for every
+    candidate, approx scores every pair, in the exact engine's order: the same pools, bit for bit."""
     vectors = news_like(80, 30, 0, seed=seed)
     groups = np.full(80, -1)
     groups[[0, 1]] = 3
@@ -261,7 +261,7 @@ def test_approx_contract(data, n, terms, pool, query_terms):
 @pytest.mark.parametrize("dense_column", [False, True])
 def test_approx_counts_a_row_once_when_its_partial_score_returns_to_zero(dense_column):
     """Row 1's partial score from row 0 is +x, then exactly -x (negative weight), back to zero, then positive:
-    the scatter lists it again on the next touch. It must still be one candidate with its exact similarity."""
+    it must still be one candidate, with its exact similarity."""
     rng = np.random.default_rng(3)
     dense = np.zeros((20, 8))
     dense[:, 0] = 1.0 if dense_column else 0.0  # a column in every row is handled as a dense column
@@ -298,7 +298,11 @@ def test_prefetch_hint_compiles_and_changes_nothing():
     assert total(np.linspace(0.0, 1.0, 5, dtype=np.float32)) == np.float32(2.5)
 
 
-def test_approx_rows_threads_and_reruns_give_identical_pools():
+@pytest.mark.parametrize("cluster_rows", [1000, 40])
+def test_approx_rows_threads_and_reruns_give_identical_pools(cluster_rows, monkeypatch):
+    import recommender._neighbours as module
+
+    monkeypatch.setattr(module, "_CLUSTER_ROWS", cluster_rows)  # 40: eight clusters of the 300 rows
     vectors = news_like(300, 60, 4, seed=5)
     full = top_neighbours(vectors, 8, mode="approx", query_terms=5, candidates=20)
     again = top_neighbours(vectors, 8, mode="approx", query_terms=5, candidates=20)
@@ -361,6 +365,42 @@ def test_approx_recall_on_a_clustered_corpus():
     assert tie_aware_recall(approx, exact) >= 0.98
 
 
+def test_approx_recall_when_rows_come_from_several_clusters(monkeypatch):
+    import recommender._neighbours as module
+
+    monkeypatch.setattr(module, "_CLUSTER_ROWS", 100)  # 20 clusters, 4 probed: a fifth of the rows a candidate
+    vectors = clustered(2000, seed=1)
+    exact = top_neighbours(vectors, 10, n_jobs=2)
+    approx = top_neighbours(vectors, 10, n_jobs=2, mode="approx")
+    assert tie_aware_recall(approx, exact) >= 0.98
+    one = top_neighbours(vectors, 10, n_jobs=2, mode="approx", probes=1, fan=0)
+    assert tie_aware_recall(one, exact) < tie_aware_recall(approx, exact)  # the probes are what finds them
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_clusters_cover_every_row_once_and_split_popular_topics(threads, monkeypatch):
+    """Each row's probes are distinct clusters; with a topic holding half the rows, no cluster is far above the
+    target size; the same clusters whatever the threads."""
+    import recommender._neighbours as module
+
+    monkeypatch.setattr(module, "_CLUSTER_ROWS", 50)
+    rng = np.random.default_rng(8)
+    topic = np.where(rng.random(1000) < 0.5, 0, rng.integers(1, 10, 1000))  # topic 0: half the rows
+    words = np.zeros((1000, 400))
+    for i in range(1000):
+        words[i, rng.integers(0, 50, 10)] += 1.0  # common words
+        words[i, 50 + 35 * topic[i] + rng.integers(0, 35, 12)] += 1.0
+    vectors = unit_rows(words)
+    arrays, dense_rows = module._engine_arrays(vectors, with_postings=False)
+    nearest = module._clusters(arrays, dense_rows, 400, 3, 32, threads, module._kernels())
+    assert nearest.shape == (1000, 3)
+    assert (nearest >= 0).all() and all(len(set(row)) == 3 for row in nearest.tolist())
+    sizes = np.bincount(nearest[:, 0])
+    assert len(sizes) >= 20 and sizes.max() <= 4 * 50  # topic 0 alone is 500 rows
+    again = module._clusters(arrays, dense_rows, 400, 3, 32, 3 - threads, module._kernels())
+    np.testing.assert_array_equal(again, nearest)
+
+
 @pytest.mark.skipif(not SYNTH.is_file(), reason="../shared/bench/peers.py (SynthCorpus) not present")
 def test_approx_recall_on_synth_corpus():
     import sys
@@ -408,8 +448,8 @@ def test_approx_parameters_are_checked():
         top_neighbours(vectors, 5, mode="approx", candidates=3)
     with pytest.raises(ValueError, match="compiled"):
         top_neighbours(vectors, 1, mode="approx", engine="scipy")
-    with pytest.raises(ValueError, match="max_postings"):
-        top_neighbours(vectors, 1, mode="approx", max_postings=0)
+    with pytest.raises(ValueError, match="probes"):
+        top_neighbours(vectors, 1, mode="approx", probes=0)
     with pytest.raises(ValueError, match="fan"):
         top_neighbours(vectors, 1, mode="approx", fan=-1)
 
