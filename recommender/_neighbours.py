@@ -911,6 +911,20 @@ def _dense_block(source, dense_t, lo, hi, s0, s1, s2, s3, out):  # pragma: no co
         out[q] = (s0[q] + s1[q]) + (s2[q] + s3[q])
 
 
+def _span_scratch(size):  # pragma: no cover - compiled
+    """Per-thread buffers for ``size`` target rows at a time: the dense parts (``_dense_block``'s output, zero) and
+    its four running sums, and the rows found with their similarities (``_candidates``)."""
+    return (
+        np.zeros(size, dtype=np.float32),
+        np.empty(size, dtype=np.float32),
+        np.empty(size, dtype=np.float32),
+        np.empty(size, dtype=np.float32),
+        np.empty(size, dtype=np.float32),
+        np.empty(size, dtype=np.int64),
+        np.empty(size, dtype=np.float32),
+    )
+
+
 def _dense_dot(dense_rows, i, j):  # pragma: no cover - compiled
     """The dense part of similarity(i, j) (see ``_dense_pair``)."""
     return _dense_pair(dense_rows, i, dense_rows, j)
@@ -999,13 +1013,7 @@ def _all_rows_span(
     width = min(_SOURCES, max(1, _SOURCE_VALUES // max(n, 1)))
     for t in numba.prange(threads):
         acc = np.zeros((width, n), dtype=np.float32)
-        dense = np.zeros(_SPAN, dtype=np.float32)
-        s0 = np.empty(_SPAN, dtype=np.float32)
-        s1 = np.empty(_SPAN, dtype=np.float32)
-        s2 = np.empty(_SPAN, dtype=np.float32)
-        s3 = np.empty(_SPAN, dtype=np.float32)
-        found_rows = np.empty(_SPAN, dtype=np.int64)
-        found_sims = np.empty(_SPAN, dtype=np.float32)
+        dense, s0, s1, s2, s3, found_rows, found_sims = _span_scratch(_SPAN)
         t_sims = part_sims[t]
         t_rowz = part_rows[t]
         w_sims = worst_sims[t]
@@ -1227,11 +1235,7 @@ def _probed_rows(
         widest = max(widest, starts[c + 1] - starts[c])
     for t in numba.prange(threads):
         acc = np.zeros(n, dtype=np.float32)  # partial term scores by position; zero again after every source
-        dense = np.zeros(widest, dtype=np.float32)
-        s0 = np.empty(widest, dtype=np.float32)
-        s1 = np.empty(widest, dtype=np.float32)
-        s2 = np.empty(widest, dtype=np.float32)
-        s3 = np.empty(widest, dtype=np.float32)
+        dense, s0, s1, s2, s3, _, _ = _span_scratch(widest)
         query = np.zeros(n_terms, dtype=np.float32)
         cand_sims = np.empty(candidates, dtype=np.float32)
         cand_rows = np.empty(candidates, dtype=np.int32)
@@ -1462,13 +1466,7 @@ def _cross_pairs(
     d = dense_b_t.shape[0]
     width = min(_SOURCES, max(1, _SOURCE_VALUES // max(count_b, 1)))
     acc = np.zeros((width, count_b), dtype=np.float32)
-    dense = np.zeros(_SPAN, dtype=np.float32)
-    s0 = np.empty(_SPAN, dtype=np.float32)
-    s1 = np.empty(_SPAN, dtype=np.float32)
-    s2 = np.empty(_SPAN, dtype=np.float32)
-    s3 = np.empty(_SPAN, dtype=np.float32)
-    found_rows = np.empty(_SPAN, dtype=np.int64)
-    found_sims = np.empty(_SPAN, dtype=np.float32)
+    dense, s0, s1, s2, s3, found_rows, found_sims = _span_scratch(_SPAN)
     worst_a = bar_a.copy()  # what a pair must beat: the bar, then the heap's worst once above it (compact)
     worst_a_rows = bar_a_rows.copy()
     worst_b = bar_b.copy()
@@ -1603,12 +1601,13 @@ def _kernels():
     """The compiled kernels (compiled on first call, cached on disk by numba)."""
     if not _COMPILED:
         global _insert, _dense_pair, _dense_dot, _add_terms, _accumulate, _rescore, _fetch_row, _prefetch
-        global _worse, _offer, _dense_block, _candidates, _query
+        global _worse, _offer, _dense_block, _candidates, _query, _span_scratch
         _prefetch = _prefetch_instruction()
         _insert = numba.njit(cache=True, nogil=True, inline="always")(_insert)
         _worse = numba.njit(cache=True, nogil=True, inline="always")(_worse)
         _offer = numba.njit(cache=True, nogil=True, inline="always")(_offer)
         _dense_block = numba.njit(cache=True, nogil=True, inline="always")(_dense_block)
+        _span_scratch = numba.njit(cache=True, nogil=True, inline="always")(_span_scratch)
         _candidates = numba.njit(cache=True, nogil=True, inline="always")(_candidates)
         _dense_pair = numba.njit(cache=True, nogil=True, inline="always")(_dense_pair)
         _dense_dot = numba.njit(cache=True, nogil=True, inline="always")(_dense_dot)
