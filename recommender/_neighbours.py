@@ -82,6 +82,8 @@ _FAN = 20
 _CLUSTER_ROWS = 1000
 _SAMPLE_PER_CLUSTER = 50
 _ROUNDS = 8
+#: A cluster that takes more than this many times its share of the sample is split (see ``_clusters``).
+_SPLIT_ABOVE = 2
 #: Rows ahead whose entries are prefetched while re-scoring candidates (their entries are mostly not in cache).
 _AHEAD = 2
 #: Source rows per call of a compiled kernel (``progress`` is called after each).
@@ -140,7 +142,8 @@ def top_neighbours(
     mode : {"exact", "approx"}
         ``exact``: every pair is scored. ``approx`` (compiled engine only), two
         passes over clusters of the rows (spherical k-means, about 1,000 rows
-        a cluster, seeded: a function of the vectors only). Pass 1 (an
+        a cluster, seeded: a function of the vectors and ``query_terms``
+        only). Pass 1 (an
         inverted-file search): a row's candidates are the rows of its
         ``probes`` nearest clusters, ranked by the partial dot product over
         its ``query_terms`` heaviest term columns (Elasticsearch's
@@ -151,8 +154,10 @@ def top_neighbours(
         Every similarity returned is the exact one, bit for bit; neighbours
         are only missed, never mis-scored or mis-ordered. A row's pool
         depends only on the input and that row, so ``rows=``, ``n_jobs`` and
-        reruns give the same pools. Up to 1,000 rows there is one cluster:
-        every row is a candidate.
+        reruns give the same pools. Up to 1,000 rows there is one cluster, so
+        every row is ranked; with ``candidates`` at least the number of rows
+        (200 for a pool of 50: up to 200 rows) every row is re-scored and the
+        pools are exact.
     query_terms : int, default 32
         ``approx``: term columns per source row used to find candidates.
     candidates : int, optional
@@ -323,7 +328,8 @@ def _numba_engine(
             progress(count)
         return np.full((count, pool), -1, dtype=np.int32), np.zeros((count, pool), dtype=np.float32)
     arrays, dense_rows = _engine_arrays(vectors, with_postings=approx is None)  # approx lists rows by cluster
-    threads = max(1, min(thread_count(n_jobs), numba.config.NUMBA_NUM_THREADS, count))
+    # approx clusters every row whatever the sources, so its threads are not capped by their count
+    threads = max(1, min(thread_count(n_jobs), numba.config.NUMBA_NUM_THREADS, count if approx is None else n))
     floor = np.float32(SIMILARITY_FLOOR)
     kernels = _kernels()
     previous = numba.get_num_threads()
@@ -376,12 +382,12 @@ def _clusters(arrays, dense_rows, n_terms, probes, query_terms, threads, kernels
     """Each row's ``probes`` most similar cluster centroids, best first (the first is the row's own cluster).
 
     Spherical k-means (cosine, unit-norm centroids) of a seeded sample of :data:`_SAMPLE_PER_CLUSTER` rows per
-    cluster, ``ceil(n / _CLUSTER_ROWS)`` clusters; a cluster that takes more than twice its share of the
-    sample (a popular topic) is split by k-means of its own rows into clusters of about that share, so that
-    clusters stay near :data:`_CLUSTER_ROWS` rows. A row's similarity to a centroid is the partial dot product
-    over its ``query_terms`` heaviest term columns plus the dense part (``_nearest_clusters``). Every step is
-    seeded and sums in a fixed order, so the clusters are a function of the vectors only (not of threads or
-    ``rows=``)."""
+    cluster, ``ceil(n / _CLUSTER_ROWS)`` clusters; a cluster that takes more than :data:`_SPLIT_ABOVE` times
+    its share of the sample (a popular topic) is split by k-means of its own rows into clusters of about that
+    share, so that clusters stay near :data:`_CLUSTER_ROWS` rows. A row's similarity to a centroid is the
+    partial dot product over its ``query_terms`` heaviest term columns plus the dense part
+    (``_nearest_clusters``). Every step is seeded and sums in a fixed order, so the clusters are a function of
+    the vectors and ``query_terms`` only (not of threads or ``rows=``)."""
     indptr, indices, data = arrays[:3]
     n = len(indptr) - 1
 
@@ -405,7 +411,7 @@ def _clusters(arrays, dense_rows, n_terms, probes, query_terms, threads, kernels
     for cluster in range(count):
         members = sample[labels == cluster]
         split = round(len(members) / _SAMPLE_PER_CLUSTER)
-        if len(members) > 2 * _SAMPLE_PER_CLUSTER and split >= 2:
+        if len(members) > _SPLIT_ABOVE * _SAMPLE_PER_CLUSTER and split >= 2:
             _, (sub_sparse, sub_dense) = _kmeans(members, split, rng, sparse, dense_rows, nearest)
             parts_sparse.append(sub_sparse)
             parts_dense.append(sub_dense)
@@ -651,7 +657,8 @@ def check_csr(matrix: sp.csr_matrix, part: str = "vectors") -> None:
     The compiled kernels (and scipy's own slicing) do not check bounds, so every
     matrix they see passes this first: row pointers from 0, non-decreasing, ending
     at the number of stored values; column indices inside the width; as many
-    values as indices. O(stored values).
+    values as indices, all finite (a NaN would slip past every comparison that
+    sizes a kernel's buffers). O(stored values).
     """
     n, width = matrix.shape
     indptr, indices = matrix.indptr, matrix.indices
@@ -663,6 +670,8 @@ def check_csr(matrix: sp.csr_matrix, part: str = "vectors") -> None:
         raise InvalidPart(f"{part}.indices", "expected one integer column index per stored value")
     if indices.size and (int(indices.min()) < 0 or int(indices.max()) >= width):
         raise InvalidPart(f"{part}.indices", f"column indices must lie in [0, {width})")
+    if matrix.data.size and not np.isfinite(matrix.data).all():
+        raise InvalidPart(f"{part}.data", "stored values must be finite (no NaN or infinity)")
 
 
 def tile_pools(
@@ -1142,6 +1151,8 @@ def _query(i, indptr, indices, data, query_terms, terms, weights):  # pragma: no
         terms[count] = indices[p]
         weights[count] = weight
         count += 1
+        if count == query_terms:  # the buffers' size, whatever the values compare like
+            break
     return count
 
 
@@ -1151,7 +1162,9 @@ def _nearest_clusters(
     """Each source row's ``top`` most similar centroids (similarity descending, then cluster ascending) by the
     partial dot product over the row's ``query_terms`` heaviest term columns (``_query``) plus the dense part:
     the centroids' sparse parts as posting lists ``k_*`` (term -> clusters), their dense parts transposed
-    ``k_dense_t`` (shape (d, clusters); summed column by column, across the clusters at once)."""
+    ``k_dense_t`` (shape (d, clusters); summed column by column, across the clusters at once). A row with
+    nothing in common with any centroid (an empty row, say) takes the clusters ``i, i + 1, ...`` modulo their
+    number, so that such rows do not pile into the first clusters."""
     count = sources.shape[0]
     d, n_clusters = k_dense_t.shape
     width = min(top, n_clusters)
@@ -1180,6 +1193,9 @@ def _nearest_clusters(
                 acc[c] = 0.0
                 if v > own_sims[width - 1]:  # clusters ascending: a tie keeps the lower one
                     _insert(own_sims, own, v, c)
+            if not own_sims[0] > 0.0:  # nothing in common with any centroid (an empty row, say): spread by row
+                for m in range(width):
+                    own[m] = (i + m) % n_clusters
     return out_clusters, out_sims
 
 

@@ -234,17 +234,27 @@ def test_approx_equals_exact_when_every_term_is_a_query_term(seed, fan):
     terms=st.integers(1, 8),
     pool=st.integers(1, 10),
     query_terms=st.integers(1, 8),
+    cluster_rows=st.integers(1, 40),
+    probes=st.integers(1, 5),
 )
-def test_approx_contract(data, n, terms, pool, query_terms):
+def test_approx_contract(data, n, terms, pool, query_terms, cluster_rows, probes):
     """Whatever it misses, approx keeps the contract: exact similarities, sorted by (similarity desc, row asc),
-    never self or a copy, only > floor, -1/0 padding; and it is a subset of the candidates exact would see."""
+    never self or a copy, only > floor, -1/0 padding; and it is a subset of the candidates exact would see.
+    Clusters of 1 to 40 rows: one cluster, several, empty ones, more probes than clusters."""
+    from unittest import mock
+
+    import recommender._neighbours as module
+
     dense = np.array(
         data.draw(st.lists(st.lists(st.integers(0, 2), min_size=terms, max_size=terms), min_size=n, max_size=n)),
         dtype=np.float64,
     )
     groups = np.array(data.draw(st.lists(st.integers(-1, 2), min_size=n, max_size=n)))
     vectors = unit_rows(dense)
-    rows, sims = top_neighbours(vectors, pool, copy_labels=groups, mode="approx", query_terms=query_terms)
+    with mock.patch.object(module, "_CLUSTER_ROWS", cluster_rows), mock.patch.object(module, "_SAMPLE_PER_CLUSTER", 3):
+        rows, sims = top_neighbours(
+            vectors, pool, copy_labels=groups, mode="approx", query_terms=query_terms, probes=probes
+        )
     truth = (vectors @ vectors.T).toarray()
     for i in range(n):
         found = rows[i][rows[i] >= 0]
@@ -298,11 +308,12 @@ def test_prefetch_hint_compiles_and_changes_nothing():
     assert total(np.linspace(0.0, 1.0, 5, dtype=np.float32)) == np.float32(2.5)
 
 
-@pytest.mark.parametrize("cluster_rows", [1000, 40])
-def test_approx_rows_threads_and_reruns_give_identical_pools(cluster_rows, monkeypatch):
+@pytest.mark.parametrize("cluster_rows, sample_per_cluster", [(1000, 50), (40, 10)])
+def test_approx_rows_threads_and_reruns_give_identical_pools(cluster_rows, sample_per_cluster, monkeypatch):
     import recommender._neighbours as module
 
-    monkeypatch.setattr(module, "_CLUSTER_ROWS", cluster_rows)  # 40: eight clusters of the 300 rows
+    monkeypatch.setattr(module, "_CLUSTER_ROWS", cluster_rows)  # 40: eight clusters of the 300 rows,
+    monkeypatch.setattr(module, "_SAMPLE_PER_CLUSTER", sample_per_cluster)  # fitted on 80 sampled rows
     vectors = news_like(300, 60, 4, seed=5)
     full = top_neighbours(vectors, 8, mode="approx", query_terms=5, candidates=20)
     again = top_neighbours(vectors, 8, mode="approx", query_terms=5, candidates=20)
@@ -377,28 +388,89 @@ def test_approx_recall_when_rows_come_from_several_clusters(monkeypatch):
     assert tie_aware_recall(one, exact) < tie_aware_recall(approx, exact)  # the probes are what finds them
 
 
-@pytest.mark.parametrize("threads", [1, 2])
-def test_clusters_cover_every_row_once_and_split_popular_topics(threads, monkeypatch):
-    """Each row's probes are distinct clusters; with a topic holding half the rows, no cluster is far above the
-    target size; the same clusters whatever the threads."""
+def approx_clusters(vectors, probes=4, threads=2):
     import recommender._neighbours as module
 
-    monkeypatch.setattr(module, "_CLUSTER_ROWS", 50)
-    rng = np.random.default_rng(8)
-    topic = np.where(rng.random(1000) < 0.5, 0, rng.integers(1, 10, 1000))  # topic 0: half the rows
-    words = np.zeros((1000, 400))
-    for i in range(1000):
-        words[i, rng.integers(0, 50, 10)] += 1.0  # common words
-        words[i, 50 + 35 * topic[i] + rng.integers(0, 35, 12)] += 1.0
-    vectors = unit_rows(words)
     arrays, dense_rows = module._engine_arrays(vectors, with_postings=False)
-    nearest = module._clusters(arrays, dense_rows, 400, 3, 32, threads, module._kernels())
-    assert nearest.shape == (1000, 3)
+    return module._clusters(arrays, dense_rows, arrays[3].shape[0] - 1, probes, 32, threads, module._kernels())
+
+
+def test_clusters_cover_every_row_and_are_the_same_whatever_the_threads(monkeypatch):
+    import recommender._neighbours as module
+
+    monkeypatch.setattr(module, "_CLUSTER_ROWS", 100)
+    vectors = clustered(2000, seed=1)
+    nearest = approx_clusters(vectors, probes=3, threads=2)
+    assert nearest.shape == (2000, 3)
     assert (nearest >= 0).all() and all(len(set(row)) == 3 for row in nearest.tolist())
-    sizes = np.bincount(nearest[:, 0])
-    assert len(sizes) >= 20 and sizes.max() <= 4 * 50  # topic 0 alone is 500 rows
-    again = module._clusters(arrays, dense_rows, 400, 3, 32, 3 - threads, module._kernels())
-    np.testing.assert_array_equal(again, nearest)
+    np.testing.assert_array_equal(approx_clusters(vectors, probes=3, threads=1), nearest)
+
+
+def one_popular_topic(n: int, seed: int, share: float) -> sp.csr_matrix:
+    """Common words plus the words of one of 40 topics, topic 0 holding ``share`` of the rows; TF-IDF-like."""
+    rng = np.random.default_rng(seed)
+    n_common, n_topic_words, topics = 300, 2000, 40
+    chances = np.full(topics, (1 - share) / (topics - 1))
+    chances[0] = share
+    topic = rng.choice(topics, n, p=chances)
+    topic_words = rng.integers(n_common, n_common + n_topic_words, (topics, 60))
+    counts = np.zeros((n, n_common + n_topic_words))
+    for i in range(n):
+        np.add.at(counts[i], np.concatenate([rng.integers(0, n_common, 40), rng.choice(topic_words[topic[i]], 25)]), 1)
+    idf = np.log((1 + n) / (1 + (counts > 0).sum(axis=0))) + 1
+    return unit_rows(np.log1p(counts * idf))
+
+
+def test_popular_clusters_are_split(monkeypatch):
+    """With 70% of the rows in one topic, some of the 20 first clusters take more than twice their share of the
+    sample; splitting them makes the largest cluster smaller than it is with the split turned off."""
+    import recommender._neighbours as module
+
+    monkeypatch.setattr(module, "_CLUSTER_ROWS", 100)
+    vectors = one_popular_topic(2000, seed=0, share=0.7)
+    split = np.bincount(approx_clusters(vectors)[:, 0])
+    monkeypatch.setattr(module, "_SPLIT_ABOVE", 10**9)
+    whole = np.bincount(approx_clusters(vectors)[:, 0])
+    assert len(whole) == 20 and len(split) > 20
+    assert split.max() < whole.max()
+
+
+def test_rows_with_nothing_in_common_are_spread_over_the_clusters(monkeypatch):
+    """Empty rows score 0 against every centroid; they must not all land in the first clusters."""
+    import recommender._neighbours as module
+
+    monkeypatch.setattr(module, "_CLUSTER_ROWS", 100)
+    full = clustered(1400, seed=2)
+    vectors = sp.vstack([full, sp.csr_matrix((600, full.shape[1]), dtype=np.float32)], format="csr")
+    own = approx_clusters(vectors)[:, 0]
+    empty_share = np.bincount(own[1400:])
+    assert (empty_share > 0).sum() >= 10 and empty_share.max() <= 600 // 20 + 1
+    rows, _ = top_neighbours(vectors, 5, mode="approx")
+    assert (rows[1400:] == -1).all()
+
+
+def test_query_terms_never_outgrow_their_buffer():
+    """A NaN compares neither below nor equal to the threshold: the selection still stops at query_terms."""
+    import recommender._neighbours as module
+
+    kernels = module._kernels()  # compiles _query
+    assert kernels
+    data = np.array([0.5, np.nan, 0.3, 0.3, 0.3, 0.3], dtype=np.float32)
+    indptr = np.array([0, 6], dtype=np.int64)
+    indices = np.arange(6, dtype=np.int32)
+    for query_terms in (1, 2, 3, 5):
+        terms = np.full(query_terms + 8, -1, dtype=np.int64)  # room to see an overrun
+        weights = np.zeros(query_terms + 8, dtype=np.float32)
+        count = module._query(0, indptr, indices, data, query_terms, terms, weights)
+        assert count <= query_terms and (terms[query_terms:] == -1).all()
+
+
+def test_non_finite_vectors_are_refused():
+    vectors = unit_rows(np.eye(3))
+    vectors.data[1] = np.nan
+    for mode in ("exact", "approx"):
+        with pytest.raises(ValueError, match="finite"):
+            top_neighbours(vectors, 1, mode=mode)
 
 
 @pytest.mark.skipif(not SYNTH.is_file(), reason="../shared/bench/peers.py (SynthCorpus) not present")
