@@ -76,6 +76,7 @@ _MODES = ("exact", "approx")
 _QUERY_TERMS = 32
 _CANDIDATES = 100
 _PROBES = 4
+_MAX_POSTINGS = 1000
 _FAN = 20
 #: ``approx`` clusters: about this many rows each (``ceil(n / _CLUSTER_ROWS)`` clusters, popular ones split),
 #: centroids fitted on this many sampled rows per cluster, in at most :data:`_ROUNDS` rounds of k-means.
@@ -114,6 +115,7 @@ def top_neighbours(
     query_terms: int = _QUERY_TERMS,
     candidates: int | None = None,
     probes: int = _PROBES,
+    max_postings: int = _MAX_POSTINGS,
     fan: int = _FAN,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -145,7 +147,8 @@ def top_neighbours(
         a cluster, seeded: a function of the vectors and ``query_terms``
         only). Pass 1 (an
         inverted-file search): a row's candidates are the rows of its
-        ``probes`` nearest clusters, ranked by the partial dot product over
+        ``probes`` nearest clusters and the rows that share one of its rare
+        query terms (``max_postings``), ranked by the partial dot product over
         its ``query_terms`` heaviest term columns (Elasticsearch's
         ``max_query_terms``) plus the dense (latent) part; the best
         ``candidates`` are re-scored exactly. Pass 2 (neighbours of
@@ -166,6 +169,11 @@ def top_neighbours(
     probes : int, default 4
         ``approx``: the nearest clusters (by the same partial dot product
         with their centroids) whose rows are a row's pass-1 candidates.
+    max_postings : int, default 1000
+        ``approx``: a query term's posting list is read whole (rows of every
+        cluster are candidates) when it holds at most this many entries (a
+        rare word), and only within the probed clusters otherwise; 0 = clusters
+        only.
     fan : int, default 20
         ``approx``: pass 2 reads the first ``fan`` pass-1 neighbours of the
         first ``fan`` pass-1 neighbours (0 = no pass 2).
@@ -207,6 +215,8 @@ def top_neighbours(
         raise ValueError(f"query_terms must be >= 1, got {query_terms!r}.")
     if probes < 1:
         raise ValueError(f"probes must be >= 1, got {probes!r}.")
+    if max_postings < 0:
+        raise ValueError(f"max_postings must be >= 0, got {max_postings!r}.")
     if fan < 0:
         raise ValueError(f"fan must be >= 0, got {fan!r}.")
     if candidates is None:
@@ -219,7 +229,7 @@ def top_neighbours(
         if progress is not None:
             progress(len(result[0]))
         return result
-    approx = (int(query_terms), int(candidates), int(probes), int(fan)) if mode == "approx" else None
+    approx = (int(query_terms), int(candidates), int(probes), int(max_postings), int(fan)) if mode == "approx" else None
     return _numba_engine(vectors, pool, copy_labels, n_jobs, rows, approx, progress)
 
 
@@ -455,8 +465,9 @@ def _approx_engine(sources, arrays, dense_rows, labels, pool, threads, floor, ap
     re-scored exactly."""
     n = len(arrays[0]) - 1
     n_terms = arrays[3].shape[0] - 1
-    query_terms, candidates, probes, fan = approx
+    query_terms, candidates, probes, max_postings, fan = approx
     count = len(sources)
+    dense_norms = np.sqrt(np.einsum("ij,ij->i", dense_rows, dense_rows, dtype=np.float64)).astype(np.float32)
     nearest = _clusters(arrays, dense_rows, n_terms, probes, query_terms, threads, kernels)
     own = nearest[:, 0].astype(np.int64)
     order = np.argsort(own, kind="stable")  # the rows, cluster by cluster
@@ -493,7 +504,7 @@ def _approx_engine(sources, arrays, dense_rows, labels, pool, threads, floor, ap
             stop = min(len(todo), start + _CHUNK)
             rows_part[start:stop], sims_part[start:stop] = kernels["probed"](
                 todo[start:stop], *arrays[:3], p_indptr, p_pos, p_data, order, starts, nearest, dense_rows,
-                dense_t, labels, width, threads, floor, query_terms, candidates,
+                dense_t, dense_norms, labels, width, threads, floor, query_terms, candidates, max_postings,
             )  # fmt: skip
             if progress is not None and len(first_rows) == 0:
                 step = half * stop // len(todo) - reported
@@ -1228,17 +1239,23 @@ def _probed_rows(
     probes,
     dense_rows,
     dense_t,
+    dense_norms,
     groups,
     pool,
     threads,
     floor,
     query_terms,
     candidates,
+    max_postings,
 ):  # pragma: no cover
     """Pass 1 of ``approx``: the candidates of source row ``i`` are the rows of the clusters it probes
-    (``probes[i]``; cluster ``c`` holds the rows ``order[starts[c]:starts[c + 1]]``), ranked by the partial dot
-    product over ``i``'s ``query_terms`` heaviest term columns (posting lists ``p_*`` of positions in ``order``)
-    plus the dense part; the best ``candidates`` are re-scored exactly (``_rescore``)."""
+    (``probes[i]``; cluster ``c`` holds the rows ``order[starts[c]:starts[c + 1]]``) and the rows that share one
+    of its rare query terms, ranked by the partial dot product over ``i``'s ``query_terms`` heaviest term
+    columns plus the dense part; the best ``candidates`` are re-scored exactly (``_rescore``). A query term's
+    posting list (``p_*``, positions in ``order``) is read whole when it holds at most ``max_postings`` entries
+    (a rare word: same-story articles share those), and only within the probed clusters otherwise. A row
+    outside the probed clusters gets its dense part only when its partial score plus the Cauchy-Schwarz bound
+    of the dense part (``dense_norms``) can still enter the candidates."""
     n = indptr.shape[0] - 1
     n_terms = p_indptr.shape[0] - 1
     d = dense_rows.shape[1]
@@ -1249,8 +1266,14 @@ def _probed_rows(
     widest = 1
     for c in range(starts.shape[0] - 1):
         widest = max(widest, starts[c + 1] - starts[c])
+    longest = 0  # the longest list read whole: a source row reads at most query_terms of them
+    for term in range(n_terms):
+        length = p_indptr[term + 1] - p_indptr[term]
+        if length <= max_postings:
+            longest = max(longest, length)
     for t in numba.prange(threads):
         acc = np.zeros(n, dtype=np.float32)  # partial term scores by position; zero again after every source
+        touched = np.empty(min(query_terms, n_terms) * longest + 1, dtype=np.int64)  # positions reached whole
         dense, s0, s1, s2, s3, _, _ = _span_scratch(widest)
         query = np.zeros(n_terms, dtype=np.float32)
         cand_sims = np.empty(candidates, dtype=np.float32)
@@ -1262,11 +1285,22 @@ def _probed_rows(
             i = sources[s]
             a = indptr[i]
             b = indptr[i + 1]
+            reached = 0
             for e in range(_query(i, indptr, indices, data, query_terms, terms, weights)):
                 weight = weights[e]
                 term = terms[e]
                 lo_t = p_indptr[term]
                 hi_t = p_indptr[term + 1]
+                if hi_t - lo_t <= max_postings:
+                    for q in range(lo_t, hi_t):
+                        pos = p_pos[q]
+                        v = acc[pos]
+                        # listed without a branch on first touch (still zero); a sum that comes back to exactly
+                        # zero lists its row again, and such repeats are skipped below
+                        touched[reached] = pos
+                        reached += v == 0.0
+                        acc[pos] = v + weight * p_data[q]
+                    continue
                 listed = p_pos[lo_t:hi_t]
                 for m in range(width):
                     c = probes[i, m]
@@ -1304,6 +1338,31 @@ def _probed_rows(
                         v == cand_sims[candidates - 1] and j < cand_rows[candidates - 1]
                     ):
                         _insert(cand_sims, cand_rows, v, j)
+            # the rows reached through rare terms outside the probed clusters (those inside are zero again)
+            own_norm = dense_norms[i] + np.float32(1e-5)
+            for m in range(reached):
+                pos = touched[m]
+                v = acc[pos]
+                if v == 0.0 or v == -np.inf:
+                    continue
+                acc[pos] = -np.inf  # seen: a repeat reads -inf
+                j = order[pos]
+                if j == i or (gi >= 0 and groups[j] == gi):
+                    continue
+                if d > 0:
+                    if kept == candidates and v + own_norm * dense_norms[j] < cand_sims[candidates - 1]:
+                        continue
+                    for e in range(d):
+                        v += own_dense[e] * dense_rows[j, e]
+                if kept < candidates:
+                    kept += 1
+                    _insert(cand_sims[:kept], cand_rows[:kept], v, j)
+                elif v > cand_sims[candidates - 1] or (
+                    v == cand_sims[candidates - 1] and j < cand_rows[candidates - 1]
+                ):
+                    _insert(cand_sims, cand_rows, v, j)
+            for m in range(reached):
+                acc[touched[m]] = 0.0
             for p in range(a, b):
                 query[indices[p]] = data[p]
             _rescore(i, cand_rows, kept, query, indptr, indices, data, dense_rows, floor, out_sims[s], out_rows[s])

@@ -384,8 +384,12 @@ def test_approx_recall_when_rows_come_from_several_clusters(monkeypatch):
     exact = top_neighbours(vectors, 10, n_jobs=2)
     approx = top_neighbours(vectors, 10, n_jobs=2, mode="approx")
     assert tie_aware_recall(approx, exact) >= 0.98
-    one = top_neighbours(vectors, 10, n_jobs=2, mode="approx", probes=1, fan=0)
-    assert tie_aware_recall(one, exact) < tie_aware_recall(approx, exact)  # the probes are what finds them
+    clusters = top_neighbours(vectors, 10, n_jobs=2, mode="approx", max_postings=0)
+    assert tie_aware_recall(clusters, exact) >= 0.98  # the clusters alone
+    one = top_neighbours(vectors, 10, n_jobs=2, mode="approx", probes=1, fan=0, max_postings=0)
+    assert tie_aware_recall(one, exact) < tie_aware_recall(clusters, exact)  # the probes are what finds them
+    rare = top_neighbours(vectors, 10, n_jobs=2, mode="approx", probes=1, fan=0)
+    assert tie_aware_recall(one, exact) < tie_aware_recall(rare, exact)  # and the rare words' lists, read whole
 
 
 def approx_clusters(vectors, probes=4, threads=2):
@@ -522,6 +526,8 @@ def test_approx_parameters_are_checked():
         top_neighbours(vectors, 1, mode="approx", engine="scipy")
     with pytest.raises(ValueError, match="probes"):
         top_neighbours(vectors, 1, mode="approx", probes=0)
+    with pytest.raises(ValueError, match="max_postings"):
+        top_neighbours(vectors, 1, mode="approx", max_postings=-1)
     with pytest.raises(ValueError, match="fan"):
         top_neighbours(vectors, 1, mode="approx", fan=-1)
 
