@@ -106,9 +106,10 @@ class Recommender(BaseEstimator):
     mode : {"exact", "approx"}, default "exact"
         Neighbour search: ``exact`` finds every article's true most similar
         articles; ``approx`` clusters the articles (k-means), ranks the
-        articles of each one's nearest clusters by its most weighted words,
-        then scores the best exactly (much faster on large corpora, a little
-        recall lost; see ``docs/performance.md``).
+        articles of each one's nearest clusters and those sharing one of its
+        rare words by its most weighted words, then scores the best exactly
+        (much faster on large corpora, a little recall lost; see
+        ``docs/performance.md``).
     n_jobs : int, optional
         Threads for counting terms, the neighbour search, comparing copy candidates and the batches of
         :meth:`recommend_frame` (joblib semantics: -1 = all cores; None = 1).
