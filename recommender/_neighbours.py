@@ -468,7 +468,7 @@ def _approx_engine(sources, arrays, dense_rows, labels, pool, threads, floor, ap
     n_terms = arrays[3].shape[0] - 1
     query_terms, candidates, probes, max_postings, fan = approx
     count = len(sources)
-    dense_norms = np.sqrt(np.einsum("ij,ij->i", dense_rows, dense_rows, dtype=np.float64)).astype(np.float32)
+    norms = np.sqrt(np.einsum("ij,ij->i", dense_rows, dense_rows, dtype=np.float64)).astype(np.float32)
     nearest = _clusters(arrays, dense_rows, n_terms, probes, query_terms, threads, kernels)
     own = nearest[:, 0].astype(np.int64)
     order = np.argsort(own, kind="stable")  # the rows, cluster by cluster
@@ -481,7 +481,7 @@ def _approx_engine(sources, arrays, dense_rows, labels, pool, threads, floor, ap
     # Rows are visited cluster by cluster, and within a cluster by their heaviest term column: consecutive
     # visits then probe the same clusters and read the same posting lists, still in cache (a row's pool does
     # not depend on it).
-    heaviest = kernels["heaviest"](*arrays[:3])[0]
+    heaviest = kernels["heaviest"](*arrays[:3])
     width = max(pool, fan)
     # pass 1 on the sources and (for rows=) on their pass-1 neighbours, whose lists pass 2 reads
     if count == n and (sources == np.arange(n)).all():
@@ -505,7 +505,7 @@ def _approx_engine(sources, arrays, dense_rows, labels, pool, threads, floor, ap
             stop = min(len(todo), start + _CHUNK)
             rows_part[start:stop], sims_part[start:stop] = kernels["probed"](
                 todo[start:stop], *arrays[:3], p_indptr, p_pos, p_data, order, starts, nearest, dense_rows,
-                dense_t, dense_norms, labels, width, threads, floor, query_terms, candidates, max_postings,
+                dense_t, norms, labels, width, threads, floor, query_terms, candidates, max_postings,
             )  # fmt: skip
             if progress is not None and len(first_rows) == 0:
                 step = half * stop // len(todo) - reported
@@ -1252,7 +1252,7 @@ def _probed_rows(
     probes,
     dense_rows,
     dense_t,
-    dense_norms,
+    norms,
     groups,
     pool,
     threads,
@@ -1268,7 +1268,7 @@ def _probed_rows(
     posting list (``p_*``, positions in ``order``) is read whole when it holds at most ``max_postings`` entries
     (a rare word: same-story articles share those), and only within the probed clusters otherwise. A row
     outside the probed clusters gets its dense part only when its partial score plus the Cauchy-Schwarz bound
-    of the dense part (``dense_norms``) can still enter the candidates."""
+    of the dense part (``norms``: each row's dense norm) can still enter the candidates."""
     n = indptr.shape[0] - 1
     n_terms = p_indptr.shape[0] - 1
     d = dense_rows.shape[1]
@@ -1345,7 +1345,7 @@ def _probed_rows(
                     if j != i and (gi < 0 or groups[j] != gi):
                         kept = _propose(cand_sims, cand_rows, kept, v, j)
             # the rows reached through rare terms outside the probed clusters (those inside are zero again)
-            own_norm = dense_norms[i] + np.float32(1e-5)
+            own_norm = norms[i] + np.float32(1e-5)
             for m in range(reached):
                 pos = touched[m]
                 v = acc[pos]
@@ -1356,7 +1356,7 @@ def _probed_rows(
                 if j == i or (gi >= 0 and groups[j] == gi):
                     continue
                 if d > 0:
-                    if kept == candidates and v + own_norm * dense_norms[j] < cand_sims[candidates - 1]:
+                    if kept == candidates and v + own_norm * norms[j] < cand_sims[candidates - 1]:
                         continue
                     for e in range(d):
                         v += own_dense[e] * dense_rows[j, e]
@@ -1404,24 +1404,16 @@ def _fetch_row(j, indptr, indices, data, dense_rows):  # pragma: no cover - comp
 
 
 def _heaviest_terms(indptr, indices, data):  # pragma: no cover - compiled
-    """Each row's heaviest and second-heaviest term columns (ties: lower column; -1 where there is none)."""
+    """Each row's heaviest term column (ties: the lower column; -1 where there is none)."""
     n = indptr.shape[0] - 1
     first = np.full(n, -1, dtype=np.int64)
-    second = np.full(n, -1, dtype=np.int64)
     for i in numba.prange(n):
         best = -np.inf
-        next_best = -np.inf
         for p in range(indptr[i], indptr[i + 1]):
-            weight = data[p]
-            if weight > best:
-                next_best = best
-                second[i] = first[i]
-                best = weight
+            if data[p] > best:
+                best = data[p]
                 first[i] = indices[p]
-            elif weight > next_best:
-                next_best = weight
-                second[i] = indices[p]
-    return first, second
+    return first
 
 
 def _refine_rows(

@@ -457,8 +457,7 @@ def test_query_terms_never_outgrow_their_buffer():
     """A NaN compares neither below nor equal to the threshold: the selection still stops at query_terms."""
     import recommender._neighbours as module
 
-    kernels = module._kernels()  # compiles _query
-    assert kernels
+    module._kernels()  # compiles _query
     data = np.array([0.5, np.nan, 0.3, 0.3, 0.3, 0.3], dtype=np.float32)
     indptr = np.array([0, 6], dtype=np.int64)
     indices = np.arange(6, dtype=np.int32)
