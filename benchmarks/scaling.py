@@ -19,7 +19,9 @@ precompute parts by SHA-256 (``identical``). Speed-up and efficiency are against
 the 1-worker run when it was measured (``speed_up = t1 / tW``, ``efficiency =
 speed_up / W``), and ``vs_in_process`` = in-process seconds / Dask seconds. Peak
 RSS of a worker (``build_worker_peak_rss_mb``) is sampled every 0.1 s from this
-process (psutil) during the build, the highest of all workers.
+process (psutil) during the build, the highest of all workers, a worker restarted by its
+nanny included (``build_worker_restarts`` counts them: a worker that went past 95% of its
+``memory_limit`` is restarted, and its tasks computed again).
 ``/proc/loadavg`` is printed before and after.
 
 Each result is printed and appended to ``--out`` (JSON lines) as soon as it is
@@ -88,28 +90,56 @@ def peak_rss_mb() -> float:
 
 
 class RssSampler:
-    """The highest resident set size of some processes, sampled every 0.1 s from a thread (MB)."""
+    """The highest resident set size of a cluster's workers, sampled every 0.1 s from a thread (MB).
 
-    def __init__(self, pids: list[int]) -> None:
+    The workers' process ids are asked again every second, so that a worker its nanny restarted (for going past
+    95% of its ``memory_limit``, say) is followed too; ``restarts`` counts the workers seen beyond the first ones.
+    """
+
+    def __init__(self, client) -> None:
         import threading
 
-        import psutil
-
-        self.processes = [psutil.Process(pid) for pid in pids]
+        self.client = client
+        self.processes: dict[int, object] = {}
+        self.first = 0
         self.peak = 0.0
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.sample, daemon=True)
 
+    def refresh(self) -> None:
+        import psutil
+
+        try:
+            pids = list(self.client.run(os.getpid).values())
+        except Exception:  # a worker that is being replaced: asked again in a second
+            return
+        for pid in pids:
+            if pid not in self.processes:
+                try:
+                    self.processes[pid] = psutil.Process(pid)
+                except psutil.Error:
+                    pass
+
+    @property
+    def restarts(self) -> int:
+        return len(self.processes) - self.first
+
     def sample(self) -> None:
+        last = 0.0
         while not self.stop.is_set():
-            for process in self.processes:
+            if time.perf_counter() - last > 1.0:
+                self.refresh()
+                last = time.perf_counter()
+            for process in self.processes.values():
                 try:
                     self.peak = max(self.peak, process.memory_info().rss / 2**20)
-                except Exception:  # a worker that died and was replaced: its successor is not followed
+                except Exception:  # a worker that died: its successor is found by the next refresh
                     pass
             self.stop.wait(0.1)
 
     def __enter__(self) -> RssSampler:
+        self.refresh()
+        self.first = len(self.processes)
         self.thread.start()
         return self
 
@@ -209,13 +239,13 @@ def main() -> int:
                 client.wait_for_workers(workers)
                 client.run(warm_up)
                 row = {"run": f"dask x{workers}", "workers": workers, "cluster_start_s": time.perf_counter() - started}
-                pids = list(client.run(os.getpid).values())
                 if "build" in args.steps:
                     started = time.perf_counter()
-                    with RssSampler(pids) as sampler:
+                    with RssSampler(client) as sampler:
                         spread = rec.Recommender().fit(frame, client=client, progress=False)
                     row["build_s"] = time.perf_counter() - started
                     row["build_worker_peak_rss_mb"] = sampler.peak
+                    row["build_worker_restarts"] = sampler.restarts
                     if truth is not None:
                         row["build_identical"] = pools_digest(spread) == truth
                         row["build_vs_in_process"] = build_s / row["build_s"]
