@@ -103,8 +103,13 @@ DASK_HINT = "pip install 'recommender[dask]'"
 BLOCK_ROWS = 20_000
 #: Tiles per worker that the default block size aims at (uneven tiles then even out).
 _TILES_PER_WORKER = 4
-#: Chunks per worker that a pandas frame is sent in: the partitions' tasks even out across the workers.
+#: Chunks per worker that a pandas frame is sent in, at least: the partitions' tasks even out across the workers.
 _CHUNKS_PER_WORKER = 4
+#: Most characters of text (title, summary and body together) per chunk of a pandas frame. A partition's task
+#: holds about eight times its text at its peak (the texts, their tokens and term counts, the copy signatures:
+#: +127 MB for 5,000 articles of 2,300 characters, +389 MB for 20,000, in one process), so chunks of a bounded
+#: text size keep that peak the same whatever the corpus's size.
+_CHUNK_CHARS = 8_000_000
 #: Priority of the tasks that free memory or finish a block (merges, the search of unsettled rows) over the
 #: tiles waiting to run (Dask runs the tasks submitted first first, and the merges are submitted last).
 _SOON = 1
@@ -151,6 +156,57 @@ def connected(client: Any, workers: int | None) -> Iterator[Any]:
                 )
             client = stack.enter_context(module.Client(cluster))
         yield client
+
+
+#: Name of the worker plugin a build registers for its duration (:func:`_arguments_dropped`).
+_PLUGIN = "recommender-drop-arguments"
+#: Keys of the tasks whose arguments carry data (a pandas chunk's texts, the shared arrays, a block's term maps;
+#: a key is the task's name and a random suffix): see :func:`_arguments_dropped`.
+_CARRIERS = ("_front-", "_same-", "_tfidf-")
+
+
+@contextlib.contextmanager
+def _arguments_dropped(client: Any) -> Iterator[None]:
+    """While the build runs, a worker drops the arguments of a :data:`_CARRIERS` task as soon as it has run.
+
+    A Dask worker keeps a task's arguments (its ``run_spec``) as long as it keeps the task, and it keeps a task
+    that has run as long as a task that depends on it is kept: a pandas chunk's texts, sent inside its partition's
+    task, would stay on the worker until the TF-IDF rows are computed from the partition's term counts, i.e.
+    the texts of every partition a worker read (412-426 MB per worker at 400k articles, where a worker then
+    paused for good). The scheduler keeps its own copy to send again, should the task have to run again.
+    Without the plugin (a Dask whose worker state differs), the build is the same, and holds more memory.
+    """
+    try:
+        client.register_plugin(_dropping_plugin(), name=_PLUGIN)
+    except Exception as exc:  # an optional saving: the build goes on without it
+        logger.info("fit: the workers keep the arguments of the tasks that have run (%s)", exc)
+        yield
+        return
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            client.unregister_worker_plugin(_PLUGIN)
+
+
+def _dropping_plugin() -> Any:
+    """The worker plugin of :func:`_arguments_dropped` (a class made here: ``distributed`` is imported on use)."""
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    class DropArguments(WorkerPlugin):  # pickled by value (cloudpickle): the workers need no such name
+        def __init__(self) -> None:
+            self.tasks: dict = {}
+
+        def setup(self, worker: Any) -> None:
+            self.tasks = worker.state.tasks
+
+        def transition(self, key: Any, start: str, finish: str, **kwargs: Any) -> None:
+            if finish in ("memory", "error", "released") and isinstance(key, str) and key.startswith(_CARRIERS):
+                task = self.tasks.get(key)
+                if task is not None and task.state == finish:
+                    task.run_spec = None  # a task sent again to run comes with its arguments again
+
+    return DropArguments()
 
 
 # --------------------------------------------------------------------------- tasks (run by the workers)
@@ -392,7 +448,8 @@ def fit_on_dask(
         # Inputs and components travel in the task graph so that a lost worker's tasks can run again anywhere.
         warnings.filterwarnings("ignore", message=".*[Ll]arge graph.*", category=UserWarning)
         warnings.filterwarnings("ignore", message=".*[Ll]arge object.*", category=UserWarning)
-        return _fit(articles, text, settings, module, client, reference_date, block_rows, strict, progress)
+        with _arguments_dropped(client):
+            return _fit(articles, text, settings, module, client, reference_date, block_rows, strict, progress)
 
 
 def check_inputs(articles: Any, settings: Settings, block_rows: int | None) -> None:
@@ -491,8 +548,9 @@ def _fit(
     blocks = _blocks(sizes, block_rows or _block_rows(n, _workers(client)))
     if columns.size:  # the TF-IDF rows first: the workers compute them while the client reads the parts
         maps = [column_of[where] for where in positions]
+        shared_idf = _submit(client, _same, idf)  # one copy per worker, not one per block's task
         tfidf = [
-            _submit(client, _tfidf, [(counts[p], start, stop, maps[p]) for p, start, stop in b.pieces], idf)
+            _submit(client, _tfidf, [(counts[p], start, stop, maps[p]) for p, start, stop in b.pieces], shared_idf)
             for b in blocks
         ]
         # the latent components from the rows of the sample alone, gathered from their blocks
@@ -552,18 +610,39 @@ def _partitions(
     articles: Any, client: Any, strict: bool, params: TextParams
 ) -> tuple[list[Any], list[list[dict[str, Any]]]]:
     """Futures of each partition's :func:`_front`, and the rejected and flagged rows found here (a pandas frame,
-    sent in :data:`_CHUNKS_PER_WORKER` chunks per worker, of at most :data:`BLOCK_ROWS` rows)."""
+    sent in chunks of at most :data:`BLOCK_ROWS` rows and about :data:`_CHUNK_CHARS` characters)."""
     if isinstance(articles, pd.DataFrame):
         table = validate_articles(articles, strict=strict)
         carried = [list(table.attrs.get("rejected", ())), list(table.attrs.get("flagged", ()))]
-        step = max(1, min(BLOCK_ROWS, math.ceil(len(table) / (_CHUNKS_PER_WORKER * _workers(client)))))
-        chunks = [table.iloc[s : s + step].reset_index(drop=True) for s in range(0, len(table), step)]
+        chars = sum(table[f].str.len().to_numpy(dtype=np.int64) for f in FIELDS) if len(table) else np.zeros(0)
+        least = _CHUNKS_PER_WORKER * _workers(client)
+        bounds = _chunk_bounds(np.asarray(chars, dtype=np.int64), least, BLOCK_ROWS, _CHUNK_CHARS)
+        chunks = [table.iloc[lo:hi].reset_index(drop=True) for lo, hi in itertools.pairwise(bounds)]
         return [_submit(client, _front, c, params) for c in chunks or [table]], carried
     if _is_dask_frame(articles):
         futures = client.compute(articles.to_delayed())
         return [_submit(client, _front_of_partition, f, i, strict, params) for i, f in enumerate(futures)], [[], []]
     paths = [articles] if isinstance(articles, (str, os.PathLike)) else list(articles)
     return [_submit(client, _front_of_path, os.fspath(p), i, strict, params) for i, p in enumerate(paths)], [[], []]
+
+
+def _chunk_bounds(chars: np.ndarray, least: int, most_rows: int, most_chars: int) -> list[int]:
+    """Where to cut rows of ``chars`` characters each into chunks, in order: at least ``least`` chunks (fewer only
+    when there are fewer rows), each of at most ``most_rows`` rows and at most ``most_chars`` characters (a longer
+    row makes a chunk of its own), the rows and the text left shared out evenly over the chunks left."""
+    n = int(chars.size)
+    ends = np.cumsum(chars)
+    total = int(ends[-1]) if n else 0
+    planned = max(least, math.ceil(total / most_chars), 1)
+    bounds = [0]
+    while bounds[-1] < n:
+        lo = bounds[-1]
+        left = max(planned - (len(bounds) - 1), 1)
+        base = int(ends[lo - 1]) if lo else 0
+        target = min(most_chars, (total - base) / left)
+        hi = int(np.searchsorted(ends, base + target, side="right"))  # the rows that fit, one at least
+        bounds.append(min(max(hi, lo + 1), lo + min(most_rows, math.ceil((n - lo) / left))))
+    return bounds
 
 
 def _checked_ids(
@@ -626,24 +705,27 @@ class _Search:
     def __init__(
         self, client: Any, blocks: list[_Block], block_vectors: list[Any], n: int, labels: np.ndarray, pool: int
     ) -> None:
-        self.client, self.block_vectors, self.n, self.labels, self.pool = client, block_vectors, n, labels, pool
+        self.client, self.block_vectors, self.n, self.pool = client, block_vectors, n, pool
         self.spans = [(b.offset, b.offset + b.size) for b in blocks]
+        # each block's copy labels once, as a task of their own: a tile that carried its blocks' labels in its
+        # arguments would keep them on its worker from the time it is assigned (tiles grow as the square of N)
+        self.block_labels = [_submit(client, _same, labels[a0:a1]) for a0, a1 in self.spans]
         counts = [_submit(client, _column_counts, v) for v in block_vectors]
         self.dense_cols = _submit(client, _dense_columns, n, *counts)
         sides: list[list[Any]] = [[] for _ in blocks]
         self.tiles = []
-        for a, (a0, a1) in enumerate(self.spans):  # each block's own tile first: its pools bar the others
+        for a, (a0, _) in enumerate(self.spans):  # each block's own tile first: its pools bar the others
             tile = _submit(
-                client, _tile, block_vectors[a], None, (a0, a0), (labels[a0:a1], None), self.dense_cols, pool
+                client, _tile, block_vectors[a], None, (a0, a0), (self.block_labels[a], None), self.dense_cols, pool
             )
             self.tiles.append(tile)
             sides[a].append(_submit(client, operator.getitem, tile, 0))
-        for a, (a0, a1) in enumerate(self.spans):
+        for a, (a0, _) in enumerate(self.spans):
             for b in range(a + 1, len(blocks)):
-                b0, b1 = self.spans[b]
+                b0 = self.spans[b][0]
                 tile = _submit(
                     client, _tile, block_vectors[a], block_vectors[b], (a0, b0),
-                    (labels[a0:a1], labels[b0:b1]), self.dense_cols, pool, (sides[a][0], sides[b][0]),
+                    (self.block_labels[a], self.block_labels[b]), self.dense_cols, pool, (sides[a][0], sides[b][0]),
                 )  # fmt: skip
                 self.tiles.append(tile)
                 sides[a].append(_submit(client, operator.getitem, tile, 0))
@@ -693,10 +775,10 @@ class _Search:
 
     def _submit_sweep(self, a: int, mine: np.ndarray, b: int) -> Any:
         """Partial pools of rows ``mine`` of block ``a`` against every row of block ``b``."""
-        (a0, a1), (b0, b1) = self.spans[a], self.spans[b]
+        a0, b0 = self.spans[a][0], self.spans[b][0]
         return _submit(
             self.client, _sweep, self.block_vectors[a], mine, self.block_vectors[b], (a0, b0),
-            (self.labels[a0:a1], self.labels[b0:b1]), self.dense_cols, self.pool, priority=_SOON,
+            (self.block_labels[a], self.block_labels[b]), self.dense_cols, self.pool, priority=_SOON,
         )  # fmt: skip
 
 

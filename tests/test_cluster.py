@@ -9,6 +9,7 @@ fitted state is compared for equality of bits, and the lists for equality.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -136,6 +137,63 @@ def test_blocks_cut_the_partitions_in_order_into_even_blocks(sizes: list[int], b
             covered.extend(range(starts[partition] + start, starts[partition] + stop))
         assert len(covered) == block.offset + block.size
     assert covered == list(range(n))
+
+
+@given(
+    chars=st.lists(st.integers(min_value=0, max_value=3_000_000), max_size=40),
+    least=st.integers(min_value=1, max_value=12),
+    most_rows=st.integers(min_value=1, max_value=9),
+    most_chars=st.integers(min_value=1, max_value=5_000_000),
+)
+def test_a_pandas_frame_is_sent_in_chunks_of_bounded_text(chars, least, most_rows, most_chars) -> None:
+    """Chunks cover the rows once, in order; none holds more than ``most_rows`` rows, nor more than ``most_chars``
+    characters unless it is one row; there are at least ``least`` of them where there are rows enough."""
+    from recommender._cluster import _chunk_bounds
+
+    sizes = np.asarray(chars, dtype=np.int64)
+    bounds = _chunk_bounds(sizes, least, most_rows, most_chars)
+    assert bounds[0] == 0 and bounds[-1] == len(chars)
+    assert all(lo < hi for lo, hi in itertools.pairwise(bounds))
+    assert len(bounds) - 1 >= min(len(chars), least)
+    for lo, hi in itertools.pairwise(bounds):
+        assert hi - lo <= most_rows
+        assert hi - lo == 1 or sizes[lo:hi].sum() <= most_chars
+
+
+def test_a_worker_drops_the_texts_of_a_partition_once_it_is_read(client, tmp_path: Path) -> None:
+    """A task's arguments (a pandas chunk's texts) are not kept by the worker after the task has run, although a
+    task that depends on it is still kept; without the build's plugin, Dask keeps them."""
+    from recommender._cluster import _arguments_dropped, _same, _submit
+
+    def held(dask_worker, key: str) -> bool:
+        task = dask_worker.state.tasks.get(key)
+        return task is not None and task.run_spec is not None
+
+    def look(chunk) -> bool:
+        return any(client.run(held, key=chunk.key).values())
+
+    chunk = _submit(client, _same, pd.DataFrame({"body": ["words"] * 1000}))
+    kept = _submit(client, len, chunk)
+    assert kept.result() == 1000
+    assert look(chunk)  # Dask's own behaviour: the arguments stay while the task is kept
+    del chunk, kept
+    with _arguments_dropped(client):
+        chunk = _submit(client, _same, pd.DataFrame({"body": ["words"] * 1000}))
+        kept = _submit(client, len, chunk)
+        assert kept.result() == 1000
+        assert not look(chunk)
+        assert chunk.result().shape == (1000, 1)  # the result itself is still there
+
+        def _front(frame: pd.DataFrame, marker: str) -> int:  # named as the build's partition task
+            if not os.path.exists(marker):
+                Path(marker).touch()
+                raise OSError("the first try fails")
+            return len(frame)
+
+        marker = tmp_path / "failed-once"  # a task that raised runs again with its arguments sent again
+        assert _submit(client, _front, pd.DataFrame({"body": ["words"] * 7}), str(marker)).result() == 7
+        assert marker.exists()
+    assert "recommender-drop-arguments" not in client.run(lambda dask_worker: list(dask_worker.plugins)).popitem()[1]
 
 
 def test_dask_sees_the_memory_of_a_partitions_results(wikinews) -> None:
