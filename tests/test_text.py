@@ -163,8 +163,9 @@ def test_latent_sample_spreads_over_the_corpus_and_keeps_small_ones_whole():
 
 
 def test_latent_components_are_fitted_on_the_sample_only(monkeypatch):
-    import recommender._text as text
     from sklearn.decomposition import TruncatedSVD
+
+    import recommender._text as text
 
     topics = ["cup final goal striker", "election vote ballots count", "storm harbour ferry wind"]
     fields = {"title": [f"{topics[i // 4]} item{i}" for i in range(12)]}  # three stories of four
