@@ -178,7 +178,8 @@ def _arguments_dropped(client: Any) -> Iterator[None]:
     task, would stay on the worker until the TF-IDF rows are computed from the partition's term counts, i.e.
     the texts of every partition a worker read (412-426 MB per worker at 400k articles, where a worker then
     paused for good). The scheduler keeps its own copy to send again, should the task have to run again.
-    Without the plugin (a Dask whose worker state differs), the build is the same, and holds more memory.
+    Without the plugin (a Dask whose worker state differs), the build is the same, and holds more memory; so is a
+    build that runs beside another on the same cluster after the other has ended and removed the plugin.
     """
     try:
         client.register_plugin(_dropping_plugin(), name=_PLUGIN)
@@ -205,9 +206,11 @@ def _dropping_plugin() -> Any:
             self.tasks = worker.state.tasks
 
         def transition(self, key: Any, start: str, finish: str, **kwargs: Any) -> None:
-            if finish in ("memory", "error", "released") and isinstance(key, str) and key.startswith(_CARRIERS):
+            # only a task that has just run: one on its way to run again passes through "released" after its new
+            # arguments are set (from "fetch", "flight" or "error"), and must keep them
+            if start == "executing" and finish == "memory" and isinstance(key, str) and key.startswith(_CARRIERS):
                 task = self.tasks.get(key)
-                if task is not None and task.state == finish:
+                if task is not None and task.state == "memory":
                     task.run_spec = None  # a task sent again to run comes with its arguments again
 
     return DropArguments()

@@ -9,6 +9,7 @@ fitted state is compared for equality of bits, and the lists for equality.
 
 from __future__ import annotations
 
+import concurrent.futures
 import itertools
 import json
 import logging
@@ -78,9 +79,15 @@ def test_a_dask_fit_is_the_local_fit_bit_for_bit(wikinews, local, client, caplog
     messages = " ".join(r.getMessage() for r in caplog.records)
     assert "36 tiles" in messages
     assert "searched again over every block" in messages  # the sweep of unsettled rows ran too
-    # a scheduler address works as well as a client, and other blocks give the same model
-    by_address = rec.Recommender().fit(wikinews, client=client.scheduler.address, block_rows=100, progress=False)
-    assert_same_model(by_address, local)
+    # a scheduler address works as well as a client, other blocks give the same model, and two builds at once on
+    # one cluster both do (they share its workers and the build's worker plugin, which the first to end removes)
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        fits = [
+            pool.submit(rec.Recommender().fit, wikinews, client=target, block_rows=rows, progress=False)
+            for target, rows in ((client.scheduler.address, 100), (client, 70))
+        ]
+        for fit in fits:
+            assert_same_model(fit.result(), local)
 
 
 def test_without_the_latent_blend_and_with_other_settings(wikinews, client) -> None:
