@@ -581,6 +581,7 @@ def _fit(
         vocabulary = Vocabulary(np.array([], dtype=str), np.array([], dtype=np.float32))
         vectors = sp.csr_matrix((n, 0), dtype=np.float32)
         pools = Pools.build(vectors, settings.pool_size, copy_labels(keys))
+        table, sigs = _catalogue(described)
     else:
         components = sample_components(sp.vstack(client.gather(picks), format="csr"), n, text)
         del picks
@@ -598,12 +599,8 @@ def _fit(
         # one block at a time: a worker serialises one block to send, not its whole share of the matrix
         vectors = sp.vstack([v.result() for v in block_vectors], format="csr")
         clock.done("blended vectors gathered")
-    parts = [d.result() for d in described]  # one at a time: a worker never sends all of its parts at once
-    table = pd.concat([p["table"] for p in parts], ignore_index=True)
-    sigs = _concatenated([p["signatures"] for p in parts])
-    del parts, described
-    clock.done("catalogue rows and copy signatures")
-    if columns.size:
+        table, sigs = _catalogue(described)
+        clock.done("catalogue rows and copy signatures")
         pools = search.pools(module, progress)
         clock.done("neighbours: %d tiles", len(blocks) * (len(blocks) + 1) // 2)
     return assemble_state(
@@ -704,6 +701,16 @@ def _checked_ids(
     rejected.extend({k: v for k, v in p.items() if k != "__order__"} for p in problems)
     flagged = [{k: v for k, v in f.items() if k != "__order__"} for f in flagged]
     return drops, rejected, flagged
+
+
+def _catalogue(described: list[Any]) -> tuple[pd.DataFrame, Signatures | None]:
+    """The catalogue rows and copy signatures of every partition, gathered one partition at a time (a worker
+    never sends all of its parts at once); the futures are taken out of ``described`` as they are read, so that
+    the workers release those parts while the tiles run."""
+    parts = []
+    while described:
+        parts.append(described.pop(0).result())
+    return pd.concat([p["table"] for p in parts], ignore_index=True), _concatenated([p["signatures"] for p in parts])
 
 
 def _concatenated(parts: Sequence[Signatures | None]) -> Signatures | None:

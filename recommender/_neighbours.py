@@ -468,7 +468,7 @@ def _approx_engine(sources, arrays, dense_rows, labels, pool, threads, floor, ap
     n_terms = arrays[3].shape[0] - 1
     query_terms, candidates, probes, max_postings, fan = approx
     count = len(sources)
-    norms = np.sqrt(np.einsum("ij,ij->i", dense_rows, dense_rows, dtype=np.float64)).astype(np.float32)
+    norms = _row_norms(dense_rows).astype(np.float32)
     nearest = _clusters(arrays, dense_rows, n_terms, probes, query_terms, threads, kernels)
     own = nearest[:, 0].astype(np.int64)
     order = np.argsort(own, kind="stable")  # the rows, cluster by cluster
@@ -816,7 +816,11 @@ def dense_norms(vectors: sp.csr_matrix, dense_cols: np.ndarray) -> np.ndarray:
     """Each row's norm over the dense columns (float64), for :func:`unsettled_rows`."""
     if len(dense_cols) == 0:
         return np.zeros(vectors.shape[0], dtype=np.float64)
-    dense = np.ascontiguousarray(sp.csr_matrix(vectors)[:, dense_cols].toarray(), dtype=np.float32)
+    return _row_norms(np.ascontiguousarray(sp.csr_matrix(vectors)[:, dense_cols].toarray(), dtype=np.float32))
+
+
+def _row_norms(dense: np.ndarray) -> np.ndarray:
+    """Each row's Euclidean norm (float64) of a dense float32 array."""
     return np.sqrt(np.einsum("ij,ij->i", dense, dense, dtype=np.float64))
 
 
@@ -1358,8 +1362,7 @@ def _probed_rows(
                 if d > 0:
                     if kept == candidates and v + own_norm * norms[j] < cand_sims[candidates - 1]:
                         continue
-                    for e in range(d):
-                        v += own_dense[e] * dense_rows[j, e]
+                    v += _dense_dot(dense_rows, i, j)
                 kept = _propose(cand_sims, cand_rows, kept, v, j)
             for m in range(reached):
                 acc[touched[m]] = 0.0
