@@ -788,13 +788,24 @@ def sweep_pools(
         raise ValueError("labels must have one entry per row of each block.")
     if first.shape[1] != second.shape[1]:
         raise ValueError(f"the blocks have {first.shape[1]} and {second.shape[1]} columns.")
-    arrays, dense_a = _tile_arrays(first, dense_cols, with_postings=False)  # the sources' rows are read, B's postings
-    b_arrays, dense_b = _tile_arrays(second, dense_cols)
+    # the sources' rows only, and B's posting lists of their terms only (they are few: building B's whole posting
+    # lists would cost more than the sweep); the terms renumbered in the same order, so each pair is summed as in
+    # the tiles
+    arrays, dense_a = _tile_arrays(sp.csr_matrix(first)[sources], dense_cols, with_postings=False)
+    indptr, indices, data = arrays[:3]
+    terms = np.unique(indices)
+    second = sp.csr_matrix(second, dtype=np.float32)
+    check_csr(second)
+    postings = second[:, terms].T.tocsr()  # each term's rows, ascending
+    postings.sort_indices()
+    dense_b = np.ascontiguousarray(second[:, np.asarray(dense_cols, dtype=np.int64)].toarray(), dtype=np.float32)
     rows, sims = empty_pools(len(sources), pool)
     if len(sources) and second.shape[0]:
         kernels["sweep"](
-            sources, *arrays[:3], *b_arrays[3:], dense_a, dense_b, labels_a, labels_b,
-            sims, rows, np.int32(offsets[0]), np.int32(offsets[1]), floor,
+            np.arange(len(sources), dtype=np.int64), indptr, np.searchsorted(terms, indices).astype(np.int32), data,
+            postings.indptr.astype(np.int64, copy=False), postings.indices.astype(np.int32, copy=False),
+            postings.data, dense_a, dense_b, labels_a[sources], labels_b, sims, rows,
+            offsets[0] + sources, np.int64(offsets[1]), floor,
         )  # fmt: skip
     return rows, sims
 
@@ -1589,11 +1600,12 @@ def _sweep_rows(
     groups_b,
     sims,
     rows,
-    offset_a,
+    rows_a,
     offset_b,
     floor,
 ):  # pragma: no cover - compiled
-    """Rows ``sources`` of block A against every row of block B, shared term or not (as ``_some_rows``)."""
+    """Rows ``sources`` of block A (global rows ``rows_a``, one per source) against every row of block B, shared
+    term or not (as ``_some_rows``)."""
     count_b = groups_b.shape[0]
     d = dense_a.shape[1]
     last = sims.shape[1] - 1
@@ -1604,7 +1616,7 @@ def _sweep_rows(
         gi = groups_a[i]
         own_sims = sims[s]
         own_rows = rows[s]
-        row_i = offset_a + i
+        row_i = rows_a[s]
         for j in range(count_b):
             v = acc[j]
             acc[j] = 0.0
