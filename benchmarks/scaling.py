@@ -9,7 +9,8 @@ Corpus: the first N texts of the shared synthetic corpus ``SynthCorpus(seed=0)``
   (parts one after another) in this process, T = ``--threads`` (default 2);
 * ``dask xW``: a ``LocalCluster(n_workers=W, threads_per_worker=1, processes=True,
   memory_limit=--memory-limit)`` started before the clock starts (its start-up is
-  reported apart), then ``fit(frame, client=client)`` and ``precompute(...,
+  reported apart), then ``Recommender(n_jobs=T).fit(frame, client=client)`` (T threads
+  for the step the client runs, the copy comparison) and ``precompute(...,
   client=client)``. Dask's default worker settings, unless ``--no-worker-profile``:
   then those of the cluster ``recommender build --workers W`` starts itself
   (``WORKER_CONFIG``: no statistical profiler in the workers).
@@ -242,7 +243,7 @@ def main() -> int:
                 if "build" in args.steps:
                     started = time.perf_counter()
                     with RssSampler(client) as sampler:
-                        spread = rec.Recommender().fit(frame, client=client, progress=False)
+                        spread = rec.Recommender(n_jobs=args.threads).fit(frame, client=client, progress=False)
                     row["build_s"] = time.perf_counter() - started
                     row["build_worker_peak_rss_mb"] = sampler.peak
                     row["build_worker_restarts"] = sampler.restarts

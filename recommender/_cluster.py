@@ -18,15 +18,18 @@ The steps (a task per input partition or per block of rows; the client merges th
    writes the model) while the search runs.
 4. **Neighbours.** Tiles of blocks ``a <= b``: a tile gives partial pools for the
    rows of both blocks from the pairs that share a term (``tile_pools``). Each
-   block's own tile runs first; its pools are the bars of the block's other tiles
-   (a pair below a full pool's last entry is not offered). The partial pools of
-   each block are merged in a tree of tasks, each merge as soon as its parts are
-   there. As soon as a block's pools are merged, its rows whose pool a pair
-   sharing no term could still enter (``unsettled_rows``) are searched again
-   against every block. Each pair is summed in the one fixed order of the
+   block's own tile runs first, then the tiles of near blocks before those of far
+   ones. Each block's partial pools are merged as its tiles finish (a chain of
+   merges), and a tile's bars are its two blocks' pools merged so far, from the
+   tiles submitted a few per worker before it: a pair below a full pool's last
+   entry is not offered (the more tiles have run, the fewer pairs are offered).
+   Once a block's tiles are all merged, its rows whose pool a pair sharing no
+   term could still enter (``unsettled_rows``) are searched again against every
+   block (``sweep_pools``). Each pair is summed in the one fixed order of the
    one-process search, so the pools are the same bit for bit.
 5. **The rest** (text keys and copy signatures, computed per partition;
-   duplicate groups, popularity, the catalogue) is assembled here.
+   duplicate groups, popularity, the catalogue) is assembled here, with the
+   ``n_jobs`` threads of the model.
 
 Memory per worker: one partition's articles while its task runs (a pandas frame is
 sent in chunks of at most ``_CHUNK_CHARS`` characters of text; the texts are not kept
@@ -75,6 +78,7 @@ from ._neighbours import (
     finished,
     merged_pools,
     sweep_pools,
+    thread_count,
     tile_pools,
     unsettled_rows,
 )
@@ -117,9 +121,12 @@ _CHUNK_CHARS = 8_000_000
 #: Priority of the tasks that free memory or finish a block (merges, the search of unsettled rows) over the
 #: tiles waiting to run (Dask runs the tasks submitted first first, and the merges are submitted last).
 _SOON = 1
-#: Partial pools merged per task of the merge tree: two, so that a tile's partial pools wait for one other
-#: tile at most, not for seven (each is ``2 * block_rows * pool_size * 4`` bytes held until merged).
+#: Partial pools merged per task of the merge tree of the unsettled rows' sweeps: two, so that partial pools
+#: wait for one other part at most.
 _FAN_IN = 2
+#: A tile's bars are its blocks' pools merged from the tiles submitted this many per worker before it (those have
+#: run by then, mostly, so that a tile seldom waits for its bars).
+_BAR_LAG = 2
 #: Retries of a task that raised (a task whose worker died is rescheduled by Dask, not counted here).
 _RETRIES = 2
 
@@ -385,6 +392,11 @@ def _merged(*parts: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarr
     return merged_pools(list(parts))
 
 
+def _merged_side(pools: tuple[np.ndarray, np.ndarray], tile: Any, side: int) -> tuple[np.ndarray, np.ndarray]:
+    """``pools`` merged with the partial pools of one side of a tile."""
+    return merged_pools([pools, tile[side]])
+
+
 def _column_counts(vectors: sp.csr_matrix) -> np.ndarray:
     return np.bincount(vectors.indices, minlength=vectors.shape[1])
 
@@ -442,13 +454,15 @@ def fit_on_dask(
     block_rows: int | None = None,
     strict: bool = False,
     progress: bool | None = None,
+    n_jobs: int | None = None,
 ) -> FittedState:
     """Fit on the Dask cluster of ``client`` (see the module docstring): the same state as ``fit_state``.
 
     ``articles``: a pandas DataFrame, a Dask DataFrame, or file paths (read by the workers).
     ``block_rows``: rows per block of the neighbour search; None: :data:`BLOCK_ROWS` or fewer, so that there
-    are about eight tiles per worker. The pools do not depend on it. The caller checks the inputs first
-    (:func:`check_inputs`, before it starts a cluster).
+    are about eight tiles per worker. The pools do not depend on it. ``n_jobs``: threads of the steps run here
+    (the duplicate groups; joblib's convention). The caller checks the inputs first (:func:`check_inputs`,
+    before it starts a cluster).
     """
     module = distributed()
     with warnings.catch_warnings():
@@ -456,7 +470,9 @@ def fit_on_dask(
         warnings.filterwarnings("ignore", message=".*[Ll]arge graph.*", category=UserWarning)
         warnings.filterwarnings("ignore", message=".*[Ll]arge object.*", category=UserWarning)
         with _arguments_dropped(client):
-            return _fit(articles, text, settings, module, client, reference_date, block_rows, strict, progress)
+            return _fit(
+                articles, text, settings, module, client, reference_date, block_rows, strict, progress, n_jobs
+            )
 
 
 def check_inputs(articles: Any, settings: Settings, block_rows: int | None) -> None:
@@ -499,6 +515,7 @@ def _fit(
     block_rows: int | None,
     strict: bool,
     progress: bool | None,
+    n_jobs: int | None = None,
 ) -> FittedState:
     clock = Stages()
     fronts, carried = _partitions(articles, client, strict, text)
@@ -605,7 +622,7 @@ def _fit(
         clock.done("neighbours: %d tiles", len(blocks) * (len(blocks) + 1) // 2)
     return assemble_state(
         table, vocabulary, vectors, pools, keys, sigs, text, settings,
-        reference_date=reference_date, rejected=rejected, flagged=flagged,
+        reference_date=reference_date, rejected=rejected, flagged=flagged, n_jobs=thread_count(n_jobs),
     )  # fmt: skip
 
 
@@ -736,26 +753,29 @@ class _Search:
         self.block_labels = [_submit(client, _same, labels[a0:a1]) for a0, a1 in self.spans]
         counts = [_submit(client, _column_counts, v) for v in block_vectors]
         self.dense_cols = _submit(client, _dense_columns, n, *counts)
-        sides: list[list[Any]] = [[] for _ in blocks]
+        # each block's pools so far, merged as its tiles finish (a chain of merges per block): a tile's bars
+        lag = _BAR_LAG * _workers(client)
+        merged: list[list[tuple[int, Any]]] = [[] for _ in blocks]  # (submitted at, merged pools) per block
         self.tiles = []
-        for a, (a0, _) in enumerate(self.spans):  # each block's own tile first: its pools bar the others
+        for a, (a0, _) in enumerate(self.spans):  # each block's own tile first: it bars the others
             tile = _submit(
                 client, _tile, block_vectors[a], None, (a0, a0), (self.block_labels[a], None), self.dense_cols, pool
             )
             self.tiles.append(tile)
-            sides[a].append(_submit(client, operator.getitem, tile, 0))
-        for a, (a0, _) in enumerate(self.spans):
-            for b in range(a + 1, len(blocks)):
-                b0 = self.spans[b][0]
-                tile = _submit(
-                    client, _tile, block_vectors[a], block_vectors[b], (a0, b0),
-                    (self.block_labels[a], self.block_labels[b]), self.dense_cols, pool, (sides[a][0], sides[b][0]),
-                )  # fmt: skip
-                self.tiles.append(tile)
-                sides[a].append(_submit(client, operator.getitem, tile, 0))
-                sides[b].append(_submit(client, operator.getitem, tile, 1))
-        # merged as soon as their parts are there, so that partial pools do not wait for the last tile
-        self.merged = [_tree(client, parts) for parts in sides]
+            merged[a].append((len(self.tiles), _submit(client, operator.getitem, tile, 0)))
+        for a, b in _pairs(len(blocks)):  # near blocks first, each block's tiles spread out
+            (a0, _), (b0, _) = self.spans[a], self.spans[b]
+            bars = tuple(_bar(merged[x], len(self.tiles) - lag) for x in (a, b))
+            tile = _submit(
+                client, _tile, block_vectors[a], block_vectors[b], (a0, b0),
+                (self.block_labels[a], self.block_labels[b]), self.dense_cols, pool, bars,
+            )  # fmt: skip
+            self.tiles.append(tile)
+            for x, side in ((a, 0), (b, 1)):
+                merged[x].append(
+                    (len(self.tiles), _submit(client, _merged_side, merged[x][-1][1], tile, side, priority=_SOON))
+                )
+        self.merged = [chain[-1][1] for chain in merged]
         norms = [_submit(client, dense_norms, v, self.dense_cols, priority=_SOON) for v in block_vectors]
         top = _submit(client, _top, *norms, priority=_SOON)
         self.unsettled = [
@@ -804,6 +824,22 @@ class _Search:
             self.client, _sweep, self.block_vectors[a], mine, self.block_vectors[b], (a0, b0),
             (self.block_labels[a], self.block_labels[b]), self.dense_cols, self.pool, priority=_SOON,
         )  # fmt: skip
+
+
+def _pairs(count: int) -> list[tuple[int, int]]:
+    """The tiles ``(a, b)``, ``a < b``, of ``count`` blocks, by distance ``b - a`` and then ``a``."""
+    return [(a, a + distance) for distance in range(1, count) for a in range(count - distance)]
+
+
+def _bar(chain: list[tuple[int, Any]], before: int) -> Any:
+    """The latest merged pools of ``chain`` submitted by tile ``before`` (the first, the block's own tile,
+    whatever ``before``)."""
+    found = chain[0][1]
+    for submitted, pools in chain:
+        if submitted > before:
+            break
+        found = pools
+    return found
 
 
 def _tree(client: Any, parts: list[Any]) -> Any:

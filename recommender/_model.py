@@ -112,7 +112,9 @@ class Recommender(BaseEstimator):
         ``docs/performance.md``).
     n_jobs : int, optional
         Threads for counting terms, the neighbour search, comparing copy candidates and the batches of
-        :meth:`recommend_frame` (joblib semantics: -1 = all cores; None = 1).
+        :meth:`recommend_frame` (joblib semantics: -1 = all cores; None = 1). A build on Dask
+        (``fit(..., client=)``) runs the first two on the workers and compares the copy candidates here,
+        with these threads.
 
     Attributes
     ----------
@@ -384,6 +386,7 @@ class Recommender(BaseEstimator):
                     block_rows=block_rows,
                     strict=strict,
                     progress=progress,
+                    n_jobs=self.n_jobs,
                 )
         with self._writing():
             self._adopt(state, saved=None)

@@ -534,24 +534,29 @@ def test_approx_parameters_are_checked():
 # --------------------------------------------------------------------------- tiles (the build on Dask)
 
 
-def tiled_pools(vectors: sp.csr_matrix, cuts: list[int], pool: int, labels: np.ndarray, with_bars: bool = True):
-    """The pools of every row from tiles of the blocks between ``cuts``, as ``recommender._cluster`` runs them."""
+def tiled_pools(vectors: sp.csr_matrix, cuts: list[int], pool: int, labels: np.ndarray, bars: str = "merged"):
+    """The pools of every row from tiles of the blocks between ``cuts``, as ``recommender._cluster`` runs them.
+
+    ``bars``: ``"merged"`` each block's pools merged from every tile run before (as the cluster's, which lag a
+    few tiles), ``"own"`` its own tile's pools, ``"none"``."""
     from recommender import _neighbours as nb
 
     n = vectors.shape[0]
     spans = list(zip([0, *cuts], [*cuts, n], strict=True))
     cols = nb.dense_columns(np.bincount(vectors.indices, minlength=vectors.shape[1]), n)
     sides = [[nb.tile_pools(vectors[a0:a1], None, (a0, a0), (labels[a0:a1], None), cols, pool)[0]] for a0, a1 in spans]
+    merged = [parts[0] for parts in sides]
     for a, (a0, a1) in enumerate(spans):
         for b in range(a + 1, len(spans)):
             b0, b1 = spans[b]
-            bars = (sides[a][0], sides[b][0]) if with_bars else None  # each block's own tile bars the others
+            given = {"merged": (merged[a], merged[b]), "own": (sides[a][0], sides[b][0]), "none": None}[bars]
             first, second = nb.tile_pools(
-                vectors[a0:a1], vectors[b0:b1], (a0, b0), (labels[a0:a1], labels[b0:b1]), cols, pool, bars
+                vectors[a0:a1], vectors[b0:b1], (a0, b0), (labels[a0:a1], labels[b0:b1]), cols, pool, given
             )
             sides[a].append(first)
             sides[b].append(second)
-    merged = [nb.merged_pools(parts) for parts in sides]
+            merged[a] = nb.merged_pools([merged[a], first])
+            merged[b] = nb.merged_pools([merged[b], second])
     rows = np.concatenate([m[0] for m in merged])
     sims = np.concatenate([m[1] for m in merged])
     unsettled = nb.unsettled_rows(nb.dense_norms(vectors, cols), rows, sims)
@@ -590,13 +595,13 @@ def test_tiles_of_any_blocks_give_the_pools_of_one_search_bit_for_bit(n, dense, 
     assert sims.tobytes() == truth_sims.tobytes()
 
 
-@pytest.mark.parametrize("with_bars", [True, False])
-def test_large_tiles_give_the_pools_of_one_search_bit_for_bit(with_bars) -> None:
-    """Blocks of 700 and 900 rows: several blocks of sources and spans of targets in every tile kernel."""
+@pytest.mark.parametrize("bars", ["merged", "own", "none"])
+def test_large_tiles_give_the_pools_of_one_search_bit_for_bit(bars) -> None:
+    """Blocks of 600, 600 and 400 rows: several blocks of sources and spans of targets in every tile kernel."""
     vectors = news_like(1600, 30, 4, seed=5)
     labels = np.full(1600, -1)
     labels[[0, 1]] = 3  # news_like's exact copy
-    (rows, sims), _ = tiled_pools(vectors, [700], 8, labels, with_bars)
+    (rows, sims), _ = tiled_pools(vectors, [600, 1200], 8, labels, bars)
     truth_rows, truth_sims = top_neighbours(vectors, 8, copy_labels=labels)
     assert rows.tolist() == truth_rows.tolist()
     assert sims.tobytes() == truth_sims.tobytes()
