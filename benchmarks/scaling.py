@@ -11,9 +11,10 @@ Corpus: the first N texts of the shared synthetic corpus ``SynthCorpus(seed=0)``
   memory_limit=--memory-limit)`` started before the clock starts (its start-up is
   reported apart), then ``Recommender(n_jobs=T).fit(frame, client=client)`` (T threads
   for the step the client runs, the copy comparison) and ``precompute(...,
-  client=client)``. Dask's default worker settings, unless ``--no-worker-profile``:
-  then those of the cluster ``recommender build --workers W`` starts itself
-  (``WORKER_CONFIG``: no statistical profiler in the workers).
+  client=client)``. Dask's default worker settings, unless ``--build-config`` (or its
+  older name ``--no-worker-profile``): then those of the cluster ``recommender build
+  --workers W`` starts itself (``WORKER_CONFIG``: no statistical profiler in the
+  workers, and managed memory spilled to disk from lower thresholds).
 
 Every Dask run is checked against the in-process run: the pools bit for bit and the
 precompute parts by SHA-256 (``identical``). Speed-up and efficiency are against
@@ -34,7 +35,7 @@ Usage::
 
     python benchmarks/scaling.py [--n 100000] [--workers 2 4 8 16 1] [--steps build precompute]
                                  [--threads 2] [--memory-limit 4GiB] [--time-limit 840] [--out scaling.jsonl]
-                                 [--no-worker-profile]
+                                 [--build-config] [--block-rows R]
 """
 
 from __future__ import annotations
@@ -167,14 +168,20 @@ def main() -> int:
     parser.add_argument("--time-limit", type=float, default=None, help="start no run after this many seconds")
     parser.add_argument("-k", type=int, default=10)
     parser.add_argument("--rows-per-part", type=int, default=10_000)
+    parser.add_argument(
+        "--block-rows", type=int, default=None, help="rows per block of the Dask build (default: the build's own)"
+    )
     parser.add_argument("--out", default=None, help="append each result to this JSON-lines file")
     parser.add_argument(
         "--skip-in-process", action="store_true", help="no in-process run (and no check of identity): memory runs"
     )
     parser.add_argument(
+        "--build-config",
         "--no-worker-profile",
+        dest="build_config",
         action="store_true",
-        help="the workers' settings of `recommender build --workers` (no statistical profiler), not Dask's defaults",
+        help="the workers' settings of `recommender build --workers` (WORKER_CONFIG: no statistical profiler, "
+        "earlier spilling), not Dask's defaults",
     )
     args = parser.parse_args()
     if not PEERS.exists():
@@ -228,7 +235,7 @@ def main() -> int:
                 report({"run": f"dask x{workers}", "skipped": f"past the time limit of {args.time_limit:.0f} s"})
                 continue
             started = time.perf_counter()
-            settings = WORKER_CONFIG if args.no_worker_profile else {}
+            settings = WORKER_CONFIG if args.build_config else {}
             with (
                 dask.config.set(settings),
                 LocalCluster(
@@ -243,7 +250,9 @@ def main() -> int:
                 if "build" in args.steps:
                     started = time.perf_counter()
                     with RssSampler(client) as sampler:
-                        spread = rec.Recommender(n_jobs=args.threads).fit(frame, client=client, progress=False)
+                        spread = rec.Recommender(n_jobs=args.threads).fit(
+                            frame, client=client, block_rows=args.block_rows, progress=False
+                        )
                     row["build_s"] = time.perf_counter() - started
                     row["build_worker_peak_rss_mb"] = sampler.peak
                     row["build_worker_restarts"] = sampler.restarts

@@ -131,11 +131,24 @@ _BAR_LAG = 2
 _RETRIES = 2
 
 
-#: Dask settings of the worker processes that ``connected`` starts itself: no statistical profiler (it samples every
-#: thread's stack every 10 ms; a build's tasks are compiled loops it cannot see into, and the build at 100k on two
-#: workers took 45.2 s and 46.1 s without it, 46.0-47.7 s with it). For a cluster of your own, set
-#: ``DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False`` where the workers start.
-WORKER_CONFIG = {"distributed.worker.profile.enabled": False}
+#: Dask settings of the worker processes that ``connected`` starts itself:
+#:
+#: - no statistical profiler (it samples every thread's stack every 10 ms; a build's tasks are compiled loops it
+#:   cannot see into, and the build at 100k on two workers took 45.2 s and 46.1 s without it, 46.0-47.7 s with it);
+#: - managed memory spilled to the worker's disk from 50% of ``memory_limit`` (Dask: 60%), and from a process
+#:   memory of 60% (Dask: 70%). What a worker of the build cannot spill (the libraries, the compiled kernels, the
+#:   running task) is about 500 MB whatever N; what grows with N (its share of the blocks' vectors, the partial
+#:   pools) is managed. Under 1 GiB, peak worker RSS was 631 / 682 / 681 MB at 100k / 200k / 400k articles with
+#:   these thresholds, 679 MB and 796 MB at 100k and 400k with Dask's (``docs/performance.md``).
+#:
+#: For a cluster of your own, set ``DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False``,
+#: ``DASK_DISTRIBUTED__WORKER__MEMORY__TARGET=0.5`` and ``DASK_DISTRIBUTED__WORKER__MEMORY__SPILL=0.6`` where the
+#: workers start.
+WORKER_CONFIG = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.worker.memory.target": 0.5,
+    "distributed.worker.memory.spill": 0.6,
+}
 
 
 def distributed() -> Any:

@@ -738,13 +738,15 @@ def tile_pools(
     if offsets[1] < offsets[0] + count_a:
         raise ValueError("the second block's rows must come after the first block's.")
     b_arrays, dense_b = _tile_arrays(second, dense_cols)
+    b_postings = b_arrays[3:]  # B's rows are not read: its sparse part is let go before the kernel runs
+    del b_arrays
     rows_a, sims_a = empty_pools(count_a, pool)
     rows_b, sims_b = empty_pools(count_b, pool)
     bar_a = _bar(bars[0] if bars is not None else None, count_a, pool)
     bar_b = _bar(bars[1] if bars is not None else None, count_b, pool)
     if count_a and count_b:
         kernels["cross"](
-            *arrays[:3], *b_arrays[3:], dense_a, np.ascontiguousarray(dense_b.T), labels_a, labels_b,
+            *arrays[:3], *b_postings, dense_a, np.ascontiguousarray(dense_b.T), labels_a, labels_b,
             sims_a, rows_a, sims_b, rows_b, *bar_a, *bar_b, np.int32(offsets[0]), np.int32(offsets[1]), floor,
         )  # fmt: skip
         rows_a, sims_a = kernels["merge"](sims_a[None], rows_a[None])  # the kernel's heaps, sorted

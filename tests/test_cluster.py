@@ -217,21 +217,32 @@ def test_dask_sees_the_memory_of_a_partitions_results(wikinews) -> None:
     assert sizeof(front) >= held + sigs.values.nbytes
 
 
-def test_the_cluster_the_build_starts_itself_runs_no_profiler() -> None:
-    """The workers of ``workers=N`` (and ``--workers N``) run without Dask's sampling profiler; a cluster given
-    by the caller keeps its own settings."""
-    from recommender._cluster import connected
-
-    def profiling() -> bool:
-        import dask
-
-        return bool(dask.config.get("distributed.worker.profile.enabled"))
-
-    with connected(None, 1) as own:
-        assert list(own.run(profiling).values()) == [False]
+def test_the_cluster_the_build_starts_itself_runs_no_profiler_and_spills_early() -> None:
+    """The workers of ``workers=N`` (and ``--workers N``) run without Dask's sampling profiler and spill managed
+    memory from lower thresholds than Dask's; a cluster given by the caller keeps its own settings."""
     import dask
 
-    assert dask.config.get("distributed.worker.profile.enabled")  # this process's settings are as they were
+    from recommender._cluster import connected, distributed
+
+    distributed()  # Dask's worker settings are known once dask.distributed is imported
+
+    def settings() -> tuple[bool, float, float]:
+        import dask
+
+        get = dask.config.get
+        return (
+            bool(get("distributed.worker.profile.enabled")),
+            float(get("distributed.worker.memory.target")),
+            float(get("distributed.worker.memory.spill")),
+        )
+
+    defaults = settings()
+    with connected(None, 1) as own:
+        [(profiling, target, spill)] = own.run(settings).values()
+    assert not profiling
+    assert target < defaults[1] and spill < defaults[2] and target < spill
+    assert settings() == defaults  # this process's settings are as they were
+    assert dask.config.get("distributed.worker.profile.enabled")
 
 
 def test_a_killed_worker_still_gives_the_same_model(wikinews, local, client, tmp_path: Path) -> None:
