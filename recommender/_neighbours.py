@@ -738,7 +738,7 @@ def tile_pools(
     if offsets[1] < offsets[0] + count_a:
         raise ValueError("the second block's rows must come after the first block's.")
     b_arrays, dense_b = _tile_arrays(second, dense_cols)
-    b_postings = b_arrays[3:]  # B's rows are not read: its sparse part is let go before the kernel runs
+    b_postings = b_arrays[3:]  # B's rows are not read: the copy of its sparse part is let go before the kernel runs
     del b_arrays
     rows_a, sims_a = empty_pools(count_a, pool)
     rows_b, sims_b = empty_pools(count_b, pool)
@@ -793,14 +793,19 @@ def sweep_pools(
     # the sources' rows only, and B's posting lists of their terms only (they are few: building B's whole posting
     # lists would cost more than the sweep); the terms renumbered in the same order, so each pair is summed as in
     # the tiles
-    arrays, dense_a = _tile_arrays(sp.csr_matrix(first)[sources], dense_cols, with_postings=False)
-    indptr, indices, data = arrays[:3]
+    first = sp.csr_matrix(first, dtype=np.float32)
+    check_csr(first)
+    arrays, dense_a = _tile_arrays(first[sources], dense_cols, with_postings=False)
+    indptr, indices, data = arrays[:3]  # term columns numbered without the dense ones, as ``_split_dense`` numbers them
     terms = np.unique(indices)
     second = sp.csr_matrix(second, dtype=np.float32)
     check_csr(second)
-    postings = second[:, terms].T.tocsr()  # each term's rows, ascending
+    dense_cols = np.asarray(dense_cols, dtype=np.int64)
+    keep = np.ones(second.shape[1], dtype=bool)
+    keep[dense_cols] = False
+    postings = second[:, np.flatnonzero(keep)[terms]].T.tocsr()  # each term's rows, ascending
     postings.sort_indices()
-    dense_b = np.ascontiguousarray(second[:, np.asarray(dense_cols, dtype=np.int64)].toarray(), dtype=np.float32)
+    dense_b = np.ascontiguousarray(second[:, dense_cols].toarray(), dtype=np.float32)
     rows, sims = empty_pools(len(sources), pool)
     if len(sources) and second.shape[0]:
         kernels["sweep"](

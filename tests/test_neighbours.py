@@ -583,6 +583,7 @@ def test_tiles_of_any_blocks_give_the_pools_of_one_search_bit_for_bit(n, dense, 
     rng = np.random.default_rng(seed)
     words = sp.random(n, 40, density=0.08, random_state=rng, dtype=np.float32, format="csr")
     vectors = sp.hstack([words, sp.csr_matrix(rng.standard_normal((n, dense)).astype(np.float32))]).tocsr()
+    vectors = vectors[:, rng.permutation(vectors.shape[1])]  # dense columns anywhere among the words
     norms = np.sqrt(np.asarray(vectors.multiply(vectors).sum(axis=1)).ravel())
     norms[norms == 0] = 1
     vectors = sp.csr_matrix(vectors.multiply(1 / norms[:, None]), dtype=np.float32)
@@ -611,9 +612,11 @@ def test_tiles_search_again_the_rows_a_pair_sharing_no_term_could_enter() -> Non
     rng = np.random.default_rng(3)
     n = 300
     words = sp.random(n, 200, density=0.02, random_state=rng, dtype=np.float32, format="csr")
-    vectors = sp.hstack([words, sp.csr_matrix(rng.standard_normal((n, 4)).astype(np.float32))]).tocsr()
+    dense = sp.csr_matrix(rng.standard_normal((n, 4)).astype(np.float32))
+    vectors = sp.hstack([words[:, :120], dense, words[:, 120:]]).tocsr()  # dense columns between words
     norms = np.sqrt(np.asarray(vectors.multiply(vectors).sum(axis=1)).ravel())
     vectors = sp.csr_matrix(vectors.multiply(1 / norms[:, None]), dtype=np.float32)
+    vectors.sort_indices()
     labels = np.full(n, -1)
     (rows, sims), swept = tiled_pools(vectors, [70, 71, 200], 10, labels)
     assert swept > 0  # the rows whose pools came from the sweep are checked too
@@ -636,6 +639,9 @@ def test_tile_inputs_are_checked_before_the_compiled_kernels_see_them() -> None:
         nb.tile_pools(good, None, (0, 0), (labels[:3], None), np.empty(0, dtype=np.int64), 2)
     with pytest.raises(ValueError, match="sources"):
         nb.sweep_pools(good, np.array([7]), good, (0, 4), (labels, labels), np.empty(0, dtype=np.int64), 2)
+    for first, second in ((broken, good), (good, broken)):
+        with pytest.raises(ValueError, match="column indices"):
+            nb.sweep_pools(first, np.array([0]), second, (0, 4), (labels, labels), np.empty(0, dtype=np.int64), 2)
     short = (np.zeros((3, 2), dtype=np.int32), np.zeros((3, 2), dtype=np.float32))  # bars of 3 rows for 4
     with pytest.raises(ValueError, match="bars"):
         nb.tile_pools(good, good, (0, 4), (labels, labels), np.empty(0, dtype=np.int64), 2, (short, short))
