@@ -119,7 +119,7 @@ _CHUNKS_PER_WORKER = 4
 #: text size keep that peak the same whatever the corpus's size.
 _CHUNK_CHARS = 8_000_000
 #: Priority of the tasks that free memory or finish a block (merges, the search of unsettled rows) over the
-#: tiles waiting to run (Dask runs the tasks submitted first first, and the merges are submitted last).
+#: tiles submitted before them and still waiting to run (Dask runs the tasks submitted first first).
 _SOON = 1
 #: Partial pools merged per task of the merge tree of the unsettled rows' sweeps: two, so that partial pools
 #: wait for one other part at most.
@@ -483,9 +483,7 @@ def fit_on_dask(
         warnings.filterwarnings("ignore", message=".*[Ll]arge graph.*", category=UserWarning)
         warnings.filterwarnings("ignore", message=".*[Ll]arge object.*", category=UserWarning)
         with _arguments_dropped(client):
-            return _fit(
-                articles, text, settings, module, client, reference_date, block_rows, strict, progress, n_jobs
-            )
+            return _fit(articles, text, settings, module, client, reference_date, block_rows, strict, progress, n_jobs)
 
 
 def check_inputs(articles: Any, settings: Settings, block_rows: int | None) -> None:
@@ -528,7 +526,7 @@ def _fit(
     block_rows: int | None,
     strict: bool,
     progress: bool | None,
-    n_jobs: int | None = None,
+    n_jobs: int | None,
 ) -> FittedState:
     clock = Stages()
     fronts, carried = _partitions(articles, client, strict, text)
@@ -778,7 +776,7 @@ class _Search:
             merged[a].append((len(self.tiles), _submit(client, operator.getitem, tile, 0)))
         for a, b in _pairs(len(blocks)):  # near blocks first, each block's tiles spread out
             (a0, _), (b0, _) = self.spans[a], self.spans[b]
-            bars = tuple(_bar(merged[x], len(self.tiles) - lag) for x in (a, b))
+            bars = tuple(_merged_by(merged[x], len(self.tiles) - lag) for x in (a, b))
             tile = _submit(
                 client, _tile, block_vectors[a], block_vectors[b], (a0, b0),
                 (self.block_labels[a], self.block_labels[b]), self.dense_cols, pool, bars,
@@ -844,9 +842,9 @@ def _pairs(count: int) -> list[tuple[int, int]]:
     return [(a, a + distance) for distance in range(1, count) for a in range(count - distance)]
 
 
-def _bar(chain: list[tuple[int, Any]], before: int) -> Any:
-    """The latest merged pools of ``chain`` submitted by tile ``before`` (the first, the block's own tile,
-    whatever ``before``)."""
+def _merged_by(chain: list[tuple[int, Any]], before: int) -> Any:
+    """The latest merged pools of ``chain`` submitted by tile ``before``; the first entry (the block's own tile)
+    if none was submitted by then."""
     found = chain[0][1]
     for submitted, pools in chain:
         if submitted > before:

@@ -113,8 +113,8 @@ class Recommender(BaseEstimator):
     n_jobs : int, optional
         Threads for counting terms, the neighbour search, comparing copy candidates and the batches of
         :meth:`recommend_frame` (joblib semantics: -1 = all cores; None = 1). A build on Dask
-        (``fit(..., client=)``) runs the first two on the workers and compares the copy candidates here,
-        with these threads.
+        (``fit(..., client=)``) runs the first two on the workers (one thread each) and compares the copy
+        candidates here, with these threads.
 
     Attributes
     ----------

@@ -129,7 +129,8 @@ def test_one_text_gets_one_vector_when_fitted_when_vectorised_and_in_any_block()
     rng = np.random.default_rng(7)
     words = ["storm", "harbour", "ferry", "vote", "ballot", "cup", "goal", "late", "count", "wind"]
     fields = {
-        f: [" ".join(rng.choice(words, size=rng.integers(0, 9))) for _ in range(40)] for f in ("title", "summary", "body")
+        f: [" ".join(rng.choice(words, size=rng.integers(0, 9))) for _ in range(40)]
+        for f in ("title", "summary", "body")
     }
     text = params(field_weights={"title": 2.0, "summary": 0.5, "body": 1.0}, min_df=2, max_df=0.6)
     vocabulary, vectors = fit_vocabulary(fields, text)
@@ -142,7 +143,9 @@ def test_one_text_gets_one_vector_when_fitted_when_vectorised_and_in_any_block()
     block = tfidf_rows(counts, 13, 29, column_of, idf)
     assert (block != vectors[13:29]).nnz == 0
     # df counts articles, not fields: a word in the title and the body of one article counts once
-    present = np.array([[w in " ".join(f[i] for f in fields.values()).split() for w in counts.terms] for i in range(40)])
+    present = np.array(
+        [[w in " ".join(f[i] for f in fields.values()).split() for w in counts.terms] for i in range(40)]
+    )
     np.testing.assert_array_equal(document_frequencies(counts), present.sum(axis=0))
 
 
