@@ -443,7 +443,7 @@ def _run_on_dask(parts: list[_Part], record: Any, *, client: Any, workers: int |
                 for part in parts
             ]
         try:
-            for future in distributed().as_completed(futures):
+            for future in distributed().as_completed(futures, loop=client.loop):  # this client's loop (see _cluster)
                 if shared:
                     record(future.result())
                 else:

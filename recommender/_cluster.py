@@ -801,7 +801,9 @@ class _Search:
         rows = np.empty((self.n, pool), dtype=np.int32)
         sims = np.empty((self.n, pool), dtype=np.float32)
         block_of = {f.key: a for a, f in enumerate(self.unsettled)}
-        waiting = module.as_completed([*self.tiles, *self.unsettled])
+        # on this client's own loop: as_completed takes the default client's, which is another client's when
+        # another build (or the caller) made one since, and stops with it
+        waiting = module.as_completed([*self.tiles, *self.unsettled], loop=client.loop)
         self.tiles = self.unsettled = []  # a tile's result is dropped once its parts are taken (not held here)
         swept = []
         with progress_bar(

@@ -9,7 +9,6 @@ fitted state is compared for equality of bits, and the lists for equality.
 
 from __future__ import annotations
 
-import concurrent.futures
 import itertools
 import json
 import logging
@@ -18,7 +17,9 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -80,14 +81,35 @@ def test_a_dask_fit_is_the_local_fit_bit_for_bit(wikinews, local, client, caplog
     assert "36 tiles" in messages
     assert "searched again over every block" in messages  # the sweep of unsettled rows ran too
     # a scheduler address works as well as a client, other blocks give the same model, and two builds at once on
-    # one cluster both do (they share its workers and the build's worker plugin, which the first to end removes)
-    with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        fits = [
-            pool.submit(rec.Recommender().fit, wikinews, client=target, block_rows=rows, progress=False)
-            for target, rows in ((client.scheduler.address, 100), (client, 70))
+    # one cluster both do (they share its workers and the build's worker plugin, which the first to end removes).
+    # Three times: the address's build makes a client of its own, the default client while it lives, and a build
+    # that waited on its futures through the default client's loop hung now and then when that client closed
+    # (daemon threads, so that a build that hangs fails the test instead of keeping the run from ending)
+    for _ in range(3):
+        runs = [
+            _fit_in_thread(wikinews, target, rows) for target, rows in ((client.scheduler.address, 100), (client, 70))
         ]
-        for fit in fits:
-            assert_same_model(fit.result(), local)
+        for thread, result in runs:
+            thread.join(120)
+            assert not thread.is_alive(), "a build on Dask did not end within 120 s"
+            if "error" in result:
+                raise result["error"]
+            assert_same_model(result["model"], local)
+
+
+def _fit_in_thread(articles: pd.DataFrame, target: Any, rows: int) -> tuple[threading.Thread, dict[str, Any]]:
+    """A build on Dask in a daemon thread; its model (or error) in the dict once the thread ends."""
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            result["model"] = rec.Recommender().fit(articles, client=target, block_rows=rows, progress=False)
+        except BaseException as exc:  # handed to the test's thread
+            result["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, result
 
 
 def test_without_the_latent_blend_and_with_other_settings(wikinews, client) -> None:
