@@ -23,6 +23,8 @@ The steps (a task per input partition or per block of rows; the client merges th
    merges), and a tile's bars are its two blocks' pools merged so far, from the
    tiles submitted a few per worker before it: a pair below a full pool's last
    entry is not offered (the more tiles have run, the fewer pairs are offered).
+   The last tile of each worker runs as two tasks, each of half its first
+   block's rows: shorter last tasks, so that the workers end closer together.
    Once a block's tiles are all merged, its rows whose pool a pair sharing no
    term could still enter (``unsettled_rows``) are searched again against every
    block (``sweep_pools``). Each pair is summed in the one fixed order of the
@@ -405,9 +407,25 @@ def _merged(*parts: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarr
     return merged_pools(list(parts))
 
 
-def _merged_side(pools: tuple[np.ndarray, np.ndarray], tile: Any, side: int) -> tuple[np.ndarray, np.ndarray]:
-    """``pools`` merged with the partial pools of one side of a tile."""
-    return merged_pools([pools, tile[side]])
+def _merged_side(
+    pools: tuple[np.ndarray, np.ndarray], tile: Any, side: int, start: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """``pools`` merged with the partial pools of one side of a tile: those of rows ``start`` on of ``pools`` (a
+    tile of part of a block's rows, see ``_Search``)."""
+    part = tile[side]
+    stop = start + len(part[0])
+    if start == 0 and stop == len(pools[0]):
+        return merged_pools([pools, part])
+    rows, sims = np.array(pools[0]), np.array(pools[1])
+    rows[start:stop], sims[start:stop] = merged_pools([(rows[start:stop], sims[start:stop]), part])
+    return rows, sims
+
+
+def _row_range(value: Any, start: int, stop: int) -> Any:
+    """Rows ``start:stop`` of a matrix, an array or pools ``(rows, similarities)``."""
+    if isinstance(value, tuple):
+        return tuple(_row_range(v, start, stop) for v in value)
+    return value[start:stop]
 
 
 def _column_counts(vectors: sp.csr_matrix) -> np.ndarray:
@@ -630,7 +648,7 @@ def _fit(
         table, sigs = _catalogue(described)
         clock.done("catalogue rows and copy signatures")
         pools = search.pools(module, progress)
-        clock.done("neighbours: %d tiles", len(blocks) * (len(blocks) + 1) // 2)
+        clock.done("neighbours: %d tiles in %d tasks", len(blocks) * (len(blocks) + 1) // 2, search.tasks)
     return assemble_state(
         table, vocabulary, vectors, pools, keys, sigs, text, settings,
         reference_date=reference_date, rejected=rejected, flagged=flagged, n_jobs=thread_count(n_jobs),
@@ -765,7 +783,8 @@ class _Search:
         counts = [_submit(client, _column_counts, v) for v in block_vectors]
         self.dense_cols = _submit(client, _dense_columns, n, *counts)
         # each block's pools so far, merged as its tiles finish (a chain of merges per block): a tile's bars
-        lag = _BAR_LAG * _workers(client)
+        workers = _workers(client)
+        lag = _BAR_LAG * workers
         merged: list[list[tuple[int, Any]]] = [[] for _ in blocks]  # (submitted at, merged pools) per block
         self.tiles = []
         for a, (a0, _) in enumerate(self.spans):  # each block's own tile first: it bars the others
@@ -774,19 +793,33 @@ class _Search:
             )
             self.tiles.append(tile)
             merged[a].append((len(self.tiles), _submit(client, operator.getitem, tile, 0)))
-        for a, b in _pairs(len(blocks)):  # near blocks first, each block's tiles spread out
-            (a0, _), (b0, _) = self.spans[a], self.spans[b]
+        pairs = _pairs(len(blocks))  # near blocks first, each block's tiles spread out
+        for index, (a, b) in enumerate(pairs):
+            (a0, a1), (b0, _) = self.spans[a], self.spans[b]
             bars = tuple(_merged_by(merged[x], len(self.tiles) - lag) for x in (a, b))
-            tile = _submit(
-                client, _tile, block_vectors[a], block_vectors[b], (a0, b0),
-                (self.block_labels[a], self.block_labels[b]), self.dense_cols, pool, bars,
-            )  # fmt: skip
-            self.tiles.append(tile)
-            for x, side in ((a, 0), (b, 1)):
-                merged[x].append(
-                    (len(self.tiles), _submit(client, _merged_side, merged[x][-1][1], tile, side, priority=_SOON))
-                )
+            # the last tile of each worker in halves (of block a's rows): shorter last tasks, so that a worker whose
+            # tiles end first waits less for the others (Dask hands out the tasks; it does not promise an even end)
+            cuts = [0, (a1 - a0) // 2, a1 - a0] if index >= len(pairs) - workers and a1 - a0 > 1 else [0, a1 - a0]
+            for lo, hi in itertools.pairwise(cuts):
+                whole = hi - lo == a1 - a0
+                first, labels_a, bar_a = (
+                    (block_vectors[a], self.block_labels[a], bars[0])
+                    if whole
+                    else (_submit(client, _row_range, x, lo, hi) for x in (block_vectors[a], self.block_labels[a],
+                                                                           bars[0]))
+                )  # fmt: skip
+                tile = _submit(
+                    client, _tile, first, block_vectors[b], (a0 + lo, b0), (labels_a, self.block_labels[b]),
+                    self.dense_cols, pool, (bar_a, bars[1]),
+                )  # fmt: skip
+                self.tiles.append(tile)
+                for x, side, start in ((a, 0, lo), (b, 1, 0)):
+                    merged[x].append(
+                        (len(self.tiles),
+                         _submit(client, _merged_side, merged[x][-1][1], tile, side, start, priority=_SOON))
+                    )  # fmt: skip
         self.merged = [chain[-1][1] for chain in merged]
+        self.tasks = len(self.tiles)
         norms = [_submit(client, dense_norms, v, self.dense_cols, priority=_SOON) for v in block_vectors]
         top = _submit(client, _top, *norms, priority=_SOON)
         self.unsettled = [
@@ -806,9 +839,7 @@ class _Search:
         waiting = module.as_completed([*self.tiles, *self.unsettled], loop=client.loop)
         self.tiles = self.unsettled = []  # a tile's result is dropped once its parts are taken (not held here)
         swept = []
-        with progress_bar(
-            progress, total=len(spans) * (len(spans) + 1) // 2, desc="neighbour tiles", unit="tile"
-        ) as bar:
+        with progress_bar(progress, total=self.tasks, desc="neighbour tiles", unit="tile") as bar:
             for future in waiting:
                 a = block_of.get(future.key)
                 if a is None:

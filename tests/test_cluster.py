@@ -78,7 +78,7 @@ def test_a_dask_fit_is_the_local_fit_bit_for_bit(wikinews, local, client, caplog
         spread = rec.Recommender().fit(wikinews, client=client, block_rows=BLOCK, progress=False)
     assert_same_model(spread, local)
     messages = " ".join(r.getMessage() for r in caplog.records)
-    assert "36 tiles" in messages
+    assert "36 tiles in 38 tasks" in messages  # the last tile of each of the two workers in halves
     assert "searched again over every block" in messages  # the sweep of unsettled rows ran too
     # a scheduler address works as well as a client, other blocks give the same model, and two builds at once on
     # one cluster both do (they share its workers and the build's worker plugin, which the first to end removes).
@@ -166,6 +166,45 @@ def test_blocks_cut_the_partitions_in_order_into_even_blocks(sizes: list[int], b
             covered.extend(range(starts[partition] + start, starts[partition] + stop))
         assert len(covered) == block.offset + block.size
     assert covered == list(range(n))
+
+
+@given(
+    n=st.integers(min_value=3, max_value=40),
+    split=st.floats(min_value=0, max_value=1),
+    cut=st.floats(min_value=0, max_value=1),
+    dense=st.integers(min_value=0, max_value=3),
+    seed=st.integers(min_value=0, max_value=2**16),
+)
+def test_a_tile_in_halves_merges_into_the_pools_of_the_whole_tile(n, split, cut, dense, seed) -> None:
+    """The last tiles of the build run in halves of their first block's rows (``_Search``): each half barred by its
+    rows of the block's pools, merged into those rows (``_merged_side``'s ``start``) and into the whole second
+    block. The pools of both blocks are those of the whole tile, bit for bit."""
+    import scipy.sparse as sp
+
+    from recommender import _neighbours as nb
+    from recommender._cluster import _merged_side, _row_range
+
+    rng = np.random.default_rng(seed)
+    words = sp.random(n, 12, density=0.3, random_state=rng, format="csr", dtype=np.float32)
+    vectors = sp.hstack([words, rng.random((n, dense), dtype=np.float32)], format="csr")  # dense columns last
+    labels = rng.integers(-1, 3, n)  # copy groups: -1 none
+    a1 = min(n - 1, max(2, round(split * n)))  # block A: rows 0..a1, B: the rest (A has two rows at least)
+    lo = min(a1 - 1, max(1, round(cut * a1)))  # A's halves: rows 0..lo and lo..a1
+    cols = nb.dense_columns(np.bincount(vectors.indices, minlength=vectors.shape[1]), n)
+    A, B, pool = vectors[:a1], vectors[a1:], 4
+    own = [nb.tile_pools(X, None, (x0, x0), (labels[x0 : x0 + X.shape[0]], None), cols, pool)[0]
+           for X, x0 in ((A, 0), (B, a1))]  # fmt: skip
+    whole = nb.tile_pools(A, B, (0, a1), (labels[:a1], labels[a1:]), cols, pool, tuple(own))
+    expected = [_merged_side(own[0], whole, 0), _merged_side(own[1], whole, 1)]
+    found = list(own)
+    for h0, h1 in ((0, lo), (lo, a1)):
+        half = nb.tile_pools(
+            _row_range(A, h0, h1), B, (h0, a1), (_row_range(labels[:a1], h0, h1), labels[a1:]), cols, pool,
+            (_row_range(own[0], h0, h1), own[1]),
+        )  # fmt: skip
+        found = [_merged_side(found[0], half, 0, h0), _merged_side(found[1], half, 1)]
+    for (rows, sims), (want_rows, want_sims) in zip(found, expected, strict=True):
+        assert rows.tobytes() == want_rows.tobytes() and sims.tobytes() == want_sims.tobytes()
 
 
 @given(
