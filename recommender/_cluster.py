@@ -762,10 +762,7 @@ def _catalogue(described: list[Any]) -> tuple[pd.DataFrame, Signatures | None]:
 def _concatenated(parts: Sequence[Signatures | None]) -> Signatures | None:
     if any(p is None for p in parts):
         return None
-    out = parts[0]
-    for part in parts[1:]:
-        out = out.concat(part)
-    return out
+    return Signatures.joined(parts)
 
 
 class _Search:

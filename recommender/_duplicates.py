@@ -475,11 +475,23 @@ class Signatures:
 
     def concat(self, other: Signatures) -> Signatures:
         """These signatures followed by ``other``'s."""
+        return Signatures.joined([self, other])
+
+    @staticmethod
+    def joined(parts: Sequence[Signatures]) -> Signatures:
+        """The signatures of ``parts`` one after another (each array copied once, whatever the number of parts)."""
+        if not parts:
+            return Signatures(
+                np.zeros(0, np.uint32), np.zeros(1, np.int64), np.zeros(0, np.uint8), np.zeros(0, np.int32)
+            )
+        starts = np.cumsum([0] + [int(p.indptr[-1]) for p in parts])
         return Signatures(
-            np.concatenate([self.values, other.values]),
-            np.concatenate([self.indptr[:-1], other.indptr + self.indptr[-1]]),
-            np.concatenate([self.level, other.level]),
-            np.concatenate([self.size, other.size]),
+            np.concatenate([p.values for p in parts]),
+            np.concatenate(
+                [p.indptr[:-1] + start for p, start in zip(parts, starts[:-1], strict=True)] + [starts[-1:]]
+            ),
+            np.concatenate([p.level for p in parts]),
+            np.concatenate([p.size for p in parts]),
         )
 
     def replace(self, rows: np.ndarray, other: Signatures) -> Signatures:
@@ -544,12 +556,7 @@ def signatures(titles: Sequence[str], summaries: Sequence[str], bodies: Sequence
         np.cumsum(kept, out=indptr[1:])
         mask = np.arange(SAMPLE_CAP)[None, :] < kept[:, None]
         parts.append(Signatures(out[mask], indptr, level, size))
-    if not parts:
-        return Signatures(np.zeros(0, np.uint32), np.zeros(1, np.int64), np.zeros(0, np.uint8), np.zeros(0, np.int32))
-    result = parts[0]
-    for part in parts[1:]:
-        result = result.concat(part)
-    return result
+    return Signatures.joined(parts)
 
 
 def _folded(text: str) -> str:

@@ -16,6 +16,7 @@ import recommender as rec
 from recommender._duplicates import (
     DEFAULT_THRESHOLD,
     MIN_SHINGLES,
+    Signatures,
     compare,
     copy_labels,
     is_copy,
@@ -362,6 +363,9 @@ def test_signatures_take_concat_and_replace_equal_recomputing():
         (sigs.take(np.array([3, 1])), again),
         (sigs.take(np.array([0])).concat(again), signatures(["t"] * 3, [""] * 3, [STORY, bodies[3], OTHER])),
         (sigs.replace(np.array([0, 4]), again), signatures(["t"] * 5, [""] * 5, [bodies[3], OTHER, STORY.upper(), "short text", OTHER])),
+        # parts joined at once, an empty part among them (the build on Dask joins one part per partition)
+        (Signatures.joined([sigs.take(np.array([2, 0])), sigs.take(np.array([], dtype=np.int64)), again, sigs.take(np.array([4]))]),
+         signatures(["t"] * 5, [""] * 5, [STORY.upper(), STORY, bodies[3], OTHER, ""])),
     ):  # fmt: skip
         for name in ("values", "indptr", "level", "size"):
             np.testing.assert_array_equal(getattr(got, name), getattr(want, name))
