@@ -79,6 +79,7 @@ from ._neighbours import (
     dense_norms,
     finished,
     merged_pools,
+    merged_sorted,
     sweep_pools,
     thread_count,
     tile_pools,
@@ -415,9 +416,9 @@ def _merged_side(
     part = tile[side]
     stop = start + len(part[0])
     if start == 0 and stop == len(pools[0]):
-        return merged_pools([pools, part])
+        return merged_sorted(pools, part)
     rows, sims = np.array(pools[0]), np.array(pools[1])
-    rows[start:stop], sims[start:stop] = merged_pools([(rows[start:stop], sims[start:stop]), part])
+    rows[start:stop], sims[start:stop] = merged_sorted((rows[start:stop], sims[start:stop]), part)
     return rows, sims
 
 

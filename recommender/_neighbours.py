@@ -830,6 +830,27 @@ def merged_pools(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray
     return _kernels()["merge"](sims, rows)
 
 
+def merged_sorted(
+    first: tuple[np.ndarray, np.ndarray], second: tuple[np.ndarray, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`merged_pools` of two sorted pools of the same rows (as :func:`tile_pools` and the merges return
+    them: best first, ties by row, empty slots last), in one pass over each (a tenth of the time of the general
+    merge). Raises ValueError where a pool's similarities rise along a row or an empty slot comes before a
+    filled one (ties are taken to be in row order, as every merge leaves them)."""
+    (rows_a, sims_a), (rows_b, sims_b) = first, second
+    arrays = [np.ascontiguousarray(a, dtype=t) for a, t in ((rows_a, np.int32), (sims_a, np.float32),
+                                                            (rows_b, np.int32), (sims_b, np.float32))]  # fmt: skip
+    if len({a.shape for a in arrays}) != 1 or arrays[0].ndim != 2:
+        raise ValueError("sorted pools must all have the same shape (rows, pool).")
+    for rows, sims in (arrays[:2], arrays[2:]):
+        valid = rows >= 0
+        if rows.size and (
+            rows.min() < -1 or (np.diff(sims, axis=1) > 0).any() or (np.diff(valid.view(np.int8), axis=1) > 0).any()
+        ):
+            raise ValueError("pools to merge in one pass must be sorted best first, with their empty slots last.")
+    return _kernels()["merge_sorted"](arrays[1], arrays[0], arrays[3], arrays[2])
+
+
 def dense_norms(vectors: sp.csr_matrix, dense_cols: np.ndarray) -> np.ndarray:
     """Each row's norm over the dense columns (float64), for :func:`unsettled_rows`."""
     if len(dense_cols) == 0:
@@ -1139,6 +1160,33 @@ def _merge_parts(part_sims, part_rows):  # pragma: no cover
                 best_sims[a] = floor
         out_sims[r] = best_sims
         out_rows[r] = best_rows
+    return out_rows, out_sims
+
+
+def _merge_sorted(sims_a, rows_a, sims_b, rows_b):  # pragma: no cover - compiled
+    """Two sorted pools of every row merged into one, sorted (see ``merged_sorted``): the better of the two heads
+    (``_worse``'s order) taken ``pool`` times, empty slots (row -1) at the floor similarity."""
+    n, pool = sims_a.shape
+    floor = np.float32(SIMILARITY_FLOOR)
+    out_sims = np.empty((n, pool), dtype=np.float32)
+    out_rows = np.empty((n, pool), dtype=np.int32)
+    for r in range(n):
+        i = 0
+        j = 0
+        for p in range(pool):
+            has_a = i < pool and rows_a[r, i] >= 0
+            has_b = j < pool and rows_b[r, j] >= 0
+            if has_a and (not has_b or not _worse(sims_a[r, i], rows_a[r, i], sims_b[r, j], rows_b[r, j])):
+                out_sims[r, p] = sims_a[r, i]
+                out_rows[r, p] = rows_a[r, i]
+                i += 1
+            elif has_b:
+                out_sims[r, p] = sims_b[r, j]
+                out_rows[r, p] = rows_b[r, j]
+                j += 1
+            else:
+                out_sims[r, p] = floor
+                out_rows[r, p] = -1
     return out_rows, out_sims
 
 
@@ -1708,6 +1756,7 @@ def _kernels():
         parallel = numba.njit(cache=True, nogil=True, parallel=True)
         _COMPILED["all"] = parallel(_all_rows_span)
         _COMPILED["merge"] = parallel(_merge_parts)
+        _COMPILED["merge_sorted"] = numba.njit(cache=True, nogil=True)(_merge_sorted)
         _COMPILED["some"] = parallel(_some_rows)
         _COMPILED["heaviest"] = parallel(_heaviest_terms)
         _query = numba.njit(cache=True, nogil=True, inline="always")(_query)

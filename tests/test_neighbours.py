@@ -555,8 +555,8 @@ def tiled_pools(vectors: sp.csr_matrix, cuts: list[int], pool: int, labels: np.n
             )
             sides[a].append(first)
             sides[b].append(second)
-            merged[a] = nb.merged_pools([merged[a], first])
-            merged[b] = nb.merged_pools([merged[b], second])
+            merged[a] = nb.merged_sorted(merged[a], first)  # as the cluster merges a tile's sides
+            merged[b] = nb.merged_sorted(merged[b], second)
     rows = np.concatenate([m[0] for m in merged])
     sims = np.concatenate([m[1] for m in merged])
     unsettled = nb.unsettled_rows(nb.dense_norms(vectors, cols), rows, sims)
@@ -594,6 +594,52 @@ def test_tiles_of_any_blocks_give_the_pools_of_one_search_bit_for_bit(n, dense, 
     truth_rows, truth_sims = top_neighbours(vectors, pool, copy_labels=labels)
     assert rows.tolist() == truth_rows.tolist()
     assert sims.tobytes() == truth_sims.tobytes()
+
+
+@given(
+    n=st.integers(0, 30),
+    pool=st.integers(1, 8),
+    levels=st.integers(1, 6),
+    seed=st.integers(0, 2**16),
+)
+def test_two_sorted_pools_merged_in_one_pass_as_by_the_general_merge(n, pool, levels, seed) -> None:
+    """``merged_sorted`` (the build on Dask's merges) gives ``merged_pools``' result bit for bit: pools with
+    ties (few similarity levels), empty slots, and rows drawn from one set (a row in one pool only, as each pair
+    comes from one tile)."""
+    from recommender import _neighbours as nb
+
+    rng = np.random.default_rng(seed)
+    owners = rng.permutation(4 * pool + 4)[: 2 * pool]  # the rows found for one row, split between the two pools
+
+    def sorted_pools(found: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rows, sims = nb.empty_pools(n, pool)
+        for r in range(n):
+            filled = rng.integers(0, pool + 1)
+            picked = rng.choice(found, size=filled, replace=False)
+            values = (rng.integers(1, levels + 1, filled) / levels).astype(np.float32)
+            order = np.lexsort((picked, -values))  # best first, ties by row
+            rows[r, :filled], sims[r, :filled] = picked[order], values[order]
+        return rows, sims
+
+    first, second = sorted_pools(owners[:pool]), sorted_pools(owners[pool:])
+    want_rows, want_sims = nb.merged_pools([first, second])
+    got_rows, got_sims = nb.merged_sorted(first, second)
+    assert got_rows.tobytes() == want_rows.tobytes() and got_sims.tobytes() == want_sims.tobytes()
+
+
+def test_pools_merged_in_one_pass_must_be_sorted() -> None:
+    from recommender import _neighbours as nb
+
+    rows = np.array([[3, 1, -1]], dtype=np.int32)
+    sims = np.array([[0.5, 0.7, nb.SIMILARITY_FLOOR]], dtype=np.float32)  # rising
+    good = (np.array([[2, -1, -1]], dtype=np.int32), np.array([[0.9, 1e-6, 1e-6]], dtype=np.float32))
+    with pytest.raises(ValueError, match="sorted"):
+        nb.merged_sorted((rows, sims), good)
+    gap = (np.array([[2, -1, 4]], dtype=np.int32), np.array([[0.9, 1e-6, 1e-6]], dtype=np.float32))  # empty first
+    with pytest.raises(ValueError, match="sorted"):
+        nb.merged_sorted(good, gap)
+    with pytest.raises(ValueError, match="shape"):
+        nb.merged_sorted(good, (rows[:, :2], sims[:, :2]))
 
 
 @pytest.mark.parametrize("bars", ["merged", "own", "none"])
