@@ -80,6 +80,7 @@ from ._neighbours import (
     finished,
     merged_pools,
     merged_sorted,
+    single_threaded,
     sweep_pools,
     thread_count,
     tile_pools,
@@ -262,11 +263,13 @@ def _malloc_trim() -> Callable[[int], int] | None:
         return None
 
 
-def _trimming(task: Callable[..., Any]) -> Callable[..., Any]:
-    """A task that hands its freed memory back to the system when it ends (:func:`_trim_heap`)."""
+def _task(task: Callable[..., Any]) -> Callable[..., Any]:
+    """A task run by a worker: its compiled loops on the worker's thread that runs it (``single_threaded``), and
+    its freed memory handed back to the system when it ends (:func:`_trim_heap`)."""
 
     @functools.wraps(task)
     def run(*args: Any) -> Any:
+        single_threaded()
         try:
             return task(*args)
         finally:
@@ -314,12 +317,12 @@ def _parts_of(frame: pd.DataFrame, params: TextParams) -> dict[str, Any]:
     }
 
 
-@_trimming
+@_task
 def _front(frame: pd.DataFrame, params: TextParams) -> dict[str, Any]:
     return _parts_of(frame, params)
 
 
-@_trimming
+@_task
 def _front_of_path(path: str, position: int, strict: bool, params: TextParams) -> dict[str, Any]:
     try:
         frame = _read_path(path, position, strict)
@@ -328,7 +331,7 @@ def _front_of_path(path: str, position: int, strict: bool, params: TextParams) -
     return _parts_of(frame, params)
 
 
-@_trimming
+@_task
 def _front_of_partition(part: pd.DataFrame, position: int, strict: bool, params: TextParams) -> dict[str, Any]:
     try:
         frame = _read_partition(part, position, strict)
@@ -373,7 +376,7 @@ def _frequencies(counts: FieldCounts | None) -> tuple[np.ndarray, np.ndarray, in
     return None if counts is None else (counts.terms, document_frequencies(counts), counts.n_docs)
 
 
-@_trimming
+@_task
 def _tfidf(pieces: list[tuple[FieldCounts, int, int, np.ndarray]], idf: np.ndarray) -> sp.csr_matrix:
     """One block's TF-IDF rows from its pieces: (a partition's counts, start, stop, the partition's term columns)."""
     parts = [tfidf_rows(counts, start, stop, column_of, idf) for counts, start, stop, column_of in pieces]
@@ -384,7 +387,7 @@ def _rows(matrix: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
     return matrix[rows]
 
 
-@_trimming
+@_task
 def _blended(tfidf: sp.csr_matrix, latent: tuple[np.ndarray | None, float]) -> sp.csr_matrix:
     components, weight = latent
     return blend(tfidf, Vocabulary(np.array([], dtype=str), np.array([], dtype=np.float32), components, weight))
@@ -394,20 +397,22 @@ def _same(value: Any) -> Any:
     return value
 
 
-@_trimming
+@_task
 def _tile(*args: Any) -> Any:
     return tile_pools(*args)
 
 
-@_trimming
+@_task
 def _sweep(*args: Any) -> Any:
     return sweep_pools(*args)
 
 
+@_task
 def _merged(*parts: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return merged_pools(list(parts))
 
 
+@_task
 def _merged_side(
     pools: tuple[np.ndarray, np.ndarray], tile: Any, side: int, start: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -441,6 +446,7 @@ def _top(*norms: np.ndarray) -> float:
     return max((float(x.max()) for x in norms if x.size), default=0.0)
 
 
+@_task
 def _unsettled(merged: tuple[np.ndarray, np.ndarray], norms: np.ndarray, top: float) -> np.ndarray:
     return unsettled_rows(norms, merged[0], merged[1], top)
 

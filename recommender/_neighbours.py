@@ -663,6 +663,14 @@ def _tile_arrays(
     return _engine_arrays(vectors, dense_cols, with_postings)
 
 
+def single_threaded() -> None:
+    """The calling thread's compiled loops on one thread from now on (numba's thread count is the calling
+    thread's own): for a task of the build on Dask, where a worker runs one task per thread of its own. Without it
+    the parallel loops of a tile or a merge also start numba's other threads, on cores the other workers use."""
+    if numba is not None and numba.get_num_threads() != 1:
+        numba.set_num_threads(1)
+
+
 def check_csr(matrix: sp.csr_matrix, part: str = "vectors") -> None:
     """Raise :class:`InvalidPart` unless a CSR matrix's index arrays fit its shape.
 

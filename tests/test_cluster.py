@@ -264,6 +264,22 @@ def test_a_worker_drops_the_texts_of_a_partition_once_it_is_read(client, tmp_pat
     assert "recommender-drop-arguments" not in client.run(lambda dask_worker: list(dask_worker.plugins)).popitem()[1]
 
 
+def test_a_task_runs_its_compiled_loops_on_its_own_thread_only() -> None:
+    """A worker runs one task per thread: a task's parallel loops (a tile's, a merge's) must not start numba's
+    other threads on the cores of the other workers; the count is per thread, so the caller's stays as it was."""
+    import numba
+
+    from recommender._cluster import _task
+
+    before = numba.get_num_threads()
+    seen: dict[str, int] = {}
+    thread = threading.Thread(target=lambda: seen.update(inside=_task(numba.get_num_threads)()))
+    thread.start()
+    thread.join()
+    assert seen["inside"] == 1
+    assert numba.get_num_threads() == before
+
+
 def test_dask_sees_the_memory_of_a_partitions_results(wikinews) -> None:
     """What a partition's task returns is data that Dask counts and can spill to disk, not hidden memory."""
     from dask.sizeof import sizeof
