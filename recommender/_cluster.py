@@ -803,15 +803,11 @@ class _Search:
             bars = tuple(_merged_by(merged[x], len(self.tiles) - lag) for x in (a, b))
             # the last tile of each worker in halves (of block a's rows): shorter last tasks, so that a worker whose
             # tiles end first waits less for the others (Dask hands out the tasks; it does not promise an even end)
-            cuts = [0, (a1 - a0) // 2, a1 - a0] if index >= len(pairs) - workers and a1 - a0 > 1 else [0, a1 - a0]
-            for lo, hi in itertools.pairwise(cuts):
-                whole = hi - lo == a1 - a0
-                first, labels_a, bar_a = (
-                    (block_vectors[a], self.block_labels[a], bars[0])
-                    if whole
-                    else (_submit(client, _row_range, x, lo, hi) for x in (block_vectors[a], self.block_labels[a],
-                                                                           bars[0]))
-                )  # fmt: skip
+            halves = index >= len(pairs) - workers and a1 - a0 > 1
+            for lo, hi in itertools.pairwise([0, (a1 - a0) // 2, a1 - a0] if halves else [0, a1 - a0]):
+                first, labels_a, bar_a = block_vectors[a], self.block_labels[a], bars[0]
+                if halves:
+                    first, labels_a, bar_a = (_submit(client, _row_range, x, lo, hi) for x in (first, labels_a, bar_a))
                 tile = _submit(
                     client, _tile, first, block_vectors[b], (a0 + lo, b0), (labels_a, self.block_labels[b]),
                     self.dense_cols, pool, (bar_a, bars[1]),
