@@ -19,12 +19,19 @@ Corpus: the first N texts of the shared synthetic corpus ``SynthCorpus(seed=0)``
 Every Dask run is checked against the in-process run: the pools bit for bit and the
 precompute parts by SHA-256 (``identical``). Speed-up and efficiency are against
 the 1-worker run when it was measured (``speed_up = t1 / tW``, ``efficiency =
-speed_up / W``), and ``vs_in_process`` = in-process seconds / Dask seconds. Peak
+speed_up / W``), ``vs_in_process`` = in-process seconds / Dask seconds and
+``over_in_process`` its inverse (the Dask run's time as a multiple of the in-process one). Peak
 RSS of a worker (``build_worker_peak_rss_mb``) is sampled every 0.1 s from this
 process (psutil) during the build, the highest of all workers, a worker restarted by its
 nanny included (``build_worker_restarts`` counts them: a worker that went past 95% of its
 ``memory_limit`` is restarted, and its tasks computed again).
 ``/proc/loadavg`` is printed before and after.
+
+``--repeats R`` runs the whole sequence (the in-process run, then each worker count) R
+times, one round after another, and ends with one row per run: the median of each figure
+over the rounds, and each ratio's median over the rounds' own ratios (a Dask run against
+the in-process run of its round), with all the values. The machine is shared and noisy:
+quote the medians of a few rounds, not one run.
 
 Each result is printed and appended to ``--out`` (JSON lines) as soon as it is
 measured; a run that would start after ``--time-limit`` seconds is skipped (and
@@ -35,7 +42,7 @@ Usage::
 
     python benchmarks/scaling.py [--n 100000] [--workers 2 4 8 16 1] [--steps build precompute]
                                  [--threads 2] [--memory-limit 4GiB] [--time-limit 840] [--out scaling.jsonl]
-                                 [--build-config] [--block-rows R]
+                                 [--build-config] [--block-rows R] [--repeats R]
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ import hashlib
 import json
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -158,6 +166,131 @@ def warm_up() -> None:
     _kernels()  # numba loads its compiled kernels from the on-disk cache once per process
 
 
+def one_round(args: argparse.Namespace, frame, scratch: Path, tag: dict, began: float, report) -> list[dict]:
+    """The in-process run, then one Dask run per worker count, each checked against the in-process run of the
+    same round; returns the rows reported (``tag``, such as the round's number, added to each)."""
+    import dask
+    from dask.distributed import Client, LocalCluster
+
+    import recommender as rec
+    from recommender._batch import precompute
+    from recommender._cluster import WORKER_CONFIG
+
+    scratch.mkdir()
+    rows: list[dict] = []
+
+    def keep(row: dict) -> dict:
+        row = report({**row, **tag})
+        rows.append(row)
+        return row
+
+    started = time.perf_counter()
+    if args.skip_in_process:
+        truth = build_s = None
+    else:
+        model = rec.Recommender(n_jobs=args.threads).fit(frame, progress=False)
+        build_s = time.perf_counter() - started
+        truth = pools_digest(model)
+        model.save(scratch / "model")
+        del model
+    row = {"run": "in-process", "workers": 0, "build_s": build_s, "peak_rss_mb": peak_rss_mb()}
+    if "precompute" in args.steps and not args.skip_in_process:
+        started = time.perf_counter()
+        precompute(scratch / "model", scratch / "lists-local", k=args.k, rows_per_part=args.rows_per_part,
+                   progress=False)  # fmt: skip
+        row["precompute_s"] = time.perf_counter() - started
+        reference = part_digests(scratch / "lists-local")
+    local = keep(row)
+    baseline: dict = {}
+    for workers in args.workers:
+        if args.time_limit is not None and time.perf_counter() - began > args.time_limit:
+            keep({"run": f"dask x{workers}", "skipped": f"past the time limit of {args.time_limit:.0f} s"})
+            continue
+        started = time.perf_counter()
+        settings = WORKER_CONFIG if args.build_config else {}
+        with (
+            dask.config.set(settings),
+            LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+                memory_limit=args.memory_limit,
+            ) as cluster,
+            Client(cluster) as client,
+        ):  # fmt: skip
+            client.wait_for_workers(workers)
+            client.run(warm_up)
+            row = {"run": f"dask x{workers}", "workers": workers, "cluster_start_s": time.perf_counter() - started}
+            if "build" in args.steps:
+                started = time.perf_counter()
+                with RssSampler(client) as sampler:
+                    spread = rec.Recommender(n_jobs=args.threads).fit(
+                        frame, client=client, block_rows=args.block_rows, progress=False
+                    )
+                row["build_s"] = time.perf_counter() - started
+                row["build_worker_peak_rss_mb"] = sampler.peak
+                row["build_worker_restarts"] = sampler.restarts
+                if truth is not None:
+                    row["build_identical"] = pools_digest(spread) == truth
+                    row["build_vs_in_process"] = build_s / row["build_s"]
+                    row["build_over_in_process"] = row["build_s"] / build_s
+                del spread
+            if "precompute" in args.steps and not args.skip_in_process:
+                out = scratch / f"lists-{workers}"
+                started = time.perf_counter()
+                precompute(scratch / "model", out, k=args.k, rows_per_part=args.rows_per_part, client=client,
+                           progress=False)  # fmt: skip
+                row["precompute_s"] = time.perf_counter() - started
+                row["precompute_identical"] = part_digests(out) == reference
+                row["precompute_vs_in_process"] = local["precompute_s"] / row["precompute_s"]
+                row["precompute_over_in_process"] = row["precompute_s"] / local["precompute_s"]
+        for step in ("build", "precompute"):
+            if f"{step}_s" not in row:
+                continue
+            if workers == 1:
+                baseline[step] = row[f"{step}_s"]
+            if step in baseline:
+                row[f"{step}_speed_up"] = baseline[step] / row[f"{step}_s"]
+                row[f"{step}_efficiency"] = row[f"{step}_speed_up"] / workers
+        keep(row)
+    # speed-ups of runs measured before the 1-worker run (it is best run last: it is the longest)
+    for row in list(rows):
+        for step, seconds in baseline.items():
+            if row.get("workers") and f"{step}_s" in row and f"{step}_speed_up" not in row:
+                speed_up = seconds / row[f"{step}_s"]
+                keep({"run": row["run"], f"{step}_speed_up": speed_up, f"{step}_efficiency": speed_up / row["workers"]})
+    return rows
+
+
+#: what ``--repeats`` summarises, per run, as the median over the rounds
+SUMMARISED = (
+    "build_s", "precompute_s", "build_vs_in_process", "precompute_vs_in_process", "build_over_in_process",
+    "precompute_over_in_process", "build_speed_up",
+    "build_efficiency", "precompute_speed_up", "precompute_efficiency", "build_worker_peak_rss_mb",
+)  # fmt: skip
+
+
+def medians(rounds: list[list[dict]]) -> list[dict]:
+    """One row per run (in-process, dask xW): the median of each :data:`SUMMARISED` figure over the rounds that
+    measured it, with the figures themselves. A ratio's median is that of the rounds' ratios (each Dask run
+    against the in-process run of its own round), not a ratio of medians."""
+    merged: dict[str, dict[str, list[float]]] = {}
+    for rows in rounds:
+        for row in rows:
+            if "run" not in row:
+                continue
+            figures = merged.setdefault(row["run"], {})
+            for key in SUMMARISED:
+                if row.get(key) is not None:
+                    figures.setdefault(key, []).append(row[key])
+    summary = []
+    for run, figures in merged.items():
+        row: dict = {"run": run, "summary": f"median of {len(rounds)} rounds"}
+        for key, values in figures.items():
+            row[f"{key}_median"] = statistics.median(values)
+            row[f"{key}_all"] = [round(v, 3) for v in values]
+        summary.append(row)
+    return summary
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=100_000, help="articles (default 100000)")
@@ -166,6 +299,10 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2, help="threads of the in-process run (default 2)")
     parser.add_argument("--memory-limit", default="auto", help="memory_limit per worker (default: Dask's auto)")
     parser.add_argument("--time-limit", type=float, default=None, help="start no run after this many seconds")
+    parser.add_argument(
+        "--repeats", type=int, default=1,
+        help="rounds of the in-process run and the Dask runs, one after another; medians at the end (default 1)",
+    )  # fmt: skip
     parser.add_argument("-k", type=int, default=10)
     parser.add_argument("--rows-per-part", type=int, default=10_000)
     parser.add_argument(
@@ -184,108 +321,43 @@ def main() -> int:
         "earlier spilling), not Dask's defaults",
     )
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
     if not PEERS.exists():
         print(f"skipped: {PEERS.relative_to(ROOT.parent)} (SynthCorpus) not found")
         return 0
     import logging
 
-    import dask
-    from dask.distributed import Client, LocalCluster
-
-    import recommender as rec
-    from recommender._batch import precompute
-    from recommender._cluster import WORKER_CONFIG
-
     logging.getLogger("distributed").setLevel(logging.ERROR)
     began = time.perf_counter()
     results: list[dict] = []
 
-    def report(row: dict) -> None:
+    def report(row: dict) -> dict:
         row = {k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}
         results.append(row)
         print(json.dumps(row), flush=True)
         if args.out:
             with open(args.out, "a", encoding="utf-8") as handle:
                 handle.write(json.dumps(row) + "\n")
+        return row
 
     report({"loadavg_before": loadavg(), "n": args.n, "cores": os.cpu_count(), "threads": args.threads})
     frame = synth_frame(args.n)
     scratch = Path(tempfile.mkdtemp(prefix="scaling-"))
+    rounds: list[list[dict]] = []
     try:
         warm_up()  # the first run of a checkout compiles the kernels (numba's cache): not part of the timing
-        started = time.perf_counter()
-        if args.skip_in_process:
-            truth = build_s = None
-        else:
-            model = rec.Recommender(n_jobs=args.threads).fit(frame, progress=False)
-            build_s = time.perf_counter() - started
-            truth = pools_digest(model)
-            model.save(scratch / "model")
-            del model
-        row = {"run": "in-process", "workers": 0, "build_s": build_s, "peak_rss_mb": peak_rss_mb()}
-        if "precompute" in args.steps and not args.skip_in_process:
-            started = time.perf_counter()
-            precompute(scratch / "model", scratch / "lists-local", k=args.k, rows_per_part=args.rows_per_part,
-                       progress=False)  # fmt: skip
-            row["precompute_s"] = time.perf_counter() - started
-            reference = part_digests(scratch / "lists-local")
-        report(row)
-        baseline: dict = {}
-        for workers in args.workers:
-            if args.time_limit is not None and time.perf_counter() - began > args.time_limit:
-                report({"run": f"dask x{workers}", "skipped": f"past the time limit of {args.time_limit:.0f} s"})
-                continue
-            started = time.perf_counter()
-            settings = WORKER_CONFIG if args.build_config else {}
-            with (
-                dask.config.set(settings),
-                LocalCluster(
-                    n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-                    memory_limit=args.memory_limit,
-                ) as cluster,
-                Client(cluster) as client,
-            ):  # fmt: skip
-                client.wait_for_workers(workers)
-                client.run(warm_up)
-                row = {"run": f"dask x{workers}", "workers": workers, "cluster_start_s": time.perf_counter() - started}
-                if "build" in args.steps:
-                    started = time.perf_counter()
-                    with RssSampler(client) as sampler:
-                        spread = rec.Recommender(n_jobs=args.threads).fit(
-                            frame, client=client, block_rows=args.block_rows, progress=False
-                        )
-                    row["build_s"] = time.perf_counter() - started
-                    row["build_worker_peak_rss_mb"] = sampler.peak
-                    row["build_worker_restarts"] = sampler.restarts
-                    if truth is not None:
-                        row["build_identical"] = pools_digest(spread) == truth
-                        row["build_vs_in_process"] = build_s / row["build_s"]
-                    del spread
-                if "precompute" in args.steps and not args.skip_in_process:
-                    out = scratch / f"lists-{workers}"
-                    started = time.perf_counter()
-                    precompute(scratch / "model", out, k=args.k, rows_per_part=args.rows_per_part, client=client,
-                               progress=False)  # fmt: skip
-                    row["precompute_s"] = time.perf_counter() - started
-                    row["precompute_identical"] = part_digests(out) == reference
-                    row["precompute_vs_in_process"] = results[1]["precompute_s"] / row["precompute_s"]
-            for step in ("build", "precompute"):
-                if f"{step}_s" not in row:
-                    continue
-                if workers == 1:
-                    baseline[step] = row[f"{step}_s"]
-                if step in baseline:
-                    row[f"{step}_speed_up"] = baseline[step] / row[f"{step}_s"]
-                    row[f"{step}_efficiency"] = row[f"{step}_speed_up"] / workers
-            report(row)
-        # speed-ups of runs measured before the 1-worker run (it is best run last: it is the longest)
-        if baseline:
-            for row in results:
-                for step, seconds in baseline.items():
-                    if row.get("workers") and f"{step}_s" in row and f"{step}_speed_up" not in row:
-                        speed_up = seconds / row[f"{step}_s"]
-                        report({"run": row["run"], f"{step}_speed_up": speed_up,
-                                f"{step}_efficiency": speed_up / row["workers"]})  # fmt: skip
+        for repeat in range(args.repeats):
+            if repeat and args.time_limit is not None and time.perf_counter() - began > args.time_limit:
+                report({"round": repeat + 1, "skipped": f"past the time limit of {args.time_limit:.0f} s"})
+                break
+            tag = {"round": repeat + 1} if args.repeats > 1 else {}
+            rounds.append(one_round(args, frame, scratch / f"round-{repeat + 1}", tag, began, report))
+            if args.repeats > 1:
+                report({"loadavg": loadavg(), "after_round": repeat + 1})
+        if args.repeats > 1:
+            for row in medians(rounds):
+                report(row)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     report({"loadavg_after": loadavg(), "seconds": time.perf_counter() - began})
