@@ -54,6 +54,7 @@ from ._outputs import from_spreadsheet_cell, write_csv
 from ._pools import Pools
 from ._state import FittedState, Settings, settings_of
 from ._text import TextParams, Vocabulary
+from ._tokens import MAX_TERM_CHARS
 
 __all__ = [
     "AUDIT",
@@ -102,6 +103,10 @@ _VERSION_NAME = re.compile(r"^version-(\d{6,})$")
 _STRING_COLUMNS = ("article_id", "title", "url", "category")
 #: How formats 1 to 3 joined an article's tags.
 _OLD_TAG_SEPARATOR = "\x1f"
+#: The most memory the vocabulary may take once loaded (bytes): its terms are a fixed-width array, as wide as
+#: the longest term. A model built now has no term longer than ``MAX_TERM_CHARS`` (64); one built before that
+#: rule may, and loads while its array stays under this.
+_TERMS_BYTES = 512 * 2**20
 
 
 # --------------------------------------------------------------------------- save
@@ -943,6 +948,13 @@ def _state(
     terms = _decode_strings(arrays, "vocabulary")
     if any(t is None for t in terms):
         raise InvalidPart("vocabulary", "a term is missing")
+    longest = max(map(len, terms), default=0)  # type: ignore[arg-type]
+    if longest > MAX_TERM_CHARS and 4 * longest * len(terms) > _TERMS_BYTES:
+        raise InvalidPart(
+            "vocabulary",
+            f"a term of {longest:,} characters would make the {len(terms):,} terms take "
+            f"{4 * longest * len(terms) / 2**20:,.0f} MB (terms longer than {MAX_TERM_CHARS} are not counted)",
+        )
     components = np.asarray(arrays["components"])
     if components.ndim != 2:
         raise InvalidPart("components", f"expected a 2-d array, got shape {components.shape}")

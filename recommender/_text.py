@@ -53,7 +53,7 @@ from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer, strip_accents_unicode
 
 from ._errors import InvalidPart
-from ._tokens import count_terms, fast_path
+from ._tokens import MAX_TERM_CHARS, count_terms, fast_path
 
 __all__ = [
     "FIELDS",
@@ -298,7 +298,11 @@ def _counts(
             return count_terms([_clean(t) for t in texts], _stop_set(params), n_jobs=n_jobs)
         learner = _counter(params)
         counts = learner.fit_transform(texts).tocsr()
-        terms = np.array(learner.get_feature_names_out(), dtype=str)
+        names = learner.get_feature_names_out()
+        short = np.fromiter((len(t) <= MAX_TERM_CHARS for t in names), dtype=bool, count=len(names))
+        if not short.all():  # the compiled counter's rule: a longer term is not counted
+            names, counts = names[short], counts[:, short].tocsr()
+        terms = np.array(names, dtype=str)
     else:
         if fast and sum(map(len, texts)) >= _SMALL_TEXT:
             return None, count_terms([_clean(t) for t in texts], _stop_set(params), counter.columns, n_jobs=n_jobs)[1]

@@ -7,7 +7,7 @@ characters), the same counts come out of compiled passes that release the
 GIL, so blocks of 4,096 texts run on ``n_jobs`` threads:
 
 * a numba scan over each block's UTF-8 bytes copies out every run of two or
-  more word characters (``_scan``);
+  more word characters, up to :data:`MAX_TERM_CHARS` (``_scan``);
 * pyarrow dictionary-encodes the tokens of each block; the blocks'
   dictionaries are unified into one, stop words are dropped on that
   dictionary (not per token), and the kept terms are sorted by code point as
@@ -39,12 +39,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import scipy.sparse as sp
 
-__all__ = ["DEFAULT_PATTERNS", "count_terms", "fast_path"]
+__all__ = ["DEFAULT_PATTERNS", "MAX_TERM_CHARS", "count_terms", "fast_path"]
 
 #: Token patterns with the fast path: Python's default and scikit-learn's spelling of it.
 DEFAULT_PATTERNS = (r"(?u)\b\w\w+\b", r"\b\w\w+\b")
 #: Texts per block handed to one thread.
 _BLOCK = 4096
+#: The longest term counted, in characters (code points): a longer run of word characters (a hash, a base64 run,
+#: words run together) is not a term. Terms are kept in fixed-width arrays, as wide as the longest one, so a
+#: single longer token would make every term's slot as wide: one 20,000-character token in 5,000 articles made
+#: the vocabulary 3.4 GB. The real corpora we test on have no word this long (their longest are joined-up link
+#: names and lines of underscores).
+MAX_TERM_CHARS = 64
 
 
 @functools.lru_cache(maxsize=16)
@@ -66,10 +72,10 @@ def _word_table() -> np.ndarray:
     return table
 
 
-def _scan(buffer, ends, word, out, offsets, parents):  # pragma: no cover - compiled by numba
+def _scan(buffer, ends, word, longest, out, offsets, parents):  # pragma: no cover - compiled by numba
     """Tokens of each text in ``buffer`` (UTF-8 bytes; text ``i`` ends at ``ends[i]``), copied one after another.
 
-    A token is a run of two or more code points ``c`` with ``word[c]``. Token
+    A token is a run of two to ``longest`` code points ``c`` with ``word[c]`` (a longer run is skipped). Token
     ``t`` is ``out[offsets[t]:offsets[t + 1]]``, from text ``parents[t]``.
     Returns the number of tokens. ``out`` holds ``buffer.size`` bytes,
     ``parents`` and ``offsets`` at least ``buffer.size // 3 + ends.size + 2``
@@ -115,7 +121,7 @@ def _scan(buffer, ends, word, out, offsets, parents):  # pragma: no cover - comp
                     chars = 0
                 chars += 1
             elif start >= 0:
-                if chars >= 2:
+                if 2 <= chars <= longest:
                     for k in range(start, at):  # a loop: a slice copy costs more than a token's few bytes
                         out[used] = buffer[k]
                         used += 1
@@ -124,7 +130,7 @@ def _scan(buffer, ends, word, out, offsets, parents):  # pragma: no cover - comp
                     offsets[count] = used
                 start = -1
             at += step
-        if start >= 0 and chars >= 2:
+        if start >= 0 and 2 <= chars <= longest:
             for k in range(start, stop):
                 out[used] = buffer[k]
                 used += 1
@@ -197,7 +203,7 @@ def _tokens(texts: Sequence[str]) -> tuple[pa.DictionaryArray, np.ndarray]:
     most = size // 3 + ends.size + 2
     offsets = np.empty(most, dtype=np.int64)
     parents = np.empty(most, dtype=np.int64)
-    count = int(_kernel("scan")(buffer, ends, _word_table(), out, offsets, parents))
+    count = int(_kernel("scan")(buffer, ends, _word_table(), MAX_TERM_CHARS, out, offsets, parents))
     tokens = pa.LargeStringArray.from_buffers(count, pa.py_buffer(offsets[: count + 1]), pa.py_buffer(out))
     # a copy: a view would keep the whole scratch array (half the text's bytes, in int64) alive
     return pc.dictionary_encode(tokens), parents[:count].astype(np.int32)

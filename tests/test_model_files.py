@@ -250,6 +250,10 @@ NAMED = {
     "idf zero": (set_item("idf.npy", 0, 0.0), "idf.npy"),
     "components NaN": (set_item("components.npy", (0, 0), np.nan), "components.npy"),
     "vocabulary duplicate term": (swap_rows("vocabulary.ends.npy"), "vocabulary"),
+    "vocabulary a term 8 million characters long": (
+        strings("vocabulary", lambda terms: [*terms[:-1], terms[-1] + "z" * 8_000_000]),
+        "a term of 8,000,0",
+    ),
     "article ids duplicated": (strings("article_id", lambda ids: [ids[0], *ids[:-1]]), "article_id"),
     "title bytes not UTF-8": (resave("title.bytes.npy", lambda a: np.full_like(a, 0xFF)), "title"),
     "signatures unsorted": (resave("signatures.values.npy", lambda a: a[::-1].copy()), "signatures"),

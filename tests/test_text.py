@@ -349,3 +349,22 @@ def test_the_compiled_counter_counts_past_float32_integers():
     repeats = 2**24 + 3  # float32 has no 2**24 + 1: a float32 running count would stop at 2**24
     _, counts = count_terms(["ab " * repeats], ())
     assert counts.data.tolist() == [np.float32(repeats)] and counts.data[0] > 2**24
+
+
+def test_a_term_longer_than_the_cap_is_not_counted_by_either_counter(monkeypatch):
+    """One long token (a hash, a base64 run) is not a term: both counters drop it, and it does not widen the
+    vocabulary's fixed-width array (one 20,000-character token once made 5,000 articles' vocabulary 3.4 GB)."""
+    from recommender import _text
+    from recommender._tokens import MAX_TERM_CHARS, count_terms
+
+    edge, over = "k" * MAX_TERM_CHARS, "q" * (MAX_TERM_CHARS + 1)
+    texts = [f"storm {edge} {over} harbour", f"{edge} storm {'z' * 50_000}", f"{over}x ferry"]
+    terms, counts = count_terms(texts, ())
+    assert terms.tolist() == sorted(["storm", edge, "harbour", "ferry"])
+    assert terms.dtype.itemsize == 4 * MAX_TERM_CHARS and counts.shape == (3, 4)
+    fields = {"title": texts, "body": ["", "", ""]}
+    fast, fast_vectors = fit_vocabulary(fields, params(min_df=1, max_df=1.0))
+    monkeypatch.setattr(_text, "fast_path", lambda *_: False)  # scikit-learn's counter
+    slow, slow_vectors = fit_vocabulary(fields, params(min_df=1, max_df=1.0))
+    assert fast.terms.tolist() == slow.terms.tolist() == terms.tolist()
+    assert (fast_vectors != slow_vectors).nnz == 0
