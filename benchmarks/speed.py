@@ -364,7 +364,11 @@ def end_to_end_mode(peers, args, n):
     records = []
     runners = (("ours", e2e_ours), ("ours_approx", e2e_ours_approx), ("sparse_dot_topn", e2e_sparse_dot_topn))
     for method, runner in runners:
-        if method not in args.methods or available(method):
+        if method not in args.methods:
+            continue
+        why = available(method)
+        if why:  # a peer asked for that is not installed is said so, not left out in silence
+            print(f"{method:16s} skipped: {why}", flush=True)
             continue
         times, peaks = [], []
         for _ in range(args.repeats):
