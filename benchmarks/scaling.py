@@ -9,8 +9,8 @@ Corpus: the first N texts of the shared synthetic corpus ``SynthCorpus(seed=0)``
   (parts one after another) in this process, T = ``--threads`` (default 2);
 * ``dask xW``: a ``LocalCluster(n_workers=W, threads_per_worker=1, processes=True,
   memory_limit=--memory-limit)`` started before the clock starts (its start-up, with the
-  warm-up build below, is reported apart as ``cluster_start_s``), then ``Recommender(n_jobs=T).fit(frame, client=client)`` (T threads
-  for the step the client runs, the copy comparison) and ``precompute(...,
+  warm-up build below, is reported apart as ``cluster_start_s``), then
+  ``Recommender(n_jobs=T).fit(frame, client=client)`` (T threads for the step the client runs, the copy comparison) and ``precompute(...,
   client=client)``. Dask's default worker settings, unless ``--build-config`` (or its
   older name ``--no-worker-profile``): then those of the cluster ``recommender build
   --workers W`` starts itself (``WORKER_CONFIG``: no statistical profiler in the
@@ -23,8 +23,8 @@ neither timing (on a fresh checkout numba compiles them on their first call).
 Every Dask run is checked against the in-process run: the pools bit for bit and the
 precompute parts by SHA-256 (``identical``). Speed-up and efficiency are against
 the 1-worker run when it was measured (``speed_up = t1 / tW``, ``efficiency =
-speed_up / W``), ``vs_in_process`` = in-process seconds / Dask seconds and
-``over_in_process`` its inverse (the Dask run's time as a multiple of the in-process one). Peak
+speed_up / W``), and ``vs_in_process`` = in-process seconds / Dask seconds (its inverse is
+the Dask run's time as a multiple of the in-process one). Peak
 RSS of a worker (``build_worker_peak_rss_mb``) is sampled every 0.1 s from this
 process (psutil) during the build, the highest of all workers, a worker restarted by its
 nanny included (``build_worker_restarts`` counts them: a worker that went past 95% of its
@@ -249,7 +249,6 @@ def one_round(args: argparse.Namespace, frame, scratch: Path, tag: dict, began: 
                 if truth is not None:
                     row["build_identical"] = pools_digest(spread) == truth
                     row["build_vs_in_process"] = build_s / row["build_s"]
-                    row["build_over_in_process"] = row["build_s"] / build_s
                 del spread
             if "precompute" in args.steps and not args.skip_in_process:
                 out = scratch / f"lists-{workers}"
@@ -259,7 +258,6 @@ def one_round(args: argparse.Namespace, frame, scratch: Path, tag: dict, began: 
                 row["precompute_s"] = time.perf_counter() - started
                 row["precompute_identical"] = part_digests(out) == reference
                 row["precompute_vs_in_process"] = local["precompute_s"] / row["precompute_s"]
-                row["precompute_over_in_process"] = row["precompute_s"] / local["precompute_s"]
         for step in ("build", "precompute"):
             if f"{step}_s" not in row:
                 continue
@@ -280,8 +278,7 @@ def one_round(args: argparse.Namespace, frame, scratch: Path, tag: dict, began: 
 
 #: what ``--repeats`` summarises, per run, as the median over the rounds
 SUMMARISED = (
-    "build_s", "precompute_s", "build_vs_in_process", "precompute_vs_in_process", "build_over_in_process",
-    "precompute_over_in_process", "build_speed_up",
+    "build_s", "precompute_s", "build_vs_in_process", "precompute_vs_in_process", "build_speed_up",
     "build_efficiency", "precompute_speed_up", "precompute_efficiency", "build_worker_peak_rss_mb",
 )  # fmt: skip
 
@@ -364,7 +361,6 @@ def main() -> int:
     scratch = Path(tempfile.mkdtemp(prefix="scaling-"))
     rounds: list[list[dict]] = []
     try:
-        warm_up()
         warmed(frame, args.threads)  # the first run of a checkout compiles the kernels: not part of the timing
         for repeat in range(args.repeats):
             if repeat and args.time_limit is not None and time.perf_counter() - began > args.time_limit:
