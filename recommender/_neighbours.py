@@ -942,17 +942,24 @@ def _candidates(row, lo, hi, dense, own_worst, worst, floor, sims, rows, found_r
     cleared) plus the dense part ``dense[j - lo]``, above the floor and not below both the source's worst
     ``own_worst`` and ``worst[j]``. Written to ``found_*``, the lines of their pools (``sims``, ``rows``)
     fetched ahead; returns how many. A target sharing no term (``row[j]`` 0; term weights are positive) is left
-    to the bound of ``_unsettled``."""
+    to the bound of ``_unsettled``.
+
+    Two passes: every target's sum, or -1 where it fails a test, into ``found_sims`` (one loop without
+    branches, which the compiler vectorises), then the passing ones moved to the front, in order."""
     pool_size = sims.shape[1]
+    m = hi - lo
+    for q in range(m):
+        term = row[lo + q]
+        v = term + dense[q]  # + 0.0 without dense columns: unchanged
+        row[lo + q] = 0.0
+        keep = (term != 0.0) & (v > floor) & ((v >= own_worst) | (v >= worst[lo + q]))
+        found_sims[q] = v if keep else np.float32(-1.0)
     found = 0
-    for j in range(lo, hi):
-        v = row[j]
-        if v == 0.0:
+    for q in range(m):  # found <= q: each sum is read before its slot is written
+        v = found_sims[q]
+        if v < 0.0:
             continue
-        row[j] = 0.0
-        v += dense[j - lo]  # + 0.0 without dense columns: unchanged
-        if v <= floor or (v < own_worst and v < worst[j]):
-            continue
+        j = lo + q
         found_rows[found] = j
         found_sims[found] = v
         found += 1
