@@ -71,14 +71,20 @@ def sites(tmp_path_factory: pytest.TempPathFactory):
 
 
 def navigate(browser, action) -> None:
-    """Do ``action`` (a submit or a click that loads a page) and wait until the new page replaced the old one."""
-    from selenium.webdriver.support import expected_conditions
+    """Do ``action`` (a submit or a click that loads a page) and wait until the new page replaced the old one.
+
+    The old page is marked by a property of its window, which a new document does not have. (Waiting for the old
+    page's element to go stale failed now and then: while the page is replaced, chromedriver may answer with
+    "Node with given id does not belong to the document" rather than a stale element.) Errors of the driver
+    while the page changes are waited out."""
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    old = browser.find_element(By.TAG_NAME, "html")
+    browser.execute_script("window.__leaving = true")
     action()
-    WebDriverWait(browser, 30).until(expected_conditions.staleness_of(old))
-    WebDriverWait(browser, 30).until(lambda b: b.execute_script("return document.readyState") == "complete")
+    WebDriverWait(browser, 30, ignored_exceptions=(WebDriverException,)).until(
+        lambda b: b.execute_script("return window.__leaving === undefined && document.readyState === 'complete'")
+    )
 
 
 def listed(browser, column: int = 0) -> list[str]:
