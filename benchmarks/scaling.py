@@ -10,8 +10,8 @@ Corpus: the first N texts of the shared synthetic corpus ``SynthCorpus(seed=0)``
 * ``dask xW``: a ``LocalCluster(n_workers=W, threads_per_worker=1, processes=True,
   memory_limit=--memory-limit)`` started before the clock starts (its start-up, with the
   warm-up build below, is reported apart as ``cluster_start_s``), then
-  ``Recommender(n_jobs=T).fit(frame, client=client)`` (T threads for the step the client runs, the copy comparison) and ``precompute(...,
-  client=client)``. Dask's default worker settings, unless ``--build-config`` (or its
+  ``Recommender(n_jobs=T).fit(frame, client=client)`` (T threads for the step the client
+  runs, the copy comparison) and ``precompute(..., client=client)``. Dask's default worker settings, unless ``--build-config`` (or its
   older name ``--no-worker-profile``): then those of the cluster ``recommender build
   --workers W`` starts itself (``WORKER_CONFIG``: no statistical profiler in the
   workers, and managed memory spilled to disk from lower thresholds).
