@@ -37,7 +37,8 @@ Memory per worker: one partition's articles while its task runs (a pandas frame 
 sent in chunks of at most ``_CHUNK_CHARS`` characters of text; the texts are not kept
 once the task has run, see ``_arguments_dropped``), then its share of the partitions'
 term counts and the blocks' vectors, and per running tile two blocks, one block's
-posting lists and the partial pools of both (about ``2 * block_rows * pool_size * 8``
+posting lists with its most frequent terms as dense columns (at most 64 MB, see
+``heavy_columns``) and the partial pools of both (about ``2 * block_rows * pool_size * 8``
 bytes). Everything that grows with the corpus is Dask's managed memory, which Dask
 spills to the worker's disk beyond its memory target: a task's result is released
 once it is used (the client holds no tile's result; merges run ahead of the waiting

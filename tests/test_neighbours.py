@@ -691,3 +691,58 @@ def test_tile_inputs_are_checked_before_the_compiled_kernels_see_them() -> None:
     short = (np.zeros((3, 2), dtype=np.int32), np.zeros((3, 2), dtype=np.float32))  # bars of 3 rows for 4
     with pytest.raises(ValueError, match="bars"):
         nb.tile_pools(good, good, (0, 4), (labels, labels), np.empty(0, dtype=np.int64), 2, (short, short))
+
+
+def zipf_like(n: int, terms: int, latent: int, seed: int) -> sp.csr_matrix:
+    """Term columns from very frequent (in most rows) to rare, in shuffled column order, plus ``latent`` dense
+    columns: the mix the frequent-term columns of the compiled engine are for."""
+    rng = np.random.default_rng(seed)
+    density = np.minimum(0.9, 0.02 + 1.5 / np.arange(1, terms + 1) ** 0.8)[rng.permutation(terms)]
+    words = np.round(rng.random((n, terms)), 2) * (rng.random((n, terms)) < density)
+    return unit_rows(np.hstack([words, 0.3 * rng.normal(size=(n, latent))]))
+
+
+@pytest.mark.parametrize("share", [0.0, 0.3, 2.0])  # every term, some terms, no term as whole columns
+def test_frequent_terms_added_as_columns_give_the_same_pools_bit_for_bit(share, monkeypatch) -> None:
+    """Adding a frequent term to a source's sums as a whole column (zeros where a row lacks it) instead of a
+    scattered add per posting changes no sum: the pools equal those of the searches that only scatter (rows
+    asked for alone) and of tiles, bit for bit, with any threads."""
+    from recommender import _neighbours as nb
+
+    vectors = zipf_like(1300, 60, 4, seed=7)
+    labels = np.full(1300, -1)
+    labels[[5, 9]] = 2
+    reference = nb.top_neighbours(vectors, 8, copy_labels=labels, rows=np.arange(1300))  # scatter only
+    monkeypatch.setattr(nb, "_HEAVY_SHARE", share)
+    postings = nb._engine_arrays(vectors)[0][3:]
+    chosen = int((nb.heavy_columns(postings, 1300)[0] >= 0).sum())
+    terms = len(postings[0]) - 1  # the term columns in half the rows or more are dense columns already
+    assert {0.0: chosen == terms, 0.3: 0 < chosen < terms, 2.0: chosen == 0}[share], (chosen, terms)
+    for n_jobs in (1, 2):
+        rows, sims = nb.top_neighbours(vectors, 8, copy_labels=labels, n_jobs=n_jobs)
+        assert rows.tolist() == reference[0].tolist() and sims.tobytes() == reference[1].tobytes()
+    (rows, sims), _ = tiled_pools(vectors, [500, 900], 8, labels)
+    assert rows.tolist() == reference[0].tolist() and sims.tobytes() == reference[1].tobytes()
+
+
+def test_frequent_term_columns_are_the_longest_posting_lists_within_their_budget(monkeypatch) -> None:
+    from recommender import _neighbours as nb
+
+    rng = np.random.default_rng(4)
+    n = 50
+    matrix = sp.random(n, 12, density=0.4, random_state=rng, dtype=np.float32, format="csc")
+    postings = sp.csr_matrix(matrix.T)
+    arrays = (postings.indptr.astype(np.int64), postings.indices.astype(np.int32), postings.data)
+    counts = np.diff(postings.indptr)
+    monkeypatch.setattr(nb, "_HEAVY_SHARE", 0.3)
+    heavy_of, heavy = nb.heavy_columns(arrays, n)
+    frequent = counts >= 0.3 * n
+    assert 0 < frequent.sum() < 12
+    assert ((heavy_of >= 0) == frequent).all()
+    for term in np.flatnonzero(frequent):
+        assert heavy[heavy_of[term]].tobytes() == matrix[:, term].toarray().ravel().tobytes()
+    monkeypatch.setattr(nb, "_HEAVY_VALUES", 3 * n + n // 2)  # room for three columns
+    heavy_of, heavy = nb.heavy_columns(arrays, n)
+    assert heavy.shape == (3, n)
+    longest = np.argsort(-counts, kind="stable")[:3]
+    assert sorted(np.flatnonzero(heavy_of >= 0).tolist()) == sorted(longest.tolist())
