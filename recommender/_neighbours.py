@@ -1103,8 +1103,9 @@ def _add_posting(acc, lo, term, weight, t_indptr, t_rows, t_data):  # pragma: no
 def _add_terms_dense(acc, i, lo, indptr, indices, data, t_indptr, t_rows, t_data, heavy_of, heavy):  # pragma: no cover
     """``_add_terms``, bit for bit, with the terms of :func:`heavy_columns` (``heavy_of[term] >= 0``) added as
     whole columns (``heavy[heavy_of[term]]``, every row from ``lo``, zeros where the term is absent) in one
-    loop the compiler vectorises, instead of a scattered add per posting: a zero added leaves a sum as it was
-    (term weights are positive), and each row's terms are still added in the same order."""
+    loop the compiler vectorises, instead of a scattered add per posting: a zero added, of either sign, leaves a
+    sum as it was (a sum starts at +0.0, and +0.0 + -0.0 is +0.0), and each row's terms are still added in the
+    same order."""
     sums = acc[lo:]  # slices from 0: a loop from lo > 0 is not vectorised
     for p in range(indptr[i], indptr[i + 1]):
         term = indices[p]

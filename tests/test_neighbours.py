@@ -693,23 +693,28 @@ def test_tile_inputs_are_checked_before_the_compiled_kernels_see_them() -> None:
         nb.tile_pools(good, good, (0, 4), (labels, labels), np.empty(0, dtype=np.int64), 2, (short, short))
 
 
-def zipf_like(n: int, terms: int, latent: int, seed: int) -> sp.csr_matrix:
+def zipf_like(n: int, terms: int, latent: int, seed: int, signed: bool = False) -> sp.csr_matrix:
     """Term columns from very frequent (in most rows) to rare, in shuffled column order, plus ``latent`` dense
-    columns: the mix the frequent-term columns of the compiled engine are for."""
+    columns: the mix the frequent-term columns of the compiled engine are for. ``signed``: values of either sign
+    (the engine takes any finite values), so that sums cancel and zeros of either sign are added."""
     rng = np.random.default_rng(seed)
     density = np.minimum(0.9, 0.02 + 1.5 / np.arange(1, terms + 1) ** 0.8)[rng.permutation(terms)]
     words = np.round(rng.random((n, terms)), 2) * (rng.random((n, terms)) < density)
+    if signed:
+        words *= rng.choice([-1.0, 1.0], size=words.shape)
     return unit_rows(np.hstack([words, 0.3 * rng.normal(size=(n, latent))]))
 
 
-@pytest.mark.parametrize("share", [0.0, 0.3, 2.0])  # every term, some terms, no term as whole columns
-def test_frequent_terms_added_as_columns_give_the_same_pools_bit_for_bit(share, monkeypatch) -> None:
+@pytest.mark.parametrize(
+    "share, signed", [(0.0, False), (0.3, False), (2.0, False), (0.0, True)]
+)  # every term, some terms, no term as whole columns
+def test_frequent_terms_added_as_columns_give_the_same_pools_bit_for_bit(share, signed, monkeypatch) -> None:
     """Adding a frequent term to a source's sums as a whole column (zeros where a row lacks it) instead of a
     scattered add per posting changes no sum: the pools equal those of the searches that only scatter (rows
     asked for alone) and of tiles, bit for bit, with any threads."""
     from recommender import _neighbours as nb
 
-    vectors = zipf_like(1300, 60, 4, seed=7)
+    vectors = zipf_like(1300, 60, 4, seed=7, signed=signed)
     labels = np.full(1300, -1)
     labels[[5, 9]] = 2
     reference = nb.top_neighbours(vectors, 8, copy_labels=labels, rows=np.arange(1300))  # scatter only
