@@ -974,8 +974,8 @@ def _candidates(row, lo, hi, dense, own_worst, worst, floor, sims, rows, found_r
     """The targets ``lo <= j < hi`` of one source whose pair may enter a pool: the term part ``row[j]`` (then
     cleared) plus the dense part ``dense[j - lo]``, above the floor and not below both the source's worst
     ``own_worst`` and ``worst[j]``. Written to ``found_*``, the lines of their pools (``sims``, ``rows``)
-    fetched ahead; returns how many. A target sharing no term (``row[j]`` 0; term weights are positive) is left
-    to the bound of ``_unsettled``.
+    fetched ahead; returns how many. A target whose term part is 0 (it shares no term with the source, or its
+    shared terms cancel) has the dense part alone, and is left to the bound of ``_unsettled``.
 
     Two passes: every target's sum, or -1 where it fails a test, into ``found_sims`` (one loop without
     branches, which the compiler vectorises), then the passing ones moved to the front, in order."""
