@@ -27,9 +27,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from corpora import shared_dir
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCH = ROOT.parent / "shared" / "bench"
+BENCH = shared_dir() / "bench"
 
 
 def loadavg() -> str:

@@ -37,9 +37,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from corpora import shared_dir
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCH = ROOT.parent / "shared" / "bench"
+BENCH = shared_dir() / "bench"
 CATEGORIES = ("politics", "world", "business", "sport", "science", "health", "culture", "technology")
 
 # The child runs the CLI with the library's INFO log on stderr, so fit's stage times are printed.

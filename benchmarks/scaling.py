@@ -2,7 +2,8 @@
 """Scaling of the batch jobs: the build and ``precompute`` in this process, then on Dask clusters of 1, 2, ... workers.
 
 Corpus: the first N texts of the shared synthetic corpus ``SynthCorpus(seed=0)``
-(``../shared/bench/peers.py``) as title/summary/body, the default configuration
+(``../shared/bench/peers.py``; ``$RECOMMENDER_SHARED/bench/peers.py`` where that variable is set, as in
+every benchmark: see ``corpora.shared_dir``) as title/summary/body, the default configuration
 (``Recommender()``).
 
 * ``in-process``: ``Recommender(n_jobs=T).fit(frame)`` and ``precompute(model, out)``
@@ -62,8 +63,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from corpora import shared_dir
+
 ROOT = Path(__file__).resolve().parents[1]
-PEERS = ROOT.parent / "shared" / "bench" / "peers.py"
+PEERS = shared_dir() / "bench" / "peers.py"
 
 
 def loadavg() -> str:
@@ -339,7 +342,7 @@ def main() -> int:
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
     if not PEERS.exists():
-        print(f"skipped: {PEERS.relative_to(ROOT.parent)} (SynthCorpus) not found")
+        print(f"skipped: {PEERS} (SynthCorpus) not found")
         return 0
     import logging
 

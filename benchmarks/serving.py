@@ -44,12 +44,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+from corpora import shared_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def synth_texts(n: int, offset: int = 0) -> list[str]:
-    sys.path.insert(0, str(ROOT.parent / "shared" / "bench"))
+    sys.path.insert(0, str(shared_dir() / "bench"))
     from peers import SynthCorpus
 
     return SynthCorpus(seed=0).texts(n + offset)[offset:]
@@ -194,7 +195,7 @@ def validation_parts(n: int, repeats: int = 3) -> None:
     ``n`` SynthCorpus texts (``benchmarks/speed.py``'s cached ``engine_matrix``), a
     vocabulary of as many terms, and pools of 50 random rows per article.
     """
-    sys.path.insert(0, str(ROOT.parent / "shared" / "bench"))
+    sys.path.insert(0, str(shared_dir() / "bench"))
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import peers
     from speed import engine_matrix
@@ -361,8 +362,8 @@ def main() -> int:
     )
     args = parser.parse_args()
     model_dir = Path(args.model_dir or ROOT / "models" / f"bench-{args.n}")
-    if not (ROOT.parent / "shared" / "bench" / "peers.py").exists():
-        print("skipped: ../shared/bench/peers.py (SynthCorpus) not found")
+    if not (shared_dir() / "bench" / "peers.py").exists():
+        print(f"skipped: {shared_dir() / 'bench' / 'peers.py'} (SynthCorpus) not found")
         return 0
     if args.stage == "build" or (args.stage == "all" and not (model_dir / "CURRENT").exists()):
         build(args.n, model_dir)

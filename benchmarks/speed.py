@@ -54,8 +54,9 @@ from types import SimpleNamespace
 
 import numpy as np
 import scipy.sparse as sp
+from corpora import shared_dir
 
-BENCH_DIR = Path(__file__).resolve().parents[2] / "shared" / "bench"
+BENCH_DIR = shared_dir() / "bench"
 METHODS = ("ours", "ours_approx", "ours_scipy", "sparse_dot_topn", "sklearn_brute", "gensim")
 SKLEARN_MAX_N = 10_000
 
@@ -63,7 +64,10 @@ SKLEARN_MAX_N = 10_000
 def load_peers():
     """The shared peers module, or None (with a message) when ../shared/bench is absent."""
     if not (BENCH_DIR / "peers.py").is_file():
-        print(f"skipped: {BENCH_DIR / 'peers.py'} not found (the shared benchmark folder beside the repository).")
+        print(
+            f"skipped: {BENCH_DIR / 'peers.py'} not found (the shared benchmark folder beside the repository, or "
+            "$RECOMMENDER_SHARED)."
+        )
         return None
     sys.path.insert(0, str(BENCH_DIR))
     import peers

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from corpora import shared_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
-    shared = ROOT.parent / "shared" / "bench"
+    shared = shared_dir() / "bench"
     if not (shared / "peers.py").exists():
         sys.exit(f"needs ../shared/bench/peers.py (SynthCorpus); not found at {shared}")
     sys.path.insert(0, str(shared))
