@@ -35,10 +35,11 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import itertools
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Union
 
@@ -57,6 +58,7 @@ __all__ = [
     "load_articles",
     "rejected_frame",
     "validate_articles",
+    "validate_in_parts",
 ]
 
 COLUMNS = (
@@ -219,6 +221,40 @@ def validate_articles(
     known = {f.get("article_id") for f in carried_flags}  # each article flagged once
     valid.attrs["flagged"] = carried_flags + [_public(f) for f in flags if f["article_id"] not in known]
     return valid
+
+
+def validate_in_parts(
+    articles: pd.DataFrame, cut: Callable[[np.ndarray], Sequence[int]], *, strict: bool = False
+) -> Iterator[pd.DataFrame]:
+    """:func:`validate_articles` of ``articles`` in parts of consecutive rows, each as soon as it is validated.
+
+    ``cut`` takes the characters of each row's text fields and returns where to cut the rows (``[0, ..., n]``).
+    The parts together hold the rows, reasons and flags of ``validate_articles(articles)``: an id kept in an
+    earlier part is a duplicate in a later one, rows are numbered in the whole table, dates are compared with one
+    time. Each part's ``attrs`` hold its own rejected and flagged rows (the first part's also those the input
+    carried). One empty part when ``articles`` has no rows.
+    """
+    table = _canonical_columns(articles)
+    carried = [dict(r) for r in articles.attrs.get("rejected", ())]
+    carried_flags = [dict(r) for r in articles.attrs.get("flagged", ())]
+    known = {f.get("article_id") for f in carried_flags}  # each article flagged once
+    chars = np.zeros(len(table), dtype=np.int64)
+    for name in TEXT_COLUMNS:
+        chars += np.fromiter((len(v) if isinstance(v, str) else 0 for v in table[name].tolist()), np.int64, len(table))
+    bounds = list(cut(chars))
+    if len(table) and (
+        bounds[0] != 0 or bounds[-1] != len(table) or any(b <= a for a, b in itertools.pairwise(bounds))
+    ):
+        raise ValueError(f"cut must return increasing bounds from 0 to {len(table)}, got {bounds[:3]}...")
+    seen: dict[str, tuple[Any, Any]] = {}
+    now = pd.Timestamp.now(tz="UTC")
+    for lo, hi in itertools.pairwise(bounds if len(table) else [0, 0]):
+        part = table.iloc[lo:hi].reset_index(drop=True)
+        valid, problems, flags = _validate(part, strict=strict, seen=seen, now=now)
+        valid.attrs["rejected"] = carried + [_public(p) for p in problems]
+        valid.attrs["flagged"] = carried_flags + [_public(f) for f in flags if f["article_id"] not in known]
+        carried, carried_flags = [], []
+        yield valid
 
 
 def _validate_frames(
@@ -607,8 +643,17 @@ def _field_problem(
 
 
 def _validate(
-    table: pd.DataFrame, *, strict: bool, extra: Sequence[str] = (), max_field_chars: int | None = None
+    table: pd.DataFrame,
+    *,
+    strict: bool,
+    extra: Sequence[str] = (),
+    max_field_chars: int | None = None,
+    seen: dict[str, tuple[Any, Any]] | None = None,
+    now: pd.Timestamp | None = None,
 ) -> tuple[pd.DataFrame, list[dict[str, Any]], list[dict[str, Any]]]:
+    """The kept rows, the rejected ones and the flagged ones of a canonical ``table``. ``seen`` (updated): the
+    ``(source, row)`` of each id kept in the rows before this table's; ``now``: the time that dates are compared
+    with (the time of the call by default)."""
     n = len(table)
     reasons: list[str | None] = [None] * n
     ids = [_as_id(v) for v in table["article_id"].tolist()]
@@ -620,7 +665,7 @@ def _validate(
         "url": [_as_optional_text(v) for v in table["url"].tolist()],
         "tags": [_as_tags(v) for v in table["tags"].tolist()],
     }
-    first_row: dict[str, int] = {}
+    first_row: dict[str, tuple[Any, Any]] = {} if seen is None else seen
     sources = table["__source__"].tolist()
     rows = table["__row__"].tolist()
 
@@ -629,8 +674,8 @@ def _validate(
         if ids[i] is None:
             reason = "missing article_id"
         elif ids[i] in first_row:
-            j = first_row[ids[i]]
-            where = f"row {rows[j]}" if sources[j] == sources[i] else f"{sources[j]}, row {rows[j]}"
+            source, row = first_row[ids[i]]
+            where = f"row {row}" if source == sources[i] else f"{source}, row {row}"
             reason = f"duplicate article_id {ids[i]!r} (first seen in {where})"
         elif not any(texts[name][i].strip() for name in TEXT_COLUMNS):
             reason = "no text: title, summary and body are all empty"
@@ -641,7 +686,7 @@ def _validate(
         else:
             reason = _field_problem(ids[i], {name: texts[name][i] for name in TEXT_COLUMNS}, others, i, max_field_chars)
         if reason is None:
-            first_row[ids[i]] = i  # type: ignore[index]
+            first_row[ids[i]] = (sources[i], rows[i])  # type: ignore[index]
         elif strict:
             raise ArticleValidationError(
                 _describe({"source": sources[i], "row": rows[i], "article_id": ids[i], "reason": reason})
@@ -661,7 +706,7 @@ def _validate(
         for i in range(n)
         if reasons[i] is not None
     ]
-    now = pd.Timestamp.now(tz="UTC")
+    now = pd.Timestamp.now(tz="UTC") if now is None else now
     flags = [
         {
             "source": sources[i],

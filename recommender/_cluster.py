@@ -3,7 +3,8 @@
 The steps (a task per input partition or per block of rows; the client merges the small results):
 
 1. **Articles.** File paths are read by the workers, a Dask DataFrame's partitions
-   are computed there, a pandas frame is validated here and sent in chunks. Every
+   are computed there, a pandas frame is validated here chunk by chunk, each chunk
+   sent as soon as it is validated (its rejected rows reported from here only). Every
    partition is validated by the rules of :func:`~recommender.load_articles`;
    ids are then checked across partitions here (the first valid occurrence is
    kept, as in one table). The texts stay on the workers.
@@ -71,7 +72,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ._articles import load_articles, validate_articles
+from ._articles import load_articles, validate_articles, validate_in_parts
 from ._catalogue import table_of
 from ._duplicates import Signatures, copy_labels, signatures, text_keys
 from ._errors import ArticleValidationError, SchemaError
@@ -678,15 +679,19 @@ def _partitions(
     articles: Any, client: Any, strict: bool, params: TextParams
 ) -> tuple[list[Any], list[list[dict[str, Any]]]]:
     """Futures of each partition's :func:`_front`, and the rejected and flagged rows found here (a pandas frame,
-    sent in chunks of at most :data:`BLOCK_ROWS` rows and about :data:`_CHUNK_CHARS` characters)."""
+    sent in chunks of at most :data:`BLOCK_ROWS` rows and about :data:`_CHUNK_CHARS` characters, each as soon as
+    it is validated: the workers read the first chunks while this client validates the next)."""
     if isinstance(articles, pd.DataFrame):
-        table = validate_articles(articles, strict=strict)
-        carried = [list(table.attrs.get("rejected", ())), list(table.attrs.get("flagged", ()))]
-        chars = sum(table[f].str.len().to_numpy(dtype=np.int64) for f in FIELDS) if len(table) else np.zeros(0)
         least = _CHUNKS_PER_WORKER * _workers(client)
-        bounds = _chunk_bounds(np.asarray(chars, dtype=np.int64), least, BLOCK_ROWS, _CHUNK_CHARS)
-        chunks = [table.iloc[lo:hi].reset_index(drop=True) for lo, hi in itertools.pairwise(bounds)]
-        return [_submit(client, _front, c, params) for c in chunks or [table]], carried
+        fronts, carried = [], [[], []]
+        for chunk in validate_in_parts(
+            articles, lambda chars: _chunk_bounds(chars, least, BLOCK_ROWS, _CHUNK_CHARS), strict=strict
+        ):
+            carried[0].extend(chunk.attrs["rejected"])
+            carried[1].extend(chunk.attrs["flagged"])
+            chunk.attrs = {}  # reported once, from here (a chunk's task would report them again)
+            fronts.append(_submit(client, _front, chunk, params))
+        return fronts, carried
     if _is_dask_frame(articles):
         futures = client.compute(articles.to_delayed())
         return [_submit(client, _front_of_partition, f, i, strict, params) for i, f in enumerate(futures)], [[], []]

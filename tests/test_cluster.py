@@ -144,6 +144,44 @@ def test_a_dask_dataframe_is_read_partition_by_partition(wikinews, local, client
     assert_same_model(spread, truth)
 
 
+def careless(wikinews: pd.DataFrame) -> pd.DataFrame:
+    """The demo articles as a raw export with careless rows spread over the chunks a pandas frame is sent in."""
+    raw = wikinews.rename(columns={"article_id": "id", "title": "headline", "views": "hits"}).astype({"hits": object})
+    ids = raw["id"].tolist()
+    raw.loc[2, ["headline", "summary", "body"]] = ""  # no text
+    raw.loc[40, "hits"] = -5  # negative views
+    raw.loc[100, "id"] = ids[0]  # an id kept in an earlier chunk
+    raw.loc[150, "id"] = ids[2]  # the id of a rejected row only: kept
+    raw.loc[200, "published"] = pd.Timestamp.now(tz="UTC") + pd.Timedelta(days=30)  # flagged, kept
+    raw.loc[250, ["id", "headline", "summary", "body"]] = [ids[45], "", "", ""]  # a duplicate first, then no text
+    raw.loc[290, "id"] = None  # no id
+    return raw
+
+
+def test_a_raw_frame_keeps_and_rejects_the_rows_a_local_fit_does(wikinews, client) -> None:
+    """A pandas frame is validated chunk by chunk as it is sent: the same rows kept, rejected (same reasons, same
+    order) and flagged as a local fit of the whole frame, duplicates across chunks included; strict stops at the
+    same row."""
+    raw = careless(wikinews)
+    truth = rec.Recommender().fit(raw, progress=False)
+    spread = rec.Recommender().fit(raw, client=client, block_rows=BLOCK, progress=False)
+    assert [r["row"] for r in truth.rejected_] == [3, 41, 101, 251, 291]  # the careless rows, 1-based
+    assert "duplicate article_id" in truth.rejected_[3]["reason"]
+    assert [f["row"] for f in truth.flagged_] == [201]
+    assert_same_model(spread, truth)
+    with pytest.raises(rec.ArticleValidationError) as local_error:
+        rec.Recommender().fit(raw, strict=True, progress=False)
+    with pytest.raises(rec.ArticleValidationError) as spread_error:
+        rec.Recommender().fit(raw, client=client, strict=True, progress=False)
+    assert str(spread_error.value) == str(local_error.value)
+    for hopeless in (raw.iloc[:0], raw.assign(id=None)):  # no rows; no row kept
+        with pytest.raises(rec.SchemaError) as local_error:
+            rec.Recommender().fit(hopeless, progress=False)
+        with pytest.raises(rec.SchemaError) as spread_error:
+            rec.Recommender().fit(hopeless, client=client, progress=False)
+        assert str(spread_error.value) == str(local_error.value)
+
+
 @given(
     sizes=st.lists(st.integers(min_value=0, max_value=60), min_size=1, max_size=8),
     block_rows=st.integers(min_value=1, max_value=70),
