@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 import recommender as rec
@@ -93,6 +93,44 @@ def test_each_bad_row_gets_one_reason():
     assert got[6].startswith("published is not a date")
     assert got[7].startswith("views is not a finite number")
     assert len(got) == len(frame) - 1
+
+
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b", "c", "", None]),
+            st.sampled_from(["text", "", None]),
+            st.sampled_from(["1", "-5", None]),
+            st.sampled_from([None, "2024-01-01", "2999-01-01", "not a date"]),
+        ),
+        max_size=12,
+    ),
+    cuts=st.sets(st.integers(min_value=1, max_value=11)),
+    strict=st.booleans(),
+)
+@example(rows=[("a", "text", "1", None), ("b", None, "1", None), ("a", "", "1", None)], cuts={1, 2}, strict=False)
+@example(rows=[("a", "text", "1", None), ("b", None, "1", None), ("a", "", "1", None)], cuts={2}, strict=True)
+def test_validating_in_parts_is_validating_the_whole(rows, cuts, strict):
+    """Parts cut anywhere hold, together, the rows, reasons and flags of the whole table (what the input carried
+    reported once), and strict stops at the same row with the same message."""
+    from recommender._articles import validate_in_parts
+
+    frame = pd.DataFrame(rows, columns=["id", "body", "views", "published"], dtype=object)
+    frame.attrs["rejected"] = [{"source": "earlier", "row": 9, "article_id": "x", "reason": "carried"}]
+    bounds = [0, *sorted(c for c in cuts if c < len(frame)), len(frame)] if len(frame) else [0]
+    try:
+        whole = rec.validate_articles(frame, strict=strict)
+    except rec.ArticleValidationError as error:
+        with pytest.raises(rec.ArticleValidationError) as found:
+            list(validate_in_parts(frame, lambda chars: bounds, strict=strict))
+        assert str(found.value) == str(error)
+        return
+    parts = list(validate_in_parts(frame, lambda chars: bounds, strict=strict))
+    assert len(parts) == max(len(bounds) - 1, 1)
+    joined = pd.concat(parts, ignore_index=True)
+    pd.testing.assert_frame_equal(joined, whole.reset_index(drop=True), check_dtype=len(whole) > 0)
+    assert [r for p in parts for r in p.attrs["rejected"]] == whole.attrs["rejected"]
+    assert [f for p in parts for f in p.attrs["flagged"]] == whole.attrs["flagged"]
 
 
 def test_strict_raises_on_the_first_problem():
