@@ -8,9 +8,10 @@ The steps (a task per input partition or per block of rows; the client merges th
    partition is validated by the rules of :func:`~recommender.load_articles`;
    ids are then checked across partitions here (the first valid occurrence is
    kept, as in one table). The texts stay on the workers.
-2. **Terms.** Each partition counts its terms (``count_fields``); the client adds
-   up the document frequencies of every term and keeps the vocabulary and idf
-   exactly as ``fit_vocabulary`` does.
+2. **Terms.** Each partition counts its terms (``count_fields``); the workers add
+   up the document frequencies of every term in a merge tree (a few partitions a
+   task), the client keeps the vocabulary and idf exactly as ``fit_vocabulary``
+   does, and each partition's terms are mapped to their columns on the workers.
 3. **Vectors.** The rows are cut into blocks of at most ``block_rows`` rows, in
    order (a block may span partitions). Each block computes its TF-IDF rows; the
    client gathers only the rows the latent components are fitted on
@@ -130,6 +131,8 @@ _SOON = 1
 #: Partial pools merged per task of the merge tree of the unsettled rows' sweeps: two, so that partial pools
 #: wait for one other part at most.
 _FAN_IN = 2
+#: Partitions' terms merged per task of the merge tree of the vocabulary.
+_TERMS_FAN_IN = 4
 #: A tile's bars are its blocks' pools merged from the tiles submitted this many per worker before it (those have
 #: run by then, mostly, so that a tile seldom waits for its bars).
 _BAR_LAG = 2
@@ -379,6 +382,23 @@ def _frequencies(counts: FieldCounts | None) -> tuple[np.ndarray, np.ndarray, in
 
 
 @_task
+def _terms_union(*parts: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Every term of ``parts`` (each sorted terms and their document frequencies first) once, in code point order
+    (np.unique's order, as ``fit_vocabulary``'s), with its document frequencies summed."""
+    terms, where = np.unique(np.concatenate([p[0] for p in parts]), return_inverse=True)
+    df = np.zeros(terms.size, dtype=np.int64)
+    np.add.at(df, where.ravel(), np.concatenate([np.asarray(p[1], dtype=np.int64) for p in parts]))
+    return terms, df
+
+
+def _term_columns(frequencies: tuple[np.ndarray, ...], vocabulary: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """A partition's term columns: the column of each of its terms in the vocabulary, -1 for a term not kept
+    (``vocabulary``: every term, sorted, and its column)."""
+    terms, column_of = vocabulary
+    return column_of[np.searchsorted(terms, frequencies[0])]
+
+
+@_task
 def _tfidf(pieces: list[tuple[FieldCounts, int, int, np.ndarray]], idf: np.ndarray) -> sp.csr_matrix:
     """One block's TF-IDF rows from its pieces: (a partition's counts, start, stop, the partition's term columns)."""
     parts = [tfidf_rows(counts, start, stop, column_of, idf) for counts, start, stop, column_of in pieces]
@@ -587,27 +607,15 @@ def _fit(
     if flagged:
         logger.warning("fit: %d articles dated in the future (kept); see model.flagged_", len(flagged))
     clock.done("on Dask: read and validated %d articles in %d partitions", n, len(provenance))
-    # 2. terms
-    frequencies = client.gather(
-        [
-            _submit(client, _frequencies, c) if len(drop) else f
-            for c, f, drop in zip(counts, read_terms, drops, strict=True)
-        ]
-    )
+    # 2. terms: every partition's terms and document frequencies merged by the workers, a few partitions a task
+    # (the client would take a time that grows with the partitions: sets of terms mostly the same, again and again)
+    frequencies = [
+        _submit(client, _frequencies, c) if len(drop) else f
+        for c, f, drop in zip(counts, read_terms, drops, strict=True)
+    ]
     del read_terms
-    # every partition's terms once, in code point order as np.unique sorts them (a partition's terms are mostly
-    # those of the others: a set of them is made in half the time of a sort of them all)
-    seen: set[str] = set()
-    for part_terms, _, _ in frequencies:
-        seen.update(part_terms.tolist())
-    dtype = np.result_type(*(t.dtype for t, _, _ in frequencies)) if frequencies else np.dtype(str)
-    terms = np.array(sorted(seen), dtype=dtype)
-    df = np.zeros(len(terms), dtype=np.int64)
-    positions = []
-    for part_terms, part_df, _ in frequencies:
-        where = np.searchsorted(terms, part_terms)
-        df[where] += part_df
-        positions.append(where)
+    union = client.gather(_tree(client, frequencies, _terms_union, _TERMS_FAN_IN))
+    terms, df = union[0], np.asarray(union[1], dtype=np.int64)
     columns, idf = kept_terms(df, n, text)
     clock.done("counted terms: %d kept of %d", columns.size, len(terms))
     column_of = np.full(len(terms), -1, dtype=np.int64)
@@ -615,7 +623,8 @@ def _fit(
     # 3. vectors
     blocks = _blocks(sizes, block_rows or _block_rows(n, _workers(client)))
     if columns.size:  # the TF-IDF rows first: the workers compute them while the client reads the parts
-        maps = [column_of[where] for where in positions]
+        vocabulary_columns = _submit(client, _same, (terms, column_of))  # one copy per worker
+        maps = [_submit(client, _term_columns, f, vocabulary_columns, priority=_SOON) for f in frequencies]
         shared_idf = _submit(client, _same, idf)  # one copy per worker, not one per block's task
         tfidf = [
             _submit(client, _tfidf, [(counts[p], start, stop, maps[p]) for p, start, stop in b.pieces], shared_idf)
@@ -892,14 +901,15 @@ def _merged_by(chain: list[tuple[int, Any]], before: int) -> Any:
     return found
 
 
-def _tree(client: Any, parts: list[Any]) -> Any:
-    """One future merging ``parts`` (partial pools of the same rows), ``_FAN_IN`` at a time, each merge as soon
-    as its parts are there."""
+def _tree(client: Any, parts: list[Any], merge: Callable[..., Any] | None = None, fan_in: int = _FAN_IN) -> Any:
+    """One future merging ``parts`` with ``merge`` (default :func:`_merged`: partial pools of the same rows),
+    ``fan_in`` at a time, each merge as soon as its parts are there."""
+    merge = _merged if merge is None else merge
     while len(parts) > 1:
         parts = [
-            _submit(client, _merged, *parts[i : i + _FAN_IN], priority=_SOON)
-            if len(parts[i : i + _FAN_IN]) > 1
+            _submit(client, merge, *parts[i : i + fan_in], priority=_SOON)
+            if len(parts[i : i + fan_in]) > 1
             else parts[i]
-            for i in range(0, len(parts), _FAN_IN)
+            for i in range(0, len(parts), fan_in)
         ]
     return parts[0]
