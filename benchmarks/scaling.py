@@ -21,6 +21,16 @@ Before either is timed, an untimed build of the first 600 articles runs in this 
 and on each cluster (``warmed``), so that compiling or loading the compiled kernels is in
 neither timing (on a fresh checkout numba compiles them on their first call).
 
+``--input files`` gives both sides ``--files`` Parquet files of the same rows instead (written before any
+timing): what a batch job's ``recommender build FILES... --workers N`` reads. The workers then read and validate
+the files themselves; in-process, ``load_articles(files)`` and the fit are timed together. With the pandas frame
+(the default), this process validates it and sends it in chunks, work that more workers do not share.
+
+Each Dask build also reports ``build_no_task_s``: the seconds of the build in which no worker computed a task
+(the client's own steps, such as validating a pandas frame, the latent components and the duplicate groups,
+and the waits between tasks). More workers do not shorten it, so it bounds the speed-up (Amdahl):
+``t_W >= no_task_s + (t_1 - no_task_s) / W``.
+
 Every Dask run is checked against the in-process run: the pools bit for bit and the
 precompute parts by SHA-256 (``identical``). Speed-up and efficiency are against
 the 1-worker run when it was measured (``speed_up = t1 / tW``, ``efficiency =
@@ -47,13 +57,15 @@ Usage::
 
     python benchmarks/scaling.py [--n 100000] [--workers 2 4 8 16 1] [--steps build precompute]
                                  [--threads 2] [--memory-limit 4GiB] [--time-limit 840] [--out scaling.jsonl]
-                                 [--build-config] [--block-rows R] [--repeats R]
+                                 [--build-config] [--block-rows R] [--repeats R] [--input frame|files]
+                                 [--files 64]
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -165,6 +177,39 @@ class RssSampler:
         self.thread.join()
 
 
+def no_task_s(stream: list[dict], start: float, stop: float) -> float:
+    """Seconds of ``start..stop`` (``time.time()``) in which no worker computed a task: the client's own steps
+    (validating a pandas frame, the latent components, the duplicate groups...) and the waits between tasks. Not
+    shortened by more workers, it bounds the speed-up (Amdahl): ``t_W >= no_task_s + (t_1 - no_task_s) / W``."""
+    spans = sorted(
+        (max(s["start"], start), min(s["stop"], stop))
+        for task in stream
+        for s in task.get("startstops", ())
+        if s.get("action") == "compute"
+    )
+    idle, reached = 0.0, start
+    for a, b in spans:
+        if a > reached:
+            idle += a - reached
+        reached = max(reached, b)
+    return idle + max(stop - reached, 0.0)
+
+
+def write_files(frame, folder: Path, files: int) -> list[str]:
+    """``frame`` as ``files`` Parquet files of consecutive rows (the input of a batch job: ``recommender build
+    FILES...``), written before any timing."""
+    import numpy as np
+
+    folder.mkdir(parents=True, exist_ok=True)
+    bounds = np.linspace(0, len(frame), max(1, min(files, len(frame))) + 1).astype(int)
+    paths = []
+    for i, (lo, hi) in enumerate(itertools.pairwise(bounds)):
+        path = folder / f"articles-{i:04d}.parquet"
+        frame.iloc[lo:hi].to_parquet(path, index=False)
+        paths.append(str(path))
+    return paths
+
+
 def warm_up() -> None:
     import recommender._batch
     import recommender._cluster  # noqa: F401
@@ -190,7 +235,7 @@ def one_round(args: argparse.Namespace, frame, scratch: Path, tag: dict, began: 
     """The in-process run, then one Dask run per worker count, each checked against the in-process run of the
     same round; returns the rows reported (``tag``, such as the round's number, added to each)."""
     import dask
-    from dask.distributed import Client, LocalCluster
+    from dask.distributed import Client, LocalCluster, get_task_stream
 
     import recommender as rec
     from recommender._batch import precompute
@@ -204,11 +249,14 @@ def one_round(args: argparse.Namespace, frame, scratch: Path, tag: dict, began: 
         rows.append(row)
         return row
 
+    source = frame if args.input == "frame" else args.paths  # what the Dask build is given
     started = time.perf_counter()
     if args.skip_in_process:
         truth = build_s = None
     else:
-        model = rec.Recommender(n_jobs=args.threads).fit(frame, progress=False)
+        table = frame if args.input == "frame" else rec.load_articles(args.paths)  # read files in the timing
+        model = rec.Recommender(n_jobs=args.threads).fit(table, progress=False)
+        del table
         build_s = time.perf_counter() - started
         truth = pools_digest(model)
         model.save(scratch / "model")
@@ -242,11 +290,13 @@ def one_round(args: argparse.Namespace, frame, scratch: Path, tag: dict, began: 
             row = {"run": f"dask x{workers}", "workers": workers, "cluster_start_s": time.perf_counter() - started}
             if "build" in args.steps:
                 started = time.perf_counter()
-                with RssSampler(client) as sampler:
+                wall = time.time()
+                with RssSampler(client) as sampler, get_task_stream(client) as stream:
                     spread = rec.Recommender(n_jobs=args.threads).fit(
-                        frame, client=client, block_rows=args.block_rows, progress=False
+                        source, client=client, block_rows=args.block_rows, progress=False
                     )
                 row["build_s"] = time.perf_counter() - started
+                row["build_no_task_s"] = no_task_s(stream.data, wall, time.time())
                 row["build_worker_peak_rss_mb"] = sampler.peak
                 row["build_worker_restarts"] = sampler.restarts
                 if truth is not None:
@@ -283,6 +333,7 @@ def one_round(args: argparse.Namespace, frame, scratch: Path, tag: dict, began: 
 SUMMARISED = (
     "build_s", "precompute_s", "build_vs_in_process", "precompute_vs_in_process", "build_speed_up",
     "build_efficiency", "precompute_speed_up", "precompute_efficiency", "build_worker_peak_rss_mb",
+    "build_no_task_s",
 )  # fmt: skip
 
 
@@ -326,6 +377,12 @@ def main() -> int:
     parser.add_argument(
         "--block-rows", type=int, default=None, help="rows per block of the Dask build (default: the build's own)"
     )
+    parser.add_argument(
+        "--input", choices=("frame", "files"), default="frame",
+        help="what the build is given: the pandas frame (default; validated and sent by the client) or --files "
+        "Parquet files of it (read by the workers; in-process: load_articles(files) + fit, both timed)",
+    )  # fmt: skip
+    parser.add_argument("--files", type=int, default=64, help="Parquet files of --input files (default 64)")
     parser.add_argument("--out", default=None, help="append each result to this JSON-lines file")
     parser.add_argument(
         "--skip-in-process", action="store_true", help="no in-process run (and no check of identity): memory runs"
@@ -359,11 +416,15 @@ def main() -> int:
                 handle.write(json.dumps(row) + "\n")
         return row
 
-    report({"loadavg_before": loadavg(), "n": args.n, "cores": os.cpu_count(), "threads": args.threads})
+    report(
+        {"loadavg_before": loadavg(), "n": args.n, "cores": os.cpu_count(), "threads": args.threads,
+         "input": args.input if args.input == "frame" else f"{args.files} Parquet files"}
+    )  # fmt: skip
     frame = synth_frame(args.n)
     scratch = Path(tempfile.mkdtemp(prefix="scaling-"))
     rounds: list[list[dict]] = []
     try:
+        args.paths = write_files(frame, scratch / "input", args.files) if args.input == "files" else None
         warmed(frame, args.threads)  # the first run of a checkout compiles the kernels: not part of the timing
         for repeat in range(args.repeats):
             if repeat and args.time_limit is not None and time.perf_counter() - began > args.time_limit:
