@@ -237,9 +237,12 @@ def warmed(frame, threads: int, client=None) -> None:
         precompute(Path(folder) / "model", Path(folder) / "lists", k=10, client=client, progress=False)
 
 
-def one_round(args: argparse.Namespace, frame, scratch: Path, tag: dict, began: float, report) -> list[dict]:
+def one_round(
+    args: argparse.Namespace, frame, paths: list[str] | None, scratch: Path, tag: dict, began: float, report
+) -> list[dict]:
     """The in-process run, then one Dask run per worker count, each checked against the in-process run of the
-    same round; returns the rows reported (``tag``, such as the round's number, added to each)."""
+    same round, both given ``frame`` or, with ``paths``, those files of it; returns the rows reported (``tag``, such
+    as the round's number, added to each)."""
     import dask
     from dask.distributed import Client, LocalCluster, get_task_stream
 
@@ -255,12 +258,12 @@ def one_round(args: argparse.Namespace, frame, scratch: Path, tag: dict, began: 
         rows.append(row)
         return row
 
-    source = frame if args.input == "frame" else args.paths  # what the Dask build is given
+    source = frame if paths is None else paths  # what the Dask build is given
     started = time.perf_counter()
     if args.skip_in_process:
         truth = build_s = None
     else:
-        table = frame if args.input == "frame" else rec.load_articles(args.paths)  # read files in the timing
+        table = frame if paths is None else rec.load_articles(paths)  # files are read inside the timing
         model = rec.Recommender(n_jobs=args.threads).fit(table, progress=False)
         del table
         build_s = time.perf_counter() - started
@@ -430,14 +433,14 @@ def main() -> int:
     scratch = Path(tempfile.mkdtemp(prefix="scaling-"))
     rounds: list[list[dict]] = []
     try:
-        args.paths = write_files(frame, scratch / "input", args.files) if args.input == "files" else None
+        paths = write_files(frame, scratch / "input", args.files) if args.input == "files" else None
         warmed(frame, args.threads)  # the first run of a checkout compiles the kernels: not part of the timing
         for repeat in range(args.repeats):
             if repeat and args.time_limit is not None and time.perf_counter() - began > args.time_limit:
                 report({"round": repeat + 1, "skipped": f"past the time limit of {args.time_limit:.0f} s"})
                 break
             tag = {"round": repeat + 1} if args.repeats > 1 else {}
-            rounds.append(one_round(args, frame, scratch / f"round-{repeat + 1}", tag, began, report))
+            rounds.append(one_round(args, frame, paths, scratch / f"round-{repeat + 1}", tag, began, report))
             if args.repeats > 1:
                 report({"loadavg": loadavg(), "after_round": repeat + 1})
         if args.repeats > 1:

@@ -211,14 +211,31 @@ def validate_articles(
         kept rows that look wrong (a date in the future), each article once.
     """
     parts = [frames] if isinstance(frames, pd.DataFrame) else list(frames)
-    carried: list[dict[str, Any]] = []
-    carried_flags: list[dict[str, Any]] = []
-    for part in parts:
-        carried.extend(dict(r) for r in part.attrs.get("rejected", ()))
-        carried_flags.extend(dict(r) for r in part.attrs.get("flagged", ()))
+    carried, carried_flags = _carried(parts)
     valid, problems, flags = _validate_frames(parts, strict=strict, keep=keep, max_field_chars=max_field_chars)
+    return _reported(valid, problems, flags, carried, carried_flags)
+
+
+def _carried(parts: Sequence[pd.DataFrame]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The rejected and the flagged rows that the input frames carry in their ``attrs`` (copies)."""
+    rejected = [dict(r) for part in parts for r in part.attrs.get("rejected", ())]
+    flagged = [dict(r) for part in parts for r in part.attrs.get("flagged", ())]
+    return rejected, flagged
+
+
+def _reported(
+    valid: pd.DataFrame,
+    problems: list[dict[str, Any]],
+    flags: list[dict[str, Any]],
+    carried: list[dict[str, Any]],
+    carried_flags: list[dict[str, Any]],
+    known: set[Any] | None = None,
+) -> pd.DataFrame:
+    """``valid`` with its ``attrs``: the rejected rows after ``carried``, and the flagged rows after
+    ``carried_flags``, each article flagged once (none of ``known``, by default the articles of
+    ``carried_flags``)."""
+    known = {f.get("article_id") for f in carried_flags} if known is None else known
     valid.attrs["rejected"] = carried + [_public(p) for p in problems]
-    known = {f.get("article_id") for f in carried_flags}  # each article flagged once
     valid.attrs["flagged"] = carried_flags + [_public(f) for f in flags if f["article_id"] not in known]
     return valid
 
@@ -235,9 +252,8 @@ def validate_in_parts(
     carried). One empty part when ``articles`` has no rows.
     """
     table = _canonical_columns(articles)
-    carried = [dict(r) for r in articles.attrs.get("rejected", ())]
-    carried_flags = [dict(r) for r in articles.attrs.get("flagged", ())]
-    known = {f.get("article_id") for f in carried_flags}  # each article flagged once
+    carried, carried_flags = _carried([articles])
+    known = {f.get("article_id") for f in carried_flags}  # each article flagged once, in whichever part
     chars = np.zeros(len(table), dtype=np.int64)
     for name in TEXT_COLUMNS:
         chars += np.fromiter((len(v) if isinstance(v, str) else 0 for v in table[name].tolist()), np.int64, len(table))
@@ -251,10 +267,8 @@ def validate_in_parts(
     for lo, hi in itertools.pairwise(bounds if len(table) else [0, 0]):
         part = table.iloc[lo:hi].reset_index(drop=True)
         valid, problems, flags = _validate(part, strict=strict, seen=seen, now=now)
-        valid.attrs["rejected"] = carried + [_public(p) for p in problems]
-        valid.attrs["flagged"] = carried_flags + [_public(f) for f in flags if f["article_id"] not in known]
-        carried, carried_flags = [], []
-        yield valid
+        yield _reported(valid, problems, flags, carried, carried_flags, known)
+        carried, carried_flags = [], []  # the input's own: with the first part only
 
 
 def _validate_frames(
