@@ -27,10 +27,13 @@ timing): what a batch job's ``recommender build FILES... --workers N`` reads. Th
 the files themselves; in-process, ``load_articles(files)`` and the fit are timed together. With the pandas frame
 (the default), this process validates it and sends it in chunks, work that more workers do not share.
 
-Each Dask build also reports ``build_no_task_s``: the seconds of the build in which no worker computed a task
-(the client's own steps, such as validating a pandas frame, the latent components and the duplicate groups,
-and the waits between tasks). More workers do not shorten it, so it bounds the speed-up (Amdahl):
-``t_W >= no_task_s + (t_1 - no_task_s) / W``.
+Each Dask build also reports, from Dask's task stream (``stream_figures``): ``build_no_task_s``, the seconds of
+the build in which no worker computed a task (the client's own steps, such as validating a pandas frame, the
+latent components and the duplicate groups, and the waits between tasks), with the longest of those waits named
+by the tasks around them (``build_waits``). More workers do not shorten it, so it bounds the speed-up (Amdahl):
+``t_W >= no_task_s + (t_1 - no_task_s) / W``. And where the rest of the efficiency goes: ``build_busy_mean``, the
+mean number of workers computing (idle workers), and ``build_task_slowdown``, the tasks' compute seconds against
+the 1-worker run's (each task slower beside the others: memory bandwidth, caches, the client's CPU).
 
 Every Dask run is checked against the in-process run: the pools bit for bit and the
 precompute parts by SHA-256 (``identical``). Speed-up and efficiency are against
@@ -178,22 +181,42 @@ class RssSampler:
         self.thread.join()
 
 
-def no_task_s(stream: list[dict], start: float, stop: float) -> float:
-    """Seconds of ``start..stop`` (``time.time()``) in which no worker computed a task: the client's own steps
-    (validating a pandas frame, the latent components, the duplicate groups...) and the waits between tasks. Not
-    shortened by more workers, it bounds the speed-up (Amdahl): ``t_W >= no_task_s + (t_1 - no_task_s) / W``."""
+def stream_figures(stream: list[dict], start: float, stop: float, waits: int = 3) -> dict:
+    """What Dask's task stream of one build says of ``start..stop`` (``time.time()``):
+
+    * ``no_task_s``: seconds in which no worker computed a task: the client's own steps (validating a pandas frame,
+      the latent components, the duplicate groups...) and the waits between tasks. Not shortened by more workers,
+      it bounds the speed-up (Amdahl): ``t_W >= no_task_s + (t_1 - no_task_s) / W``;
+    * ``task_s``: the tasks' compute seconds added up. Against the 1-worker run's it says how much slower each
+      task ran beside the others (memory bandwidth, caches, the client's CPU), where ``busy_mean`` says how well
+      the workers were kept busy;
+    * ``busy_mean``: ``task_s`` over the wall time, the mean number of workers computing;
+    * ``waits``: the ``waits`` longest stretches of no task, each as ``[seconds, the task that ended before it,
+      the task that started after it]`` (Dask's ``key_split`` names; "start" and "end" for the build's ends).
+    """
+    from dask.utils import key_split
+
     spans = sorted(
-        (max(s["start"], start), min(s["stop"], stop))
+        (max(s["start"], start), min(s["stop"], stop), key_split(task["key"]))
         for task in stream
         for s in task.get("startstops", ())
-        if s.get("action") == "compute"
+        if s.get("action") == "compute" and s["stop"] > start and s["start"] < stop
     )
-    idle, reached = 0.0, start
-    for a, b in spans:
+    gaps, reached, last = [], start, "start"
+    for a, b, name in spans:
         if a > reached:
-            idle += a - reached
-        reached = max(reached, b)
-    return idle + max(stop - reached, 0.0)
+            gaps.append((a - reached, last, name))
+        if b > reached:
+            reached, last = b, name
+    if stop > reached:
+        gaps.append((stop - reached, last, "end"))
+    task_s = sum(b - a for a, b, _ in spans)
+    return {
+        "no_task_s": sum(g[0] for g in gaps),
+        "task_s": task_s,
+        "busy_mean": task_s / (stop - start) if stop > start else 0.0,
+        "waits": [[round(g[0], 3), g[1], g[2]] for g in sorted(gaps, reverse=True)[:waits]],
+    }
 
 
 def write_files(frame, folder: Path, files: int) -> list[str]:
@@ -305,7 +328,8 @@ def one_round(
                         source, client=client, block_rows=args.block_rows, progress=False
                     )
                 row["build_s"] = time.perf_counter() - started
-                row["build_no_task_s"] = no_task_s(stream.data, wall, time.time())
+                figures = stream_figures(stream.data, wall, time.time())
+                row.update({f"build_{key}": value for key, value in figures.items()})
                 row["build_worker_peak_rss_mb"] = sampler.peak
                 row["build_worker_restarts"] = sampler.restarts
                 if truth is not None:
@@ -326,23 +350,34 @@ def one_round(
             if workers == 1:
                 baseline[step] = row[f"{step}_s"]
             if step in baseline:
-                row[f"{step}_speed_up"] = baseline[step] / row[f"{step}_s"]
-                row[f"{step}_efficiency"] = row[f"{step}_speed_up"] / workers
+                row.update(against_one(row, step, baseline))
+        if workers == 1 and "build_task_s" in row:
+            baseline["build_task"] = row["build_task_s"]
         keep(row)
     # speed-ups of runs measured before the 1-worker run (it is best run last: it is the longest)
     for row in list(rows):
-        for step, seconds in baseline.items():
-            if row.get("workers") and f"{step}_s" in row and f"{step}_speed_up" not in row:
-                speed_up = seconds / row[f"{step}_s"]
-                keep({"run": row["run"], f"{step}_speed_up": speed_up, f"{step}_efficiency": speed_up / row["workers"]})
+        for step in ("build", "precompute"):
+            if step in baseline and row.get("workers") and f"{step}_s" in row and f"{step}_speed_up" not in row:
+                keep({"run": row["run"], **against_one(row, step, baseline)})
     return rows
+
+
+def against_one(row: dict, step: str, baseline: dict) -> dict:
+    """A Dask run's ``step`` against the 1-worker run's (``baseline``): speed-up and efficiency, and for the
+    build ``build_task_slowdown``, its tasks' compute seconds over the 1-worker run's (1.0: each task ran as fast
+    beside the others as alone; efficiency is then lost to idle workers, which ``build_busy_mean`` shows)."""
+    speed_up = baseline[step] / row[f"{step}_s"]
+    figures = {f"{step}_speed_up": speed_up, f"{step}_efficiency": speed_up / row["workers"]}
+    if step == "build" and "build_task" in baseline and "build_task_s" in row:
+        figures["build_task_slowdown"] = row["build_task_s"] / baseline["build_task"]
+    return figures
 
 
 #: what ``--repeats`` summarises, per run, as the median over the rounds
 SUMMARISED = (
     "build_s", "precompute_s", "build_vs_in_process", "precompute_vs_in_process", "build_speed_up",
     "build_efficiency", "precompute_speed_up", "precompute_efficiency", "build_worker_peak_rss_mb",
-    "build_no_task_s",
+    "build_no_task_s", "build_task_s", "build_busy_mean", "build_task_slowdown",
 )  # fmt: skip
 
 
