@@ -45,6 +45,8 @@ __all__ = ["DEFAULT_PATTERNS", "MAX_TERM_CHARS", "count_terms", "fast_path"]
 DEFAULT_PATTERNS = (r"(?u)\b\w\w+\b", r"\b\w\w+\b")
 #: Texts per block handed to one thread.
 _BLOCK = 4096
+#: Entries of the term counts put in column order at a time (``_rows``), at least the number of terms.
+_ORDER_ENTRIES = 1 << 20
 #: The longest term counted, in characters (code points): a longer run of word characters (a hash, a base64 run,
 #: words run together) is not a term. Terms are kept in fixed-width arrays, as wide as the longest one, so a
 #: single longer token would make every term's slot as wide: one 20,000-character token in 5,000 articles made
@@ -141,10 +143,15 @@ def _scan(buffer, ends, word, longest, out, offsets, parents):  # pragma: no cov
     return count
 
 
-def _rows(parents, codes, column, indptr, indices, data, mark, slot):  # pragma: no cover - compiled by numba
+def _rows(parents, codes, column, indptr, indices, data, mark, slot, cap):  # pragma: no cover - compiled by numba
     """CSR rows of term counts from tokens in text order: token ``t`` of text ``parents[t]`` (ascending) is
     term ``column[codes[t]]`` (-1: not counted); ``indptr`` from :func:`_distinct`. ``mark[c]`` is the last
-    text that counted term ``c``, ``slot[c]`` where."""
+    text that counted term ``c``, ``slot[c]`` where.
+
+    Each row's columns end ascending without a sort per text: the entries of a run of texts are put in column
+    order by counting (texts ascending within a column) and written back text by text, at most ``cap`` entries
+    at a time (``cap`` >= ``mark.shape[0]``, the number of columns, so that any one text fits; the passes over
+    the columns then cost no more than the entries)."""
     fill = indptr[:-1].copy()
     for t in range(parents.shape[0]):
         c = column[codes[t]]
@@ -159,12 +166,39 @@ def _rows(parents, codes, column, indptr, indices, data, mark, slot):  # pragma:
             fill[d] += 1
         else:
             data[slot[c]] += 1
-    for d in range(indptr.shape[0] - 1):
-        a = indptr[d]
-        b = indptr[d + 1]
-        order = np.argsort(indices[a:b])
-        indices[a:b] = indices[a:b][order]
-        data[a:b] = data[a:b][order]
+    n = indptr.shape[0] - 1
+    width = mark.shape[0]
+    ends = np.empty(width + 1, dtype=np.int64)
+    text_of = np.empty(cap, dtype=np.int32)
+    count_of = np.empty(cap, dtype=np.int64)
+    r0 = 0
+    while r0 < n:
+        r1 = r0 + 1
+        while r1 < n and indptr[r1 + 1] - indptr[r0] <= cap:
+            r1 += 1
+        ends[:] = 0
+        for e in range(indptr[r0], indptr[r1]):
+            ends[indices[e] + 1] += 1
+        for c in range(width):
+            ends[c + 1] += ends[c]
+        for r in range(r0, r1):  # ends[c]: where column c's next entry goes
+            for e in range(indptr[r], indptr[r + 1]):
+                c = indices[e]
+                at = ends[c]
+                ends[c] = at + 1
+                text_of[at] = r
+                count_of[at] = data[e]
+        for r in range(r0, r1):
+            fill[r] = indptr[r]
+        at = 0
+        for c in range(width):  # ends[c]: now where column c's entries end
+            while at < ends[c]:
+                r = text_of[at]
+                indices[fill[r]] = c
+                data[fill[r]] = count_of[at]
+                fill[r] += 1
+                at += 1
+        r0 = r1
 
 
 def _distinct(parents, codes, column, n_docs, mark):  # pragma: no cover - compiled by numba
@@ -245,10 +279,12 @@ def _count_rows(
     column = np.ascontiguousarray(column, dtype=np.int64)
     if parents.shape != codes.shape or (parents.size and (parents[0] < 0 or parents[-1] >= n_docs)):
         raise AssertionError("term counts: token parents out of range")
-    if parents.size and ((np.diff(parents) < 0).any() or codes.min() < 0 or codes.max() >= column.size):
+    # (slices compared, not np.diff: no temporary of the tokens' size in int64)
+    if parents.size and ((parents[1:] < parents[:-1]).any() or codes.min() < 0 or codes.max() >= column.size):
         raise AssertionError("term counts: tokens out of order or codes out of range")
     if column.size and column.max() >= width:
         raise AssertionError("term counts: columns out of range")
+    cap = max(_ORDER_ENTRIES, width, 1)  # at least the columns (mark's size): any one text fits
     runs = max(1, min(int(n_jobs), n_docs // 1024))  # texts d0 <= d < d1, their tokens t0 <= t < t1
     docs = np.linspace(0, n_docs, runs + 1).astype(np.int64)
     cuts = np.searchsorted(parents, docs)
@@ -267,7 +303,7 @@ def _count_rows(
         d0, d1, t0, t1 = part
         mark = np.full(max(width, 1), -1, dtype=np.int64)
         slot = np.empty(max(width, 1), dtype=np.int64)
-        _kernel("rows")(local(part), codes[t0:t1], column, indptr[d0 : d1 + 1], indices, data, mark, slot)
+        _kernel("rows")(local(part), codes[t0:t1], column, indptr[d0 : d1 + 1], indices, data, mark, slot, cap)
 
     sizes = _map(sizes_of, parts, runs)
     indptr = np.concatenate([[0], np.cumsum(np.concatenate(sizes))]).astype(np.int64)

@@ -272,6 +272,7 @@ def test_the_compiled_counter_counts_what_scikit_learn_counts(texts, stop):
     cleaned = [_clean(t) for t in texts]
     terms, counts = count_terms(cleaned, listed)
     assert terms.tolist() == names
+    assert _rows_ascending(counts)
     if expected is not None:
         assert counts.shape == expected.shape and (counts != expected).nnz == 0
         # with a fixed vocabulary (every other term), unknown tokens are ignored as scikit-learn ignores them
@@ -297,6 +298,35 @@ def test_counting_on_threads_gives_scikit_learns_counts():
     assert terms.tolist() == expected.get_feature_names_out().tolist()
     assert (one != expected.transform(texts)).nnz == 0 and (three != one).nnz == 0
     np.testing.assert_array_equal(three.indptr, one.indptr)
+
+
+def _rows_ascending(counts) -> bool:
+    """Each row's columns strictly ascending (what the sums over a row's terms rely on for their order)."""
+    starts, stops = counts.indptr[:-1], counts.indptr[1:]
+    inner = np.ones(counts.indices.size, dtype=bool)
+    inner[starts[stops > starts]] = False  # a row's first entry has nothing before it in the row
+    return bool((np.diff(counts.indices, prepend=-1)[inner] > 0).all())
+
+
+@pytest.mark.parametrize("entries", [1, 40, None])
+def test_each_row_of_counts_has_its_columns_ascending(monkeypatch, entries):
+    """The counter puts a run of texts' entries in column order at a time (at most ``_ORDER_ENTRIES``, at least the
+    number of terms): any run size gives scikit-learn's counts with each row's columns ascending."""
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    import recommender._tokens as tokens
+
+    if entries is not None:
+        monkeypatch.setattr(tokens, "_ORDER_ENTRIES", entries)
+    rng = np.random.default_rng(5)
+    words = np.array(["storm", "harbour", "vote", "cup", "goal", "ferry", "ballot", "an", "quay", "tide", "poll"])
+    texts = [" ".join(rng.choice(words, size=rng.integers(0, 30))) for _ in range(3000)]
+    expected = CountVectorizer(stop_words=["an"], dtype=np.float32).fit(texts).transform(texts)
+    for n_jobs in (1, 2):
+        _, counts = tokens.count_terms(texts, ("an",), n_jobs=n_jobs)
+        assert _rows_ascending(counts)
+        assert (counts != expected).nnz == 0
+        np.testing.assert_array_equal(counts.indptr, expected.indptr)
 
 
 def test_the_compiled_counter_reads_every_word_character_as_python_does():
