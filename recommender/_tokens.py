@@ -45,7 +45,8 @@ __all__ = ["DEFAULT_PATTERNS", "MAX_TERM_CHARS", "count_terms", "fast_path"]
 DEFAULT_PATTERNS = (r"(?u)\b\w\w+\b", r"\b\w\w+\b")
 #: Texts per block handed to one thread.
 _BLOCK = 4096
-#: Entries of the term counts put in column order at a time (``_rows``), at least the number of terms.
+#: Entries of the term counts put in column order at a time (``_rows``; more for a text with more terms, or for a
+#: quarter of the terms when that is more).
 _ORDER_ENTRIES = 1 << 20
 #: The longest term counted, in characters (code points): a longer run of word characters (a hash, a base64 run,
 #: words run together) is not a term. Terms are kept in fixed-width arrays, as wide as the longest one, so a
@@ -149,9 +150,9 @@ def _rows(parents, codes, column, indptr, indices, data, mark, slot, cap):  # pr
     text that counted term ``c``, ``slot[c]`` where.
 
     Each row's columns end ascending without a sort per text: the entries of a run of texts are put in column
-    order by counting (texts ascending within a column) and written back text by text, at most ``cap`` entries
-    at a time (``cap`` >= ``mark.shape[0]``, the number of columns, so that any one text fits; the passes over
-    the columns then cost no more than the entries)."""
+    order by counting (texts ascending within a column; ``slot``, no longer needed, holds where each column's
+    entries go) and written back text by text, at most ``cap`` entries at a time (``cap`` at least the entries of
+    the longest text, so that any one text fits)."""
     fill = indptr[:-1].copy()
     for t in range(parents.shape[0]):
         c = column[codes[t]]
@@ -168,7 +169,6 @@ def _rows(parents, codes, column, indptr, indices, data, mark, slot, cap):  # pr
             data[slot[c]] += 1
     n = indptr.shape[0] - 1
     width = mark.shape[0]
-    ends = np.empty(width + 1, dtype=np.int64)
     text_of = np.empty(cap, dtype=np.int32)
     count_of = np.empty(cap, dtype=np.int64)
     r0 = 0
@@ -176,23 +176,26 @@ def _rows(parents, codes, column, indptr, indices, data, mark, slot, cap):  # pr
         r1 = r0 + 1
         while r1 < n and indptr[r1 + 1] - indptr[r0] <= cap:
             r1 += 1
-        ends[:] = 0
+        slot[:] = 0
         for e in range(indptr[r0], indptr[r1]):
-            ends[indices[e] + 1] += 1
-        for c in range(width):
-            ends[c + 1] += ends[c]
-        for r in range(r0, r1):  # ends[c]: where column c's next entry goes
+            slot[indices[e]] += 1
+        total = 0
+        for c in range(width):  # slot[c]: where column c's first entry goes
+            size = slot[c]
+            slot[c] = total
+            total += size
+        for r in range(r0, r1):  # slot[c]: where column c's next entry goes
             for e in range(indptr[r], indptr[r + 1]):
                 c = indices[e]
-                at = ends[c]
-                ends[c] = at + 1
+                at = slot[c]
+                slot[c] = at + 1
                 text_of[at] = r
                 count_of[at] = data[e]
         for r in range(r0, r1):
             fill[r] = indptr[r]
         at = 0
-        for c in range(width):  # ends[c]: now where column c's entries end
-            while at < ends[c]:
+        for c in range(width):  # slot[c]: now where column c's entries end
+            while at < slot[c]:
                 r = text_of[at]
                 indices[fill[r]] = c
                 data[fill[r]] = count_of[at]
@@ -284,7 +287,6 @@ def _count_rows(
         raise AssertionError("term counts: tokens out of order or codes out of range")
     if column.size and column.max() >= width:
         raise AssertionError("term counts: columns out of range")
-    cap = max(_ORDER_ENTRIES, width, 1)  # at least the columns (mark's size): any one text fits
     runs = max(1, min(int(n_jobs), n_docs // 1024))  # texts d0 <= d < d1, their tokens t0 <= t < t1
     docs = np.linspace(0, n_docs, runs + 1).astype(np.int64)
     cuts = np.searchsorted(parents, docs)
@@ -309,6 +311,9 @@ def _count_rows(
     indptr = np.concatenate([[0], np.cumsum(np.concatenate(sizes))]).astype(np.int64)
     indices = np.empty(int(indptr[-1]), dtype=np.int32)
     data = np.empty(int(indptr[-1]), dtype=np.int64)  # integers: a float32 count would stop at 2**24
+    # any one text fits; a quarter of the columns at least, so that the passes over the columns per run of texts
+    # cost at most four per entry
+    cap = max(_ORDER_ENTRIES, int(np.diff(indptr).max(initial=0)), width // 4, 1)
     _map(fill, parts, runs)
     return sp.csr_matrix((data.astype(np.float32), indices, indptr), shape=(n_docs, width))
 
