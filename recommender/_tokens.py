@@ -305,15 +305,16 @@ def _count_rows(
         d0, d1, t0, t1 = part
         mark = np.full(max(width, 1), -1, dtype=np.int64)
         slot = np.empty(max(width, 1), dtype=np.int64)
-        _kernel("rows")(local(part), codes[t0:t1], column, indptr[d0 : d1 + 1], indices, data, mark, slot, cap)
+        bounds = indptr[d0 : d1 + 1]
+        # entries put in column order at a time: any one text of the run fits, and a quarter of the columns at
+        # least, so that the passes over the columns cost at most four per entry
+        cap = max(_ORDER_ENTRIES, int(np.diff(bounds).max(initial=0)), width // 4, 1)
+        _kernel("rows")(local(part), codes[t0:t1], column, bounds, indices, data, mark, slot, cap)
 
     sizes = _map(sizes_of, parts, runs)
     indptr = np.concatenate([[0], np.cumsum(np.concatenate(sizes))]).astype(np.int64)
     indices = np.empty(int(indptr[-1]), dtype=np.int32)
     data = np.empty(int(indptr[-1]), dtype=np.int64)  # integers: a float32 count would stop at 2**24
-    # any one text fits; a quarter of the columns at least, so that the passes over the columns per run of texts
-    # cost at most four per entry
-    cap = max(_ORDER_ENTRIES, int(np.diff(indptr).max(initial=0)), width // 4, 1)
     _map(fill, parts, runs)
     return sp.csr_matrix((data.astype(np.float32), indices, indptr), shape=(n_docs, width))
 
