@@ -39,7 +39,7 @@ import itertools
 import json
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Union
 
@@ -53,12 +53,15 @@ __all__ = [
     "ALIASES",
     "COLUMNS",
     "Source",
+    "cut_articles",
+    "duplicate_reason",
     "flagged_frame",
     "interactions_from_mind",
+    "joined_parts",
     "load_articles",
     "rejected_frame",
     "validate_articles",
-    "validate_in_parts",
+    "validate_part",
 ]
 
 COLUMNS = (
@@ -240,35 +243,125 @@ def _reported(
     return valid
 
 
-def validate_in_parts(
-    articles: pd.DataFrame, cut: Callable[[np.ndarray], Sequence[int]], *, strict: bool = False
-) -> Iterator[pd.DataFrame]:
-    """:func:`validate_articles` of ``articles`` in parts of consecutive rows, each as soon as it is validated.
+def cut_articles(
+    articles: pd.DataFrame, cut: Callable[[np.ndarray], Sequence[int]]
+) -> tuple[list[pd.DataFrame], list[dict[str, Any]], list[dict[str, Any]]]:
+    """``articles`` in parts of consecutive rows, not yet validated, to be validated apart (:func:`validate_part`,
+    on a Dask worker, say) and reported as one table (:func:`joined_parts`).
 
     ``cut`` takes the characters of each row's text fields and returns where to cut the rows (``[0, ..., n]``).
-    The parts together hold the rows, reasons and flags of ``validate_articles(articles)``: an id kept in an
-    earlier part is a duplicate in a later one, rows are numbered in the whole table, dates are compared with one
-    time. Each part's ``attrs`` hold its own rejected and flagged rows (the first part's also those the input
-    carried). One empty part when ``articles`` has no rows.
+    Returns the parts (canonical columns, rows numbered in the whole table; one empty part when ``articles`` has no
+    rows) and the rejected and flagged rows that ``articles`` carried.
+
+    Raises
+    ------
+    SchemaError
+        As :func:`validate_articles` does: no ``article_id`` column, no text column.
     """
     table = _canonical_columns(articles)
     carried, carried_flags = _carried([articles])
-    known = {f.get("article_id") for f in carried_flags}  # each article flagged once, in whichever part
     chars = np.zeros(len(table), dtype=np.int64)
     for name in TEXT_COLUMNS:
-        chars += np.fromiter((len(v) if isinstance(v, str) else 0 for v in table[name].tolist()), np.int64, len(table))
-    bounds = list(cut(chars))
+        chars += _characters(table[name])
+    bounds = list(cut(chars)) if len(table) else [0, 0]
     if len(table) and (
         bounds[0] != 0 or bounds[-1] != len(table) or any(b <= a for a, b in itertools.pairwise(bounds))
     ):
         raise ValueError(f"cut must return increasing bounds from 0 to {len(table)}, got {bounds[:3]}...")
-    seen: dict[str, tuple[Any, Any]] = {}
-    now = pd.Timestamp.now(tz="UTC")
-    for lo, hi in itertools.pairwise(bounds if len(table) else [0, 0]):
-        part = table.iloc[lo:hi].reset_index(drop=True)
-        valid, problems, flags = _validate(part, strict=strict, seen=seen, now=now)
-        yield _reported(valid, problems, flags, carried, carried_flags, known)
-        carried, carried_flags = [], []  # the input's own: with the first part only
+    return [table.iloc[lo:hi] for lo, hi in itertools.pairwise(bounds)], carried, carried_flags
+
+
+def _characters(column: pd.Series) -> np.ndarray:
+    """Characters of each value that is text (0 for any other), without making Python strings of a string
+    column's values."""
+    if isinstance(column.dtype, pd.StringDtype):
+        return column.str.len().fillna(0).to_numpy(np.int64)
+    return np.fromiter((len(v) if isinstance(v, str) else 0 for v in column.tolist()), np.int64, len(column))
+
+
+def validate_part(part: pd.DataFrame, now: pd.Timestamp) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """One part of :func:`cut_articles`, validated alone (dates compared with ``now``, the same for every part).
+
+    Returns the rows it keeps (canonical columns, then ``__source__`` and ``__row__``) and its report for
+    :func:`joined_parts`: its size, every row it rejects and flags (with its position in the part) and the id,
+    source and row of each row it keeps. A row's reason may still change when the parts are joined: an id kept in
+    an earlier part makes it a duplicate.
+    """
+    valid, problems, flags = _validate(part, strict=False, extra=("__source__", "__row__"), now=now)
+    report = {
+        "size": len(part),
+        "problems": problems,
+        "flags": flags,
+        "ids": valid["article_id"].tolist(),
+        "sources": valid["__source__"].tolist(),
+        "rows": [_plain(r) for r in valid["__row__"].tolist()],
+    }
+    return valid, report
+
+
+def joined_parts(
+    reports: Iterable[Mapping[str, Any]],
+    carried: Sequence[Mapping[str, Any]] = (),
+    carried_flags: Sequence[Mapping[str, Any]] = (),
+    *,
+    strict: bool = False,
+) -> tuple[list[np.ndarray], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The reports of :func:`validate_part` of every part, in order, joined as :func:`validate_articles` reports
+    the whole table: an id kept in an earlier part makes a row a duplicate (whatever else it lacks, as in one
+    table), the first valid occurrence is kept, each article is flagged once.
+
+    Returns, per part, the positions among its kept rows of those now dropped (duplicates of an earlier part's),
+    then the rejected rows (after ``carried``) and the flagged rows (after ``carried_flags``).
+
+    Raises
+    ------
+    ArticleValidationError
+        ``strict`` and a row is invalid: the first, with the message of ``validate_articles(strict=True)``.
+    """
+    first: dict[str, tuple[Any, Any]] = {}
+    known = {f.get("article_id") for f in carried_flags}
+    drops: list[np.ndarray] = []
+    rejected = [dict(r) for r in carried]
+    flagged = [dict(f) for f in carried_flags]
+    for report in reports:
+        problem_at = {p["__at__"]: p for p in report["problems"]}
+        ids, sources, rows = report["ids"], report["sources"], report["rows"]
+        kept = 0
+        drop: list[int] = []
+        dropped_at: set[int] = set()
+        for at in range(report["size"]):
+            problem = problem_at.get(at)
+            if problem is None:
+                seen = first.get(ids[kept])
+                if seen is None:
+                    first[ids[kept]] = (sources[kept], rows[kept])
+                else:
+                    reason = duplicate_reason(ids[kept], seen, sources[kept])
+                    problem = {"source": sources[kept], "row": rows[kept], "article_id": ids[kept], "reason": reason}
+                    drop.append(kept)
+                    dropped_at.add(at)
+                kept += 1
+            elif problem["article_id"] is not None and problem["article_id"] in first:
+                seen = first[problem["article_id"]]
+                problem = dict(problem, reason=duplicate_reason(problem["article_id"], seen, problem["source"]))
+            if problem is None:
+                continue
+            if strict:
+                raise ArticleValidationError(_describe(problem))
+            rejected.append(_public(problem))
+        if kept != len(ids):
+            raise ValueError(f"joined_parts: a report of {report['size']} rows lists {len(ids)} kept, not {kept}.")
+        drops.append(np.asarray(drop, dtype=np.int64))
+        flagged.extend(
+            _public(f) for f in report["flags"] if f["__at__"] not in dropped_at and f["article_id"] not in known
+        )
+    return drops, rejected, flagged
+
+
+def duplicate_reason(article_id: str, seen: tuple[Any, Any], source: Any) -> str:
+    """The reason of a row whose id was kept first at ``seen`` (its source and row)."""
+    where = f"row {seen[1]}" if seen[0] == source else f"{seen[0]}, row {seen[1]}"
+    return f"duplicate article_id {article_id!r} (first seen in {where})"
 
 
 def _validate_frames(
@@ -287,7 +380,11 @@ def _validate_frames(
 def _public(problem: Mapping[str, Any]) -> dict[str, Any]:
     """A problem as reported: text that is not valid Unicode (an id, a file name) shown with escapes, so that
     the report itself can be saved and printed."""
-    return {k: _SURROGATE.sub(_escaped, v) if isinstance(v, str) else v for k, v in problem.items() if k != "__order__"}
+    return {
+        k: _SURROGATE.sub(_escaped, v) if isinstance(v, str) else v
+        for k, v in problem.items()
+        if not k.startswith("__")
+    }
 
 
 def _escaped(match: re.Match[str]) -> str:
@@ -662,12 +759,10 @@ def _validate(
     strict: bool,
     extra: Sequence[str] = (),
     max_field_chars: int | None = None,
-    seen: dict[str, tuple[Any, Any]] | None = None,
     now: pd.Timestamp | None = None,
 ) -> tuple[pd.DataFrame, list[dict[str, Any]], list[dict[str, Any]]]:
-    """The kept rows, the rejected ones and the flagged ones of a canonical ``table``. ``seen`` (updated): the
-    ``(source, row)`` of each id kept in the rows before this table's; ``now``: the time that dates are compared
-    with (the time of the call by default)."""
+    """The kept rows, the rejected ones and the flagged ones (each with ``__at__``, its position in ``table``) of a
+    canonical ``table``. ``now``: the time that dates are compared with (the time of the call by default)."""
     n = len(table)
     reasons: list[str | None] = [None] * n
     ids = [_as_id(v) for v in table["article_id"].tolist()]
@@ -679,7 +774,7 @@ def _validate(
         "url": [_as_optional_text(v) for v in table["url"].tolist()],
         "tags": [_as_tags(v) for v in table["tags"].tolist()],
     }
-    first_row: dict[str, tuple[Any, Any]] = {} if seen is None else seen
+    first_row: dict[str, tuple[Any, Any]] = {}
     sources = table["__source__"].tolist()
     rows = table["__row__"].tolist()
 
@@ -688,9 +783,7 @@ def _validate(
         if ids[i] is None:
             reason = "missing article_id"
         elif ids[i] in first_row:
-            source, row = first_row[ids[i]]
-            where = f"row {row}" if source == sources[i] else f"{source}, row {row}"
-            reason = f"duplicate article_id {ids[i]!r} (first seen in {where})"
+            reason = duplicate_reason(ids[i], first_row[ids[i]], sources[i])
         elif not any(texts[name][i].strip() for name in TEXT_COLUMNS):
             reason = "no text: title, summary and body are all empty"
         elif isinstance(views[i], str):
@@ -716,6 +809,7 @@ def _validate(
             "article_id": ids[i],
             "reason": reasons[i],
             "__order__": orders[i],
+            "__at__": i,
         }
         for i in range(n)
         if reasons[i] is not None
@@ -728,6 +822,7 @@ def _validate(
             "article_id": ids[i],
             "reason": f"published in the future: {published[i].isoformat()} (kept)",
             "__order__": orders[i],
+            "__at__": i,
         }
         for i in range(n)
         if keep[i] and isinstance(published[i], pd.Timestamp) and published[i] > now

@@ -3,11 +3,12 @@
 The steps (a task per input partition or per block of rows; the client merges the small results):
 
 1. **Articles.** File paths are read by the workers, a Dask DataFrame's partitions
-   are computed there, a pandas frame is validated here chunk by chunk, each chunk
-   sent as soon as it is validated (its rejected rows reported from here only). Every
-   partition is validated by the rules of :func:`~recommender.load_articles`;
-   ids are then checked across partitions here (the first valid occurrence is
-   kept, as in one table). The texts stay on the workers.
+   are computed there, a pandas frame is cut into chunks here and each chunk is
+   validated by a worker. Every partition is validated by the rules of
+   :func:`~recommender.load_articles`; ids are then checked across partitions here
+   (the first valid occurrence is kept, as in one table; a pandas frame's chunks
+   are joined by :func:`~recommender._articles.joined_parts`, so that its rows,
+   reasons and flags are those of a local fit). The texts stay on the workers.
 2. **Terms.** Each partition counts its terms (``count_fields``); the workers add
    up the document frequencies of every term in a merge tree (a few partitions a
    task), the client keeps the vocabulary and idf exactly as ``fit_vocabulary``
@@ -73,7 +74,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ._articles import load_articles, validate_articles, validate_in_parts
+from ._articles import cut_articles, duplicate_reason, joined_parts, load_articles, validate_articles, validate_part
 from ._catalogue import table_of
 from ._duplicates import Signatures, copy_labels, signatures, text_keys
 from ._errors import ArticleValidationError, SchemaError
@@ -323,8 +324,9 @@ def _parts_of(frame: pd.DataFrame, params: TextParams) -> dict[str, Any]:
 
 
 @_task
-def _front(frame: pd.DataFrame, params: TextParams) -> dict[str, Any]:
-    return _parts_of(frame, params)
+def _front_of_chunk(part: pd.DataFrame, now: pd.Timestamp, params: TextParams) -> dict[str, Any]:
+    valid, report = validate_part(part, now)
+    return {**_parts_of(valid, params), "provenance": report}
 
 
 @_task
@@ -576,7 +578,7 @@ def _fit(
     n_jobs: int | None,
 ) -> FittedState:
     clock = Stages()
-    fronts, carried = _partitions(articles, client, strict, text)
+    fronts, checked = _partitions(articles, client, strict, text)
     # Each partition's result is taken apart at once (ahead of the partitions waiting to be read), so that its task
     # (and a pandas chunk's texts, which travel inside it) is released on the worker as soon as it is done, not
     # when every partition is.
@@ -589,7 +591,7 @@ def _fit(
     read_terms = [_submit(client, _frequencies, c) for c in parts[2]]
     # 1. ids across partitions
     provenance = client.gather(parts[0])
-    drops, rejected, flagged = _checked_ids(provenance, carried, strict)
+    drops, rejected, flagged = checked(provenance)
     described = [
         _submit(client, _kept_described, d, drop) if len(drop) else d for d, drop in zip(parts[1], drops, strict=True)
     ]
@@ -684,28 +686,25 @@ def _block_rows(n: int, workers: int) -> int:
     return max(1, min(BLOCK_ROWS, math.ceil(n / blocks)))
 
 
-def _partitions(
-    articles: Any, client: Any, strict: bool, params: TextParams
-) -> tuple[list[Any], list[list[dict[str, Any]]]]:
-    """Futures of each partition's :func:`_front`, and the rejected and flagged rows found here (a pandas frame,
-    sent in chunks of at most :data:`BLOCK_ROWS` rows and about :data:`_CHUNK_CHARS` characters, each as soon as
-    it is validated: the workers read the first chunks while this client validates the next)."""
+def _partitions(articles: Any, client: Any, strict: bool, params: TextParams) -> tuple[list[Any], Callable[..., Any]]:
+    """Futures of each partition's front task, and the function that checks their provenance as one table
+    (returning each partition's rows to drop, the rejected and the flagged rows). A pandas frame is sent in chunks
+    of at most :data:`BLOCK_ROWS` rows and about :data:`_CHUNK_CHARS` characters, validated by the workers and
+    joined here (:func:`~recommender._articles.joined_parts`)."""
     if isinstance(articles, pd.DataFrame):
         least = _CHUNKS_PER_WORKER * _workers(client)
-        fronts, carried = [], [[], []]
-        for chunk in validate_in_parts(
-            articles, lambda chars: _chunk_bounds(chars, least, BLOCK_ROWS, _CHUNK_CHARS), strict=strict
-        ):
-            carried[0].extend(chunk.attrs["rejected"])
-            carried[1].extend(chunk.attrs["flagged"])
-            chunk.attrs = {}  # reported once, from here (a chunk's task would report them again)
-            fronts.append(_submit(client, _front, chunk, params))
-        return fronts, carried
+        chunks, carried, carried_flags = cut_articles(
+            articles, lambda chars: _chunk_bounds(chars, least, BLOCK_ROWS, _CHUNK_CHARS)
+        )
+        now = pd.Timestamp.now(tz="UTC")  # one time for every chunk's dates, as in one table
+        fronts = [_submit(client, _front_of_chunk, chunk, now, params) for chunk in chunks]
+        return fronts, functools.partial(joined_parts, carried=carried, carried_flags=carried_flags, strict=strict)
+    checked = functools.partial(_checked_ids, strict=strict)
     if _is_dask_frame(articles):
         futures = client.compute(articles.to_delayed())
-        return [_submit(client, _front_of_partition, f, i, strict, params) for i, f in enumerate(futures)], [[], []]
+        return [_submit(client, _front_of_partition, f, i, strict, params) for i, f in enumerate(futures)], checked
     paths = [articles] if isinstance(articles, (str, os.PathLike)) else list(articles)
-    return [_submit(client, _front_of_path, os.fspath(p), i, strict, params) for i, p in enumerate(paths)], [[], []]
+    return [_submit(client, _front_of_path, os.fspath(p), i, strict, params) for i, p in enumerate(paths)], checked
 
 
 def _chunk_bounds(chars: np.ndarray, least: int, most_rows: int, most_chars: int) -> list[int]:
@@ -728,7 +727,7 @@ def _chunk_bounds(chars: np.ndarray, least: int, most_rows: int, most_chars: int
 
 
 def _checked_ids(
-    provenance: list[dict[str, Any]], carried: list[list[dict]], strict: bool
+    provenance: list[dict[str, Any]], strict: bool
 ) -> tuple[list[np.ndarray], list[dict[str, Any]], list[dict[str, Any]]]:
     """Rows to drop per partition (an id already kept in an earlier partition), and every rejected and flagged row.
 
@@ -736,8 +735,8 @@ def _checked_ids(
     """
     first: dict[str, tuple[Any, Any]] = {}
     drops: list[np.ndarray] = []
-    rejected: list[dict[str, Any]] = list(carried[0])
-    flagged: list[dict[str, Any]] = list(carried[1])
+    rejected: list[dict[str, Any]] = []
+    flagged: list[dict[str, Any]] = []
     problems: list[dict[str, Any]] = []
     for part in provenance:
         if "error" in part:
@@ -752,8 +751,7 @@ def _checked_ids(
             if seen is None:
                 first[article_id] = (sources[i], rows[i])
                 continue
-            where = f"row {seen[1]}" if seen[0] == sources[i] else f"{seen[0]}, row {seen[1]}"
-            reason = f"duplicate article_id {article_id!r} (first seen in {where})"
+            reason = duplicate_reason(article_id, seen, sources[i])
             if strict:
                 raise ArticleValidationError(f"{sources[i]}, row {rows[i]}: {reason}")
             drop.append(i)

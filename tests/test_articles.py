@@ -110,27 +110,36 @@ def test_each_bad_row_gets_one_reason():
 )
 @example(rows=[("a", "text", "1", None), ("b", None, "1", None), ("a", "", "1", None)], cuts={1, 2}, strict=False)
 @example(rows=[("a", "text", "1", None), ("b", None, "1", None), ("a", "", "1", None)], cuts={2}, strict=True)
+@example(rows=[("a", "text", "1", None), ("a", "text", "1", None), ("a", "", "1", None)], cuts={1}, strict=False)
+@example(rows=[("a", "text", "1", None), ("a", "text", "1", "2999-01-01"), ("b", "", "1", None)], cuts={1}, strict=True)
+@example(rows=[("a", "text", "1", None), ("a", "text", "1", "2999-01-01"), ("c", "", "1", None)], cuts={1}, strict=False)
 def test_validating_in_parts_is_validating_the_whole(rows, cuts, strict):
-    """Parts cut anywhere hold, together, the rows, reasons and flags of the whole table (what the input carried
+    """Parts cut anywhere and validated apart, then joined, hold the rows, reasons and flags of the whole table
+    (an id kept in an earlier part makes a row a duplicate whatever else it lacks; what the input carried is
     reported once), and strict stops at the same row with the same message."""
-    from recommender._articles import validate_in_parts
+    from recommender._articles import cut_articles, joined_parts, validate_part
 
     frame = pd.DataFrame(rows, columns=["id", "body", "views", "published"], dtype=object)
     frame.attrs["rejected"] = [{"source": "earlier", "row": 9, "article_id": "x", "reason": "carried"}]
+    frame.attrs["flagged"] = [{"source": "earlier", "row": 8, "article_id": "b", "reason": "carried flag"}]
     bounds = [0, *sorted(c for c in cuts if c < len(frame)), len(frame)] if len(frame) else [0]
+    parts, carried, carried_flags = cut_articles(frame, lambda chars: bounds)
+    assert len(parts) == max(len(bounds) - 1, 1)
+    now = pd.Timestamp.now(tz="UTC")
+    validated = [validate_part(part, now) for part in parts]
     try:
         whole = rec.validate_articles(frame, strict=strict)
     except rec.ArticleValidationError as error:
         with pytest.raises(rec.ArticleValidationError) as found:
-            list(validate_in_parts(frame, lambda chars: bounds, strict=strict))
+            joined_parts([report for _, report in validated], carried, carried_flags, strict=strict)
         assert str(found.value) == str(error)
         return
-    parts = list(validate_in_parts(frame, lambda chars: bounds, strict=strict))
-    assert len(parts) == max(len(bounds) - 1, 1)
-    joined = pd.concat(parts, ignore_index=True)
+    drops, rejected, flagged = joined_parts([report for _, report in validated], carried, carried_flags, strict=strict)
+    kept = [valid.drop(index=valid.index[drop]) for (valid, _), drop in zip(validated, drops, strict=True)]
+    joined = pd.concat(kept, ignore_index=True).drop(columns=["__source__", "__row__"])
     pd.testing.assert_frame_equal(joined, whole.reset_index(drop=True), check_dtype=len(whole) > 0)
-    assert [r for p in parts for r in p.attrs["rejected"]] == whole.attrs["rejected"]
-    assert [f for p in parts for f in p.attrs["flagged"]] == whole.attrs["flagged"]
+    assert rejected == whole.attrs["rejected"]
+    assert flagged == whole.attrs["flagged"]
 
 
 def test_strict_raises_on_the_first_problem():

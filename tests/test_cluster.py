@@ -159,7 +159,7 @@ def careless(wikinews: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_a_raw_frame_keeps_and_rejects_the_rows_a_local_fit_does(wikinews, client) -> None:
-    """A pandas frame is validated chunk by chunk as it is sent: the same rows kept, rejected (same reasons, same
+    """A pandas frame is cut into chunks that the workers validate: the same rows kept, rejected (same reasons, same
     order) and flagged as a local fit of the whole frame, duplicates across chunks included; strict stops at the
     same row."""
     raw = careless(wikinews)
@@ -322,9 +322,11 @@ def test_dask_sees_the_memory_of_a_partitions_results(wikinews) -> None:
     """What a partition's task returns is data that Dask counts and can spill to disk, not hidden memory."""
     from dask.sizeof import sizeof
 
-    from recommender._cluster import _front
+    from recommender._articles import cut_articles
+    from recommender._cluster import _front_of_chunk
 
-    front = _front(wikinews, rec.Recommender().text_params())
+    (part,), _, _ = cut_articles(wikinews, lambda chars: [0, len(chars)])
+    front = _front_of_chunk(part, pd.Timestamp.now(tz="UTC"), rec.Recommender().text_params())
     counts, sigs = front["counts"], front["described"]["signatures"]
     held = counts.counts.data.nbytes + counts.counts.indices.nbytes + counts.terms.nbytes
     assert held > 10_000 and sizeof(counts) >= held
