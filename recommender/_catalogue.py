@@ -387,8 +387,9 @@ def _lookups(table: pd.DataFrame) -> dict[str, Any]:
 
 
 def table_of(articles: pd.DataFrame) -> pd.DataFrame:
-    """The catalogue columns of a validated article table, in row order."""
-    return articles[list(TABLE_COLUMNS)].reset_index(drop=True)
+    """The catalogue columns of a validated article table, in row order, in arrays of their own: a column taken
+    from a block that pandas consolidated would keep the whole block alive (every article's summary and body)."""
+    return articles[list(TABLE_COLUMNS)].reset_index(drop=True).copy(deep=True)
 
 
 def replaced_rows(table: pd.DataFrame, rows: np.ndarray, edited: pd.DataFrame) -> pd.DataFrame:
