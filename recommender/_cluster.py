@@ -194,9 +194,6 @@ def connected(client: Any, workers: int | None) -> Iterator[Any]:
 
 #: Name of the worker plugin a build registers for its duration (:func:`_arguments_dropped`).
 _PLUGIN = "recommender-drop-arguments"
-#: Keys of the tasks whose arguments carry data (a pandas chunk's texts, the shared arrays, a block's term maps;
-#: a key is the task's name and a random suffix): see :func:`_arguments_dropped`.
-_CARRIERS = ("_front-", "_same-", "_tfidf-")
 
 
 @contextlib.contextmanager
@@ -419,6 +416,12 @@ def _blended(tfidf: sp.csr_matrix, latent: tuple[np.ndarray | None, float]) -> s
 
 def _same(value: Any) -> Any:
     return value
+
+
+#: Keys of the tasks whose arguments carry data (a pandas chunk's texts, the shared arrays, a block's term maps),
+#: which a worker drops once they have run (:func:`_arguments_dropped`). A key is the task's name and a random
+#: suffix, Dask naming a task after its function: the names are taken from the functions themselves.
+_CARRIERS = tuple(f"{task.__name__}-" for task in (_front_of_chunk, _same, _tfidf))
 
 
 @_task

@@ -112,7 +112,9 @@ def test_each_bad_row_gets_one_reason():
 @example(rows=[("a", "text", "1", None), ("b", None, "1", None), ("a", "", "1", None)], cuts={2}, strict=True)
 @example(rows=[("a", "text", "1", None), ("a", "text", "1", None), ("a", "", "1", None)], cuts={1}, strict=False)
 @example(rows=[("a", "text", "1", None), ("a", "text", "1", "2999-01-01"), ("b", "", "1", None)], cuts={1}, strict=True)
-@example(rows=[("a", "text", "1", None), ("a", "text", "1", "2999-01-01"), ("c", "", "1", None)], cuts={1}, strict=False)
+@example(
+    rows=[("a", "text", "1", None), ("a", "text", "1", "2999-01-01"), ("c", "", "1", None)], cuts={1}, strict=False
+)
 def test_validating_in_parts_is_validating_the_whole(rows, cuts, strict):
     """Parts cut anywhere and validated apart, then joined, hold the rows, reasons and flags of the whole table
     (an id kept in an earlier part makes a row a duplicate whatever else it lacks; what the input carried is

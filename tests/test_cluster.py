@@ -266,10 +266,12 @@ def test_a_pandas_frame_is_sent_in_chunks_of_bounded_text(chars, least, most_row
         assert hi - lo == 1 or sizes[lo:hi].sum() <= most_chars
 
 
-def test_a_worker_drops_the_texts_of_a_partition_once_it_is_read(client, tmp_path: Path) -> None:
+def test_a_worker_drops_the_texts_of_a_partition_once_it_is_read(wikinews, client, tmp_path: Path) -> None:
     """A task's arguments (a pandas chunk's texts) are not kept by the worker after the task has run, although a
     task that depends on it is still kept; without the build's plugin, Dask keeps them."""
-    from recommender._cluster import _arguments_dropped, _same, _submit
+    from recommender._articles import cut_articles
+    from recommender._cluster import _arguments_dropped, _part, _same, _submit
+    from recommender._cluster import _front_of_chunk as real_front
 
     def held(dask_worker, key: str) -> bool:
         task = dask_worker.state.tasks.get(key)
@@ -290,15 +292,22 @@ def test_a_worker_drops_the_texts_of_a_partition_once_it_is_read(client, tmp_pat
         assert not look(chunk)
         assert chunk.result().shape == (1000, 1)  # the result itself is still there
 
-        def _front(frame: pd.DataFrame, marker: str) -> int:  # named as the build's partition task
+        def _front_of_chunk(frame: pd.DataFrame, marker: str) -> int:  # named as the build's partition task
             if not os.path.exists(marker):
                 Path(marker).touch()
                 raise OSError("the first try fails")
             return len(frame)
 
         marker = tmp_path / "failed-once"  # a task that raised runs again with its arguments sent again
-        assert _submit(client, _front, pd.DataFrame({"body": ["words"] * 7}), str(marker)).result() == 7
+        assert _submit(client, _front_of_chunk, pd.DataFrame({"body": ["words"] * 7}), str(marker)).result() == 7
         assert marker.exists()
+
+        # the build's own partition task: its chunk is let go once it has run, its parts stay
+        (part,), _, _ = cut_articles(wikinews, lambda chars: [0, len(chars)])
+        front = _submit(client, real_front, part, pd.Timestamp.now(tz="UTC"), rec.Recommender().text_params())
+        report = _submit(client, _part, front, "provenance")
+        assert report.result()["size"] == len(wikinews)
+        assert not look(front)
     assert "recommender-drop-arguments" not in client.run(lambda dask_worker: list(dask_worker.plugins)).popitem()[1]
 
 
