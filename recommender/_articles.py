@@ -59,6 +59,7 @@ __all__ = [
     "interactions_from_mind",
     "joined_parts",
     "load_articles",
+    "read_part",
     "rejected_frame",
     "validate_articles",
     "validate_part",
@@ -279,7 +280,9 @@ def _characters(column: pd.Series) -> np.ndarray:
     return np.fromiter((len(v) if isinstance(v, str) else 0 for v in column.tolist()), np.int64, len(column))
 
 
-def validate_part(part: pd.DataFrame, now: pd.Timestamp) -> tuple[pd.DataFrame, dict[str, Any]]:
+def validate_part(
+    part: pd.DataFrame, now: pd.Timestamp, *, max_field_chars: int | None = None
+) -> tuple[pd.DataFrame, dict[str, Any]]:
     """One part of :func:`cut_articles`, validated alone (dates compared with ``now``, the same for every part).
 
     Returns the rows it keeps (canonical columns, then ``__source__`` and ``__row__``) and its report for
@@ -287,7 +290,9 @@ def validate_part(part: pd.DataFrame, now: pd.Timestamp) -> tuple[pd.DataFrame, 
     source and row of each row it keeps. A row's reason may still change when the parts are joined: an id kept in
     an earlier part makes it a duplicate.
     """
-    valid, problems, flags = _validate(part, strict=False, extra=("__source__", "__row__"), now=now)
+    valid, problems, flags = _validate(
+        part, strict=False, extra=("__source__", "__row__"), max_field_chars=max_field_chars, now=now
+    )
     report = {
         "size": len(part),
         "problems": problems,
@@ -296,6 +301,23 @@ def validate_part(part: pd.DataFrame, now: pd.Timestamp) -> tuple[pd.DataFrame, 
         "sources": valid["__source__"].tolist(),
         "rows": [_plain(r) for r in valid["__row__"].tolist()],
     }
+    return valid, report
+
+
+def read_part(source: Source, position: int, now: pd.Timestamp) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Input ``position`` of :func:`load_articles` (a file, a folder of pages), read and validated alone, as
+    :func:`validate_part` returns it; the report also holds the rows the reader could not read, which
+    :func:`joined_parts` puts in the order ``load_articles`` of every input at once reports them.
+
+    Raises
+    ------
+    FileNotFoundError, SchemaError, PageFormatError
+        As :func:`load_articles` does.
+    """
+    frame, read_problems = _read_source(source)
+    frame["__order__"] = position
+    valid, report = validate_part(_canonical_columns(frame), now, max_field_chars=MAX_FIELD_CHARS)
+    report["read_problems"] = [dict(p, __order__=position) for p in read_problems]
     return valid, report
 
 
@@ -329,6 +351,7 @@ def joined_parts(
         kept = 0
         drop: list[int] = []
         dropped_at: set[int] = set()
+        found = []
         for at in range(report["size"]):
             problem = problem_at.get(at)
             if problem is None:
@@ -344,11 +367,15 @@ def joined_parts(
             elif problem["article_id"] is not None and problem["article_id"] in first:
                 seen = first[problem["article_id"]]
                 problem = dict(problem, reason=duplicate_reason(problem["article_id"], seen, problem["source"]))
-            if problem is None:
-                continue
-            if strict:
-                raise ArticleValidationError(_describe(problem))
-            rejected.append(_public(problem))
+            if problem is not None:
+                found.append(problem)
+        if "read_problems" in report:  # an input read by load_articles' readers: its problems by row, as it says them
+            found = sorted(
+                [*report["read_problems"], *found], key=lambda p: p["row"] if p.get("row") is not None else 0
+            )
+        if strict and found:
+            raise ArticleValidationError(_describe(found[0]))
+        rejected.extend(_public(p) for p in found)
         if kept != len(ids):
             raise ValueError(f"joined_parts: a report of {report['size']} rows lists {len(ids)} kept, not {kept}.")
         drops.append(np.asarray(drop, dtype=np.int64))

@@ -5,10 +5,12 @@ The steps (a task per input partition or per block of rows; the client merges th
 1. **Articles.** File paths are read by the workers, a Dask DataFrame's partitions
    are computed there, a pandas frame is cut into chunks here and each chunk is
    validated by a worker. Every partition is validated by the rules of
-   :func:`~recommender.load_articles`; ids are then checked across partitions here
-   (the first valid occurrence is kept, as in one table; a pandas frame's chunks
-   are joined by :func:`~recommender._articles.joined_parts`, so that its rows,
-   reasons and flags are those of a local fit). The texts stay on the workers.
+   :func:`~recommender.load_articles` and reports every row; the reports are
+   joined here (:func:`~recommender._articles.joined_parts`), so that the rows
+   kept, their reasons, order and flags, and strict's error, are those of one
+   table (an id kept in an earlier partition makes a row a duplicate whatever
+   else it lacks; the first valid occurrence is kept). The texts stay on the
+   workers.
 2. **Terms.** Each partition counts its terms (``count_fields``); the workers add
    up the document frequencies of every term in a merge tree (a few partitions a
    task), the client keeps the vocabulary and idf exactly as ``fit_vocabulary``
@@ -74,7 +76,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ._articles import cut_articles, duplicate_reason, joined_parts, load_articles, validate_articles, validate_part
+from ._articles import cut_articles, joined_parts, read_part, validate_part
 from ._catalogue import table_of
 from ._duplicates import Signatures, copy_labels, signatures, text_keys
 from ._errors import ArticleValidationError, SchemaError
@@ -281,36 +283,12 @@ def _task(task: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
-def _read_path(path: str, position: int, strict: bool) -> pd.DataFrame:
-    """One input file, validated (the rows keep where they came from, for the check of ids across files)."""
-    frame = load_articles(path, strict=strict, keep=("__source__", "__row__"))
-    for problem in (*frame.attrs["rejected"], *frame.attrs["flagged"]):
-        problem["__order__"] = position
-    return frame
-
-
-def _read_partition(part: pd.DataFrame, position: int, strict: bool) -> pd.DataFrame:
-    """One partition of a Dask DataFrame, validated; its rows are named ``partition N, row R``."""
-    part = part.copy()
-    part["__source__"] = f"partition {position}"
-    part["__row__"] = np.arange(1, len(part) + 1)
-    frame = validate_articles(part, strict=strict, keep=("__source__", "__row__"))
-    for problem in (*frame.attrs["rejected"], *frame.attrs["flagged"]):
-        problem["__order__"] = position
-    return frame
-
-
-def _parts_of(frame: pd.DataFrame, params: TextParams) -> dict[str, Any]:
-    """Everything the build needs from one partition's articles, in one task (the texts are not kept):
-    what the check of ids needs, the catalogue rows with exact-copy keys and copy signatures, the term counts."""
+def _parts_of(frame: pd.DataFrame, report: dict[str, Any], params: TextParams) -> dict[str, Any]:
+    """Everything the build needs from one partition's validated articles, in one task (the texts are not kept):
+    its report for the check of ids (``joined_parts``), the catalogue rows with exact-copy keys and copy
+    signatures, the term counts."""
     return {
-        "provenance": {
-            "ids": frame["article_id"].tolist(),
-            "sources": frame["__source__"].tolist() if "__source__" in frame else None,
-            "rows": frame["__row__"].tolist() if "__row__" in frame else None,
-            "rejected": list(frame.attrs.get("rejected", ())),
-            "flagged": list(frame.attrs.get("flagged", ())),
-        },
+        "provenance": report,
         "described": {
             "table": table_of(frame),
             "keys": text_keys(frame["title"], frame["summary"], frame["body"]),
@@ -322,26 +300,30 @@ def _parts_of(frame: pd.DataFrame, params: TextParams) -> dict[str, Any]:
 
 @_task
 def _front_of_chunk(part: pd.DataFrame, now: pd.Timestamp, params: TextParams) -> dict[str, Any]:
-    valid, report = validate_part(part, now)
-    return {**_parts_of(valid, params), "provenance": report}
+    return _parts_of(*validate_part(part, now), params)
 
 
 @_task
-def _front_of_path(path: str, position: int, strict: bool, params: TextParams) -> dict[str, Any]:
+def _front_of_path(path: str, position: int, now: pd.Timestamp, params: TextParams) -> dict[str, Any]:
     try:
-        frame = _read_path(path, position, strict)
+        valid, report = read_part(path, position, now)
     except (SchemaError, ArticleValidationError, OSError) as exc:  # the input's fault: said once, not retried
         return {"provenance": {"error": exc}}
-    return _parts_of(frame, params)
+    return _parts_of(valid, report, params)
 
 
 @_task
-def _front_of_partition(part: pd.DataFrame, position: int, strict: bool, params: TextParams) -> dict[str, Any]:
+def _front_of_partition(part: pd.DataFrame, position: int, now: pd.Timestamp, params: TextParams) -> dict[str, Any]:
+    """One partition of a Dask DataFrame; its rows are named ``partition N, row R``."""
+    part = part.copy()
+    part["__source__"] = f"partition {position}"
+    part["__row__"] = np.arange(1, len(part) + 1)
     try:
-        frame = _read_partition(part, position, strict)
-    except (SchemaError, ArticleValidationError) as exc:
+        (table,), _, _ = cut_articles(part, lambda chars: [0, len(chars)])
+        valid, report = validate_part(table, now)
+    except SchemaError as exc:
         return {"provenance": {"error": exc}}
-    return _parts_of(frame, params)
+    return _parts_of(valid, report, params)
 
 
 def _part(front: dict[str, Any], name: str) -> Any:
@@ -691,23 +673,24 @@ def _block_rows(n: int, workers: int) -> int:
 
 def _partitions(articles: Any, client: Any, strict: bool, params: TextParams) -> tuple[list[Any], Callable[..., Any]]:
     """Futures of each partition's front task, and the function that checks their provenance as one table
-    (returning each partition's rows to drop, the rejected and the flagged rows). A pandas frame is sent in chunks
-    of at most :data:`BLOCK_ROWS` rows and about :data:`_CHUNK_CHARS` characters, validated by the workers and
-    joined here (:func:`~recommender._articles.joined_parts`)."""
+    (returning each partition's rows to drop, the rejected and the flagged rows). Every partition is validated by a
+    worker and reports every row; :func:`_joined` reads the reports as ``load_articles`` of every input at once (a
+    pandas frame: ``validate_articles`` of the frame). A pandas frame is sent in chunks of at most
+    :data:`BLOCK_ROWS` rows and about :data:`_CHUNK_CHARS` characters."""
+    now = pd.Timestamp.now(tz="UTC")  # one time for every partition's dates, as in one table
     if isinstance(articles, pd.DataFrame):
         least = _CHUNKS_PER_WORKER * _workers(client)
         chunks, carried, carried_flags = cut_articles(
             articles, lambda chars: _chunk_bounds(chars, least, BLOCK_ROWS, _CHUNK_CHARS)
         )
-        now = pd.Timestamp.now(tz="UTC")  # one time for every chunk's dates, as in one table
         fronts = [_submit(client, _front_of_chunk, chunk, now, params) for chunk in chunks]
-        return fronts, functools.partial(joined_parts, carried=carried, carried_flags=carried_flags, strict=strict)
-    checked = functools.partial(_checked_ids, strict=strict)
+        return fronts, functools.partial(_joined, carried=carried, carried_flags=carried_flags, strict=strict)
+    checked = functools.partial(_joined, carried=(), carried_flags=(), strict=strict)
     if _is_dask_frame(articles):
         futures = client.compute(articles.to_delayed())
-        return [_submit(client, _front_of_partition, f, i, strict, params) for i, f in enumerate(futures)], checked
+        return [_submit(client, _front_of_partition, f, i, now, params) for i, f in enumerate(futures)], checked
     paths = [articles] if isinstance(articles, (str, os.PathLike)) else list(articles)
-    return [_submit(client, _front_of_path, os.fspath(p), i, strict, params) for i, p in enumerate(paths)], checked
+    return [_submit(client, _front_of_path, os.fspath(p), i, now, params) for i, p in enumerate(paths)], checked
 
 
 def _chunk_bounds(chars: np.ndarray, least: int, most_rows: int, most_chars: int) -> list[int]:
@@ -729,47 +712,16 @@ def _chunk_bounds(chars: np.ndarray, least: int, most_rows: int, most_chars: int
     return bounds
 
 
-def _checked_ids(
-    provenance: list[dict[str, Any]], strict: bool
+def _joined(
+    provenance: list[dict[str, Any]], carried: Any, carried_flags: Any, strict: bool
 ) -> tuple[list[np.ndarray], list[dict[str, Any]], list[dict[str, Any]]]:
-    """Rows to drop per partition (an id already kept in an earlier partition), and every rejected and flagged row.
-
-    The reasons read as those of one table (``load_articles`` of every input at once), in input order.
-    """
-    first: dict[str, tuple[Any, Any]] = {}
-    drops: list[np.ndarray] = []
-    rejected: list[dict[str, Any]] = []
-    flagged: list[dict[str, Any]] = []
-    problems: list[dict[str, Any]] = []
+    """Rows to drop per partition (an id already kept in an earlier partition), and every rejected and flagged row,
+    as those of one table (:func:`~recommender._articles.joined_parts`); an input that could not be read at all
+    raises its error first, as ``load_articles`` does before it validates a row."""
     for part in provenance:
         if "error" in part:
             raise part["error"]
-    for position, part in enumerate(provenance):
-        sources = part["sources"] or [None] * len(part["ids"])
-        rows = part["rows"] or [None] * len(part["ids"])
-        drop = []
-        dropped_where = set()
-        for i, article_id in enumerate(part["ids"]):
-            seen = first.get(article_id)
-            if seen is None:
-                first[article_id] = (sources[i], rows[i])
-                continue
-            reason = duplicate_reason(article_id, seen, sources[i])
-            if strict:
-                raise ArticleValidationError(f"{sources[i]}, row {rows[i]}: {reason}")
-            drop.append(i)
-            dropped_where.add((sources[i], rows[i]))
-            problems.append(
-                {"source": sources[i], "row": rows[i], "article_id": article_id, "reason": reason,
-                 "__order__": position}
-            )  # fmt: skip
-        drops.append(np.asarray(drop, dtype=np.int64))
-        problems.extend(part["rejected"])
-        flagged.extend(f for f in part["flagged"] if (f.get("source"), f.get("row")) not in dropped_where)
-    problems.sort(key=lambda p: (p.get("__order__", 0), p["row"] if p.get("row") is not None else 0))
-    rejected.extend({k: v for k, v in p.items() if k != "__order__"} for p in problems)
-    flagged = [{k: v for k, v in f.items() if k != "__order__"} for f in flagged]
-    return drops, rejected, flagged
+    return joined_parts(provenance, carried, carried_flags, strict=strict)
 
 
 def _catalogue(described: list[Any]) -> tuple[pd.DataFrame, Signatures | None]:

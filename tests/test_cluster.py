@@ -122,17 +122,23 @@ def test_without_the_latent_blend_and_with_other_settings(wikinews, client) -> N
 def test_files_are_read_by_the_workers_and_ids_checked_across_files(wikinews, client, tmp_path: Path) -> None:
     first, second, third = wikinews.iloc[:100].copy(), wikinews.iloc[100:200].copy(), wikinews.iloc[200:].copy()
     second.loc[second.index[5], ["title", "summary", "body"]] = ""  # no text: rejected in its file
-    third = pd.concat([third, first.iloc[[3]], second.iloc[[7]]])  # ids seen in earlier files: duplicates
+    textless = first.iloc[[9]].assign(title="", summary="", body="")  # an id seen before, and no text either
+    third = pd.concat([third, first.iloc[[3]], second.iloc[[7]], textless])  # ids seen in earlier files: duplicates
     paths = [tmp_path / "a.csv", tmp_path / "b.jsonl", tmp_path / "c.parquet"]
     first.to_csv(paths[0], index=False)
     second.assign(published=second["published"].astype(str)).to_json(paths[1], orient="records", lines=True)
+    with paths[1].open("a") as lines:
+        lines.write("{not json\n")  # a line the reader cannot read
     third.assign(tags=third["tags"].map(list)).to_parquet(paths[2], index=False)
-    truth = rec.Recommender().fit(rec.load_articles([str(p) for p in paths]), progress=False)
+    loaded = rec.load_articles([str(p) for p in paths])
+    truth = rec.Recommender().fit(loaded, progress=False)
     spread = rec.Recommender().fit([str(p) for p in paths], client=client, block_rows=BLOCK, progress=False)
     reasons = [r["reason"] for r in spread.rejected_]
-    assert len(reasons) == 3
-    assert sum("duplicate article_id" in r for r in reasons) == 2
+    assert len(reasons) == 5
+    assert sum("duplicate article_id" in r for r in reasons) == 3  # the textless row too, as in one table
     assert any("a.csv, row 4" in r for r in reasons)  # says where the id was first seen
+    assert spread.rejected_ == truth.rejected_ == loaded.attrs["rejected"]
+    assert spread.flagged_ == truth.flagged_
     assert_same_model(spread, truth)
 
 
@@ -432,8 +438,11 @@ def test_strict_stops_at_a_duplicate_across_files(wikinews, client, tmp_path: Pa
     paths = [tmp_path / "a.csv", tmp_path / "b.csv"]
     wikinews.iloc[:50].to_csv(paths[0], index=False)
     wikinews.iloc[[10, *range(50, 90)]].to_csv(paths[1], index=False)
-    with pytest.raises(rec.ArticleValidationError, match="duplicate article_id"):
+    with pytest.raises(rec.ArticleValidationError, match="duplicate article_id") as spread:
         rec.Recommender().fit([str(p) for p in paths], client=client, strict=True, progress=False)
+    with pytest.raises(rec.ArticleValidationError) as local:
+        rec.load_articles([str(p) for p in paths], strict=True)
+    assert str(spread.value) == str(local.value)
 
 
 def test_without_dask_the_build_says_what_to_install(tmp_path: Path) -> None:
