@@ -60,6 +60,7 @@ __all__ = [
     "joined_parts",
     "load_articles",
     "read_part",
+    "read_partition",
     "rejected_frame",
     "validate_articles",
     "validate_part",
@@ -304,8 +305,8 @@ def validate_part(
     return valid, report
 
 
-def read_part(source: Source, position: int, now: pd.Timestamp) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Input ``position`` of :func:`load_articles` (a file, a folder of pages), read and validated alone, as
+def read_part(source: Source, now: pd.Timestamp) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """One input of :func:`load_articles` (a file, a folder of pages), read and validated alone, as
     :func:`validate_part` returns it; the report also holds the rows the reader could not read, which
     :func:`joined_parts` puts in the order ``load_articles`` of every input at once reports them.
 
@@ -315,10 +316,24 @@ def read_part(source: Source, position: int, now: pd.Timestamp) -> tuple[pd.Data
         As :func:`load_articles` does.
     """
     frame, read_problems = _read_source(source)
-    frame["__order__"] = position
     valid, report = validate_part(_canonical_columns(frame), now, max_field_chars=MAX_FIELD_CHARS)
-    report["read_problems"] = [dict(p, __order__=position) for p in read_problems]
+    report["read_problems"] = read_problems
     return valid, report
+
+
+def read_partition(part: pd.DataFrame, position: int, now: pd.Timestamp) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Partition ``position`` of a Dask DataFrame, validated alone as :func:`validate_part` returns it; its rows
+    are named ``partition N, row R``.
+
+    Raises
+    ------
+    SchemaError
+        As :func:`validate_articles` does.
+    """
+    part = part.copy()
+    part["__source__"] = f"partition {position}"
+    part["__row__"] = np.arange(1, len(part) + 1)
+    return validate_part(_canonical_columns(part), now)
 
 
 def joined_parts(
@@ -348,6 +363,8 @@ def joined_parts(
     for report in reports:
         problem_at = {p["__at__"]: p for p in report["problems"]}
         ids, sources, rows = report["ids"], report["sources"], report["rows"]
+        if report["size"] != len(problem_at) + len(ids) or not len(ids) == len(sources) == len(rows):
+            raise ValueError(f"joined_parts: a report of {report['size']} rows does not list each row once.")
         kept = 0
         drop: list[int] = []
         dropped_at: set[int] = set()
@@ -376,8 +393,6 @@ def joined_parts(
         if strict and found:
             raise ArticleValidationError(_describe(found[0]))
         rejected.extend(_public(p) for p in found)
-        if kept != len(ids):
-            raise ValueError(f"joined_parts: a report of {report['size']} rows lists {len(ids)} kept, not {kept}.")
         drops.append(np.asarray(drop, dtype=np.int64))
         flagged.extend(
             _public(f) for f in report["flags"] if f["__at__"] not in dropped_at and f["article_id"] not in known

@@ -76,10 +76,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ._articles import cut_articles, joined_parts, read_part, validate_part
+from ._articles import cut_articles, joined_parts, read_part, read_partition, validate_part
 from ._catalogue import table_of
 from ._duplicates import Signatures, copy_labels, signatures, text_keys
-from ._errors import ArticleValidationError, SchemaError
+from ._errors import SchemaError
 from ._neighbours import (
     dense_columns,
     dense_norms,
@@ -304,23 +304,18 @@ def _front_of_chunk(part: pd.DataFrame, now: pd.Timestamp, params: TextParams) -
 
 
 @_task
-def _front_of_path(path: str, position: int, now: pd.Timestamp, params: TextParams) -> dict[str, Any]:
+def _front_of_path(path: str, now: pd.Timestamp, params: TextParams) -> dict[str, Any]:
     try:
-        valid, report = read_part(path, position, now)
-    except (SchemaError, ArticleValidationError, OSError) as exc:  # the input's fault: said once, not retried
+        valid, report = read_part(path, now)
+    except (SchemaError, OSError) as exc:  # the input's fault: said once, not retried
         return {"provenance": {"error": exc}}
     return _parts_of(valid, report, params)
 
 
 @_task
 def _front_of_partition(part: pd.DataFrame, position: int, now: pd.Timestamp, params: TextParams) -> dict[str, Any]:
-    """One partition of a Dask DataFrame; its rows are named ``partition N, row R``."""
-    part = part.copy()
-    part["__source__"] = f"partition {position}"
-    part["__row__"] = np.arange(1, len(part) + 1)
     try:
-        (table,), _, _ = cut_articles(part, lambda chars: [0, len(chars)])
-        valid, report = validate_part(table, now)
+        valid, report = read_partition(part, position, now)
     except SchemaError as exc:
         return {"provenance": {"error": exc}}
     return _parts_of(valid, report, params)
@@ -690,7 +685,7 @@ def _partitions(articles: Any, client: Any, strict: bool, params: TextParams) ->
         futures = client.compute(articles.to_delayed())
         return [_submit(client, _front_of_partition, f, i, now, params) for i, f in enumerate(futures)], checked
     paths = [articles] if isinstance(articles, (str, os.PathLike)) else list(articles)
-    return [_submit(client, _front_of_path, os.fspath(p), i, now, params) for i, p in enumerate(paths)], checked
+    return [_submit(client, _front_of_path, os.fspath(p), now, params) for p in paths], checked
 
 
 def _chunk_bounds(chars: np.ndarray, least: int, most_rows: int, most_chars: int) -> list[int]:
